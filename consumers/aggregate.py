@@ -1,0 +1,290 @@
+"""Batch aggregation: decoded messages in, raw rows + minute partials + dead letters out.
+
+Pure logic, no I/O: :func:`aggregate_batch` takes one batch of Kafka messages
+(partition, offset, key, value) and returns everything the sink must make
+durable. Work per event is one decode plus a few dictionary updates; rows are
+built column-wise for a single insert per table.
+
+Exactness rules
+---------------
+* A partial row is keyed by (product, version, minute, source partition, first
+  offset of this batch in that partition). Replaying the batch from the same
+  offset rewrites the same keys, so ClickHouse's ReplacingMergeTree replaces
+  instead of doubling.
+* An ``event_id`` is counted at its first offset in its partition only
+  (:class:`SeenIds`); a producer retry that wrote it twice counts once.
+* Event time decides the minute. An event older than the partition's watermark
+  (max event time seen - allowed lateness) is *late*: it still counts in its
+  own minute, by a row with its batch's key, and is tallied in ``late_events``.
+  An event further in the future than the allowed skew is dead-lettered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import NamedTuple
+
+from pipeline.events import MAX_PACK_EVENTS, Event, DecodeError, decode_event, encode_event, is_pack, split_pack
+from pipeline.histogram import bucket_of
+
+# --- the partial row ------------------------------------------------------------
+# Counter columns of product_metrics_1m, in the order PartialRow keeps them.
+COUNTERS: tuple[str, ...] = (
+    "events",
+    "late_events",
+    "sessions_started",
+    "sessions_ended",
+    "sessions_ok",
+    "sessions_exited",
+    "sessions_crashed",
+    "sessions_abnormal",
+    "sessions_errored",
+    "session_duration_ms_sum",
+    "feature_uses",
+    "feature_successes",
+    "requests",
+    "request_errors",
+    "latency_ms_sum",
+    "errors",
+    "errors_unhandled",
+    "conversions",
+    "revenue",
+    "nps_promoters",
+    "nps_passives",
+    "nps_detractors",
+    "csat_sum",
+    "csat_count",
+    "tickets_opened",
+    "tickets_resolved",
+)
+_C = {name: i for i, name in enumerate(COUNTERS)}
+EVENTS, LATE = _C["events"], _C["late_events"]
+SESSION_STATUS = {s: _C[f"sessions_{s}"] for s in ("ok", "exited", "crashed", "abnormal")}
+KEY_COLUMNS: tuple[str, ...] = ("product", "version", "minute", "src_partition", "batch_start")
+PARTIAL_COLUMNS: tuple[str, ...] = KEY_COLUMNS + COUNTERS + ("latency_bucket", "latency_count")
+
+
+class PartialKey(NamedTuple):
+    product: str
+    version: str
+    minute: int  # epoch seconds, start of the event-time minute
+    src_partition: int
+    batch_start: int
+
+
+@dataclass(slots=True)
+class Partial:
+    counters: list[float] = field(default_factory=lambda: [0] * len(COUNTERS))
+    latency: dict[int, int] = field(default_factory=dict)
+
+
+class Message(NamedTuple):
+    """The parts of a Kafka message that aggregation needs."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One bad event: its message, its index inside a pack (0 for a lone event) and its bytes."""
+
+    message: Message
+    index: int
+    value: bytes | None
+    error: DecodeError
+
+
+def unpack(msg: Message) -> list[bytes | None]:
+    """The event payloads of a message: the lines of a pack, or the message itself."""
+    if msg.value is not None and is_pack(msg.headers):
+        return list(split_pack(msg.value))
+    return [msg.value]
+
+
+@dataclass
+class BatchResult:
+    raw_rows: list[bytes] = field(default_factory=list)
+    partials: dict[PartialKey, Partial] = field(default_factory=dict)
+    dead: list[DeadLetter] = field(default_factory=list)
+    duplicates: int = 0
+    late: int = 0
+    products: dict[str, int] = field(default_factory=dict)
+
+    def partial_columns(self) -> list[list[object]]:
+        """product_metrics_1m rows as columns (in :data:`PARTIAL_COLUMNS` order)."""
+        cols: list[list[object]] = [[] for _ in PARTIAL_COLUMNS]
+        n_key, n_counters = len(KEY_COLUMNS), len(COUNTERS)
+        for key, part in self.partials.items():
+            for i in range(n_key):
+                cols[i].append(key[i])
+            cols[2][-1] = datetime.fromtimestamp(key.minute, tz=timezone.utc)
+            for i in range(n_counters):
+                cols[n_key + i].append(part.counters[i])
+            buckets = sorted(part.latency)
+            cols[-2].append(buckets)
+            cols[-1].append([part.latency[b] for b in buckets])
+        return cols
+
+
+class SeenIds:
+    """Which event_ids were seen at which offset, per partition, bounded in size.
+
+    ``first(partition, offset, id)`` is True when no earlier offset of the
+    partition carried the same id - whether this is a first delivery or a
+    replay of that first delivery - so the answer for a message does not depend
+    on how often it was processed. Oldest ids are forgotten past ``capacity``.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._size = 0
+        self._seen: dict[int, dict[int, int]] = {}  # partition -> {event_id: first offset}
+
+    def __len__(self) -> int:
+        return self._size
+
+    def first(self, partition: int, offset: int, event_id: int) -> bool:
+        seen = self._seen.get(partition)
+        if seen is None:
+            seen = self._seen[partition] = {}
+        prev = seen.get(event_id)
+        if prev is not None:
+            if prev < offset:
+                return False
+            seen[event_id] = offset
+            return True
+        if self.capacity <= 0:
+            return True
+        if self._size >= self.capacity:
+            oldest = max(self._seen.values(), key=len)
+            del oldest[next(iter(oldest))]
+            self._size -= 1
+        seen[event_id] = offset
+        self._size += 1
+        return True
+
+    def forget(self, partition: int) -> None:
+        """Drop a partition's ids (it was revoked; its next owner warms up from ClickHouse)."""
+        self._size -= len(self._seen.pop(partition, {}))
+
+    def remember(self, partition: int, pairs: Iterable[tuple[int, int]]) -> None:
+        """Warm up from (event_id, offset) pairs already stored for ``partition``."""
+        for event_id, offset in pairs:
+            self.first(partition, offset, event_id)
+
+
+@dataclass
+class Watermarks:
+    """Per-partition max event time; an event older than it minus lateness is late."""
+
+    allowed_lateness_s: float
+    max_ts: dict[int, float] = field(default_factory=dict)
+
+    def watermark(self, partition: int) -> float:
+        return self.max_ts.get(partition, float("-inf")) - self.allowed_lateness_s
+
+
+def aggregate_batch(
+    messages: Sequence[Message],
+    seen: SeenIds,
+    watermarks: Watermarks,
+    now_s: float,
+    max_event_bytes: int,
+    max_future_skew_s: float,
+) -> BatchResult:
+    """Decode, validate, dedup and aggregate one batch (messages in offset order per partition)."""
+    out = BatchResult()
+    batch_start: dict[int, int] = {}
+    future_limit = now_s + max_future_skew_s
+    raw_rows = out.raw_rows
+    max_ts = watermarks.max_ts
+    lateness = watermarks.allowed_lateness_s
+
+    for msg in messages:
+        partition, offset = msg.partition, msg.offset
+        start = batch_start.setdefault(partition, offset)
+        for index, value in enumerate(unpack(msg)):
+            ev = decode_event(value, max_event_bytes)
+            if isinstance(ev, DecodeError):
+                out.dead.append(DeadLetter(msg, index, value, ev))
+                continue
+            ts = ev.ts.timestamp()
+            if ts > future_limit:
+                detail = f"ts {ev.ts.isoformat()} is more than {max_future_skew_s:.0f}s ahead of now"
+                out.dead.append(DeadLetter(msg, index, value, DecodeError("invalid", detail)))
+                continue
+            if not seen.first(partition, offset * MAX_PACK_EVENTS + index, ev.event_id.int):
+                out.duplicates += 1
+                continue
+            raw_rows.append(
+                b'{"kafka_partition":%d,"kafka_offset":%d,"pack_index":%d,' % (partition, offset, index)
+                + encode_event(ev)[1:]
+            )
+            _add(out, ev, ts, PartialKey(ev.product, ev.version, int(ts) // 60 * 60, partition, start), max_ts, lateness)
+    return out
+
+
+def _add(out: BatchResult, ev: Event, ts: float, key: PartialKey, max_ts: dict[int, float], lateness: float) -> None:
+    """Fold one valid, first-seen event into its minute partial."""
+    out.products[key.product] = out.products.get(key.product, 0) + 1
+    part = out.partials.get(key)
+    if part is None:
+        part = out.partials[key] = Partial()
+    c = part.counters
+    c[EVENTS] += 1
+    high = max_ts.get(key.src_partition)
+    if high is None or ts > high:
+        max_ts[key.src_partition] = ts
+    elif ts < high - lateness:
+        c[LATE] += 1
+        out.late += 1
+    _count(ev, c, part.latency)
+
+
+def _count(ev: Event, c: list[float], latency: dict[int, int]) -> None:
+    """Add one event's contribution to a partial's counters."""
+    t = ev.type  # type: ignore[attr-defined]
+    if t == "request":
+        c[_C["requests"]] += 1
+        if ev.failed:  # type: ignore[attr-defined]
+            c[_C["request_errors"]] += 1
+        ms = ev.latency_ms  # type: ignore[attr-defined]
+        c[_C["latency_ms_sum"]] += ms
+        b = bucket_of(ms)
+        latency[b] = latency.get(b, 0) + 1
+    elif t == "session_started":
+        c[_C["sessions_started"]] += 1
+    elif t == "session_ended":
+        c[_C["sessions_ended"]] += 1
+        status = ev.status  # type: ignore[attr-defined]
+        c[SESSION_STATUS[status]] += 1
+        if ev.errors > 0 and status != "crashed":  # type: ignore[attr-defined]
+            c[_C["sessions_errored"]] += 1
+        c[_C["session_duration_ms_sum"]] += ev.duration_ms  # type: ignore[attr-defined]
+    elif t == "feature_used":
+        c[_C["feature_uses"]] += 1
+        if ev.success:  # type: ignore[attr-defined]
+            c[_C["feature_successes"]] += 1
+    elif t == "error":
+        c[_C["errors"]] += 1
+        if not ev.handled:  # type: ignore[attr-defined]
+            c[_C["errors_unhandled"]] += 1
+    elif t == "conversion":
+        c[_C["conversions"]] += 1
+        c[_C["revenue"]] += ev.value  # type: ignore[attr-defined]
+    elif t == "feedback":
+        score = ev.score  # type: ignore[attr-defined]
+        if ev.kind == "nps":  # type: ignore[attr-defined]
+            bucket = "nps_promoters" if score >= 9 else "nps_passives" if score >= 7 else "nps_detractors"
+            c[_C[bucket]] += 1
+        else:
+            c[_C["csat_sum"]] += score
+            c[_C["csat_count"]] += 1
+    elif t == "support_ticket":
+        c[_C["tickets_opened" if ev.action == "opened" else "tickets_resolved"]] += 1  # type: ignore[attr-defined]

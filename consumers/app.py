@@ -1,0 +1,139 @@
+"""The Faust app "pulse": the ingest agent and the worker that runs it.
+
+One agent consumes the events topic in batches (``stream.take_events``) with
+concurrency 1 - scale with partitions and worker processes, never with agent
+concurrency, which reorders events and can commit past unprocessed ones.
+Each batch goes through :meth:`consumers.ingest.Ingestor.process`; the agent
+acks the batch only after it returned, so offsets are committed after
+ClickHouse holds the rows. An unexpected error ends the process without
+acking: a supervisor restarts it and the batch replays exactly.
+
+Other rooms add their timers through ``leader_timers`` (the CLI hands the alert
+evaluator in), so this module knows nothing of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timezone
+
+import faust
+
+from consumers.aggregate import DeadLetter, Message
+from consumers.ingest import Ingestor
+from consumers.sink import ClickHouseSink
+from pipeline import clickhouse, instrumentation
+from pipeline.broker import ensure_topics, faust_broker_config
+from pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LeaderTimer = tuple[float, Callable[[], Awaitable[None]]]
+
+
+def create_app(settings: Settings, ingestor_factory: Callable[[faust.App], Ingestor]) -> faust.App:
+    """Build the Faust app; ``ingestor_factory`` gets the app (for its DLQ producer)."""
+    datadir = settings.data_dir / "faust"
+    app = faust.App(
+        settings.consumer_group,
+        datadir=str(datadir),
+        store="memory://",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        stream_buffer_maxsize=max(settings.batch_max_messages * 2, 4096),
+        broker_max_poll_records=max(settings.batch_max_messages, 500),
+        consumer_max_fetch_size=8 * 1024 * 1024,
+        broker_commit_interval=1.0,
+        web_enabled=settings.web_port != 0,
+        web_port=settings.web_port or 6066,
+        web_bind="127.0.0.1",
+        web_host="127.0.0.1",
+        **faust_broker_config(settings),
+    )
+    events_topic = app.topic(settings.events_topic, value_type=bytes, key_type=bytes, internal=False)
+    dlq_topic = app.topic(settings.dlq_topic, value_type=bytes, key_type=bytes, internal=False)
+    ingestor = ingestor_factory(app)
+    ingestor.send_dead = _dlq_sender(dlq_topic, settings.events_topic)
+
+    @app.on_partitions_revoked.connect
+    async def _revoked(app: faust.App, revoked: object, **kwargs: object) -> None:
+        ingestor.revoke_all()
+
+    @app.agent(events_topic, concurrency=1, name="ingest")
+    async def ingest(stream: faust.StreamT[bytes]) -> None:
+        async for events in stream.take_events(settings.batch_max_messages, within=settings.batch_within_s):
+            messages = [
+                Message(e.message.partition, e.message.offset, e.message.key, e.message.value, e.message.headers)
+                for e in events
+            ]
+            try:
+                await ingestor.process(messages)
+            except asyncio.CancelledError:
+                raise
+            except BaseException:
+                # Never let take_events ack a batch that was not made durable.
+                log.exception("event=ingest_crashed messages=%d", len(messages))
+                os._exit(70)
+
+    app.ingestor = ingestor  # type: ignore[attr-defined]
+    return app
+
+
+def _dlq_sender(topic: faust.TopicT, source_topic: str) -> Callable[[Sequence[DeadLetter]], Awaitable[None]]:
+    async def send(dead: Sequence[DeadLetter]) -> None:
+        at = datetime.now(timezone.utc).isoformat()
+        futures = []
+        for d in dead:
+            headers = {
+                "error.reason": d.error.reason.encode(),
+                "error.detail": d.error.detail[:1000].encode(),
+                "error.stage": b"decode",
+                "error.at": at.encode(),
+                "source.topic": source_topic.encode(),
+                "source.partition": str(d.message.partition).encode(),
+                "source.offset": str(d.message.offset).encode(),
+                "source.index": str(d.index).encode(),
+            }
+            futures.append(await topic.send(key=d.message.key, value=d.value or b"", headers=headers))
+        await asyncio.gather(*futures)
+
+    return send
+
+
+def run_worker(settings: Settings, leader_timers: Sequence[LeaderTimer] = (), loglevel: str = "info") -> None:
+    """Run one worker until SIGTERM/SIGINT: topics, schema, metrics, then the Faust app."""
+    logging.basicConfig(
+        level=loglevel.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    ensure_topics(settings)
+    client = clickhouse.connect(settings)
+    clickhouse.migrate(client, settings.clickhouse_database, settings.events_ttl_days)
+    sink = ClickHouseSink(client, settings.clickhouse_database)
+    instrumentation.serve_metrics(settings.metrics_port)
+
+    async def no_dead_letters(_: Sequence[DeadLetter]) -> None:
+        raise RuntimeError("DLQ sender not wired")
+
+    app = create_app(settings, lambda app: Ingestor(settings, sink, no_dead_letters))
+    for interval, fn in leader_timers:
+        app.timer(interval, on_leader=True)(fn)
+    log.info(
+        "event=worker_start topic=%s group=%s clickhouse=%s pid=%d",
+        settings.events_topic,
+        settings.consumer_group,
+        "embedded" if settings.embedded_clickhouse else "server",
+        os.getpid(),
+    )
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        sink.close()

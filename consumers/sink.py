@@ -1,0 +1,107 @@
+"""Make a batch durable in ClickHouse: raw rows, minute partials, ingestion errors.
+
+:class:`ClickHouseSink` owns the process's ClickHouse client and one executor
+thread: every ClickHouse call runs off the asyncio loop, so Faust's heartbeats
+and rebalances never stall behind an insert. Inserts are columnar (partials) or
+one JSONEachRow block (raw rows): one insert per table per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+from clickhouse_connect.driver.client import Client
+
+from consumers.aggregate import PARTIAL_COLUMNS, BatchResult, SeenIds
+from pipeline.events import MAX_PACK_EVENTS
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+RAW_INSERT_SETTINGS = {
+    "input_format_json_read_objects_as_strings": 1,
+    "input_format_skip_unknown_fields": 1,
+    "date_time_input_format": "best_effort",
+}
+
+
+class ClickHouseSink:
+    def __init__(self, client: Client, database: str) -> None:
+        self.client = client
+        self.db = database
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking ClickHouse call on the sink's thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # --- writes (blocking; call through run()) ---------------------------------
+    def write_raw(self, rows: list[bytes]) -> None:
+        if rows:
+            self.client.raw_insert(
+                f"{self.db}.events", insert_block=b"\n".join(rows), fmt="JSONEachRow", settings=RAW_INSERT_SETTINGS
+            )
+
+    def write_partials(self, batch: BatchResult) -> None:
+        if batch.partials:
+            self.client.insert(
+                f"{self.db}.product_metrics_1m",
+                batch.partial_columns(),
+                column_names=list(PARTIAL_COLUMNS),
+                column_oriented=True,
+            )
+
+    def write_errors(self, batch: BatchResult, topic: str) -> None:
+        if not batch.dead:
+            return
+        now = datetime.now(timezone.utc)
+        rows = [
+            [
+                topic,
+                d.message.partition,
+                d.message.offset,
+                d.index,
+                "decode",
+                d.error.reason,
+                d.error.detail,
+                (d.value or b"")[:4096].decode("utf-8", "replace"),
+                now,
+            ]
+            for d in batch.dead
+        ]
+        cols = ["kafka_topic", "kafka_partition", "kafka_offset", "pack_index", "stage", "reason", "detail", "payload", "at"]
+        self.client.insert(f"{self.db}.ingestion_errors", rows, column_names=cols)
+
+    # --- takeover of a partition -------------------------------------------------
+    def take_over(self, partition: int, first_offset: int, seen: SeenIds, warm_limit: int) -> None:
+        """Roll back uncommitted partials of ``partition`` and warm the dedup memory.
+
+        Partials whose batch started at or after the offset we resume from were
+        written by batches that were never committed; they are about to be
+        written again, so they go first. Then the ids already stored for this
+        partition are loaded so a duplicate of an earlier event is still known.
+        """
+        self.client.command(
+            f"DELETE FROM {self.db}.product_metrics_1m WHERE src_partition = {int(partition)} "
+            f"AND batch_start >= {int(first_offset)}"
+        )
+        seen.forget(partition)
+        if warm_limit > 0:
+            rows = self.client.query(
+                f"SELECT event_id, min(kafka_offset * {MAX_PACK_EVENTS} + pack_index) AS o FROM {self.db}.events "
+                "WHERE kafka_partition = {p:UInt16} GROUP BY event_id ORDER BY o DESC LIMIT {n:UInt64}",
+                parameters={"p": partition, "n": warm_limit},
+            ).result_rows
+            seen.remember(partition, ((i.int, int(o)) for i, o in reversed(rows)))
+        log.info(
+            "event=partition_taken_over partition=%d from_offset=%d dedup_ids=%d", partition, first_offset, len(seen)
+        )
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self.client.close()

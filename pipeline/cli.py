@@ -1,0 +1,167 @@
+"""The ``pulse`` command: the composition root.
+
+Each command parses its arguments, builds :class:`~pipeline.settings.Settings`
+and calls one function in its room. No logic lives here. Worker-side rooms
+(consumers) are imported inside their commands so an emit-only install works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+from pydantic import ValidationError
+
+from pipeline.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        "kafka_bootstrap": getattr(args, "bootstrap", None),
+        "data_dir": getattr(args, "data_dir", None),
+        "topic_prefix": getattr(args, "topic_prefix", None),
+    }
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from consumers.app import run_worker
+
+    run_worker(_settings(args), loglevel=args.loglevel)
+    return 0
+
+
+def cmd_db_migrate(args: argparse.Namespace) -> int:
+    from pipeline import clickhouse
+
+    settings = _settings(args)
+    with clickhouse.opened(settings) as client:
+        applied = clickhouse.migrate(client, settings.clickhouse_database, settings.events_ttl_days)
+    print(f"applied migrations: {applied or 'none (schema up to date)'}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pipeline.demo import run_demo
+
+    return run_demo(_settings(args), duration_s=args.duration, rate=args.rate, scenario=args.scenario, seed=args.seed)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from pipeline.bench import run_bench
+
+    return run_bench(_settings(args), events=args.events, baseline_events=args.baseline_events, json_out=args.json)
+
+
+def cmd_metrics_list(args: argparse.Namespace) -> int:
+    from pipeline.metrics import CATALOG
+
+    for m in CATALOG.values():
+        print(f"{m.name:28} {m.dimension:22} {m.unit:12} {m.description}")
+    return 0
+
+
+def cmd_metrics_query(args: argparse.Namespace) -> int:
+    from pipeline import clickhouse, metrics
+    from pipeline.table import render
+
+    settings = _settings(args)
+    since = datetime.now(timezone.utc) - metrics.parse_since(args.since)
+    with clickhouse.opened(settings) as client:
+        cols, rows = metrics.query(
+            client, settings.clickhouse_database, args.names, since, product=args.product, version=args.version,
+            by=tuple(args.by), step_s=metrics.parse_since(args.step).seconds if args.step else None,
+        )
+    render(cols, rows, args.format)
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers (env PULSE_KAFKA_BOOTSTRAP, default 127.0.0.1:9092)")
+    p.add_argument("--data-dir", help="data folder for embedded ClickHouse and Faust (env PULSE_DATA_DIR)")
+    p.add_argument("--topic-prefix", help="topic prefix (env PULSE_TOPIC_PREFIX, default pulse)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pulse",
+        description="ProductPulse: product telemetry through Kafka and Faust into ClickHouse. "
+        "Settings come from PULSE_* environment variables; flags override them.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("worker", help="run a Faust worker: ingest events into ClickHouse until stopped")
+    _common(p)
+    p.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(fn=cmd_worker)
+
+    db = sub.add_parser("db", help="ClickHouse schema").add_subparsers(dest="db_command", required=True)
+    p = db.add_parser("migrate", help="apply pending schema migrations (idempotent)")
+    _common(p)
+    p.set_defaults(fn=cmd_db_migrate)
+
+    p = sub.add_parser(
+        "demo",
+        help="the main job on embedded defaults: local Kafka, worker, synthetic traffic, per-product report",
+        description="Starts (or reuses) the local Kafka, runs a worker against an embedded ClickHouse, "
+        "sends synthetic traffic for --duration seconds, waits until it is all stored and prints a "
+        "per-product table read back from ClickHouse. Stops whatever it started.",
+    )
+    _common(p)
+    p.add_argument("--duration", type=float, default=30.0, help="seconds of traffic to send (default 30)")
+    p.add_argument("--rate", type=int, default=5000, help="events per second to send (default 5000)")
+    p.add_argument("--scenario", default="regression_and_decay", help="synthetic scenario (default regression_and_decay)")
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(fn=cmd_demo)
+
+    p = sub.add_parser(
+        "bench",
+        help="end-to-end throughput and worker RSS against a naive consumer baseline",
+        description="Produces N events, runs the Faust worker until every row is in ClickHouse and measures "
+        "events/s and peak RSS; then the same for a naive kafka-python consumer that inserts small batches. "
+        "Prints both and the ratio.",
+    )
+    _common(p)
+    p.add_argument("--events", type=int, default=1_000_000, help="events to produce (default 1,000,000)")
+    p.add_argument(
+        "--baseline-events", type=int, default=None, help="events for the naive baseline (default: same as --events)"
+    )
+    p.add_argument("--json", action="store_true", help="print the results as JSON too")
+    p.set_defaults(fn=cmd_bench)
+
+    metrics = sub.add_parser("metrics", help="the metric catalog").add_subparsers(dest="metrics_command", required=True)
+    p = metrics.add_parser("list", help="list catalog metrics")
+    p.set_defaults(fn=cmd_metrics_list)
+    p = metrics.add_parser("query", help="query catalog metrics from ClickHouse")
+    _common(p)
+    p.add_argument("names", nargs="+", help="metric names (see `pulse metrics list`)")
+    p.add_argument("--product")
+    p.add_argument("--version")
+    p.add_argument("--since", default="7d", help="look-back window, e.g. 15m, 6h, 7d (default 7d)")
+    p.add_argument("--step", help="time bucket, e.g. 1h; omit for one value per group")
+    p.add_argument("--by", nargs="*", default=["product"], choices=["product", "version"])
+    p.add_argument("--format", default="table", choices=["table", "json", "csv"])
+    p.set_defaults(fn=cmd_metrics_query)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args) or 0)
+    except ValidationError as exc:
+        print(f"pulse: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence prints, not a traceback
+        if getattr(args, "debug", False):
+            raise
+        print(f"pulse: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

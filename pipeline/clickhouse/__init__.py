@@ -1,0 +1,6 @@
+"""ClickHouse access: one client per process (:func:`connect`) and the schema migrations."""
+
+from pipeline.clickhouse.client import ClickHouseLocked, connect, opened, release
+from pipeline.clickhouse.migrations import MIGRATIONS, migrate
+
+__all__ = ["MIGRATIONS", "ClickHouseLocked", "connect", "migrate", "opened", "release"]

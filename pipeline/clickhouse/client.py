@@ -1,0 +1,81 @@
+"""Open the ClickHouse client: a server over HTTP(S), or chDB embedded in this process.
+
+Both go through ``clickhouse_connect.get_client(dsn=...)``, so the rest of the
+code has one path. Embedded chDB keeps its data in one folder that only one
+process may open: :func:`connect` takes an exclusive lock beside the folder and
+fails with :class:`ClickHouseLocked` and a plain explanation, not a lock error
+from deep inside the engine. Open it once per process and share the client.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+from pipeline.settings import Settings
+
+_LOCKS: dict[Path, IO[str]] = {}
+
+
+class ClickHouseLocked(RuntimeError):
+    """The embedded ClickHouse folder is held by another process."""
+
+
+def connect(settings: Settings) -> Client:
+    """A client for the configured ClickHouse; embedded chDB is locked to this process."""
+    url = settings.clickhouse_url
+    if url.startswith("chdb://"):
+        folder = Path(url.removeprefix("chdb://"))
+        folder.mkdir(parents=True, exist_ok=True)
+        _lock(folder)
+    return clickhouse_connect.get_client(dsn=url)
+
+
+@contextmanager
+def opened(settings: Settings) -> Iterator[Client]:
+    """A client for the duration of a block; embedded chDB is closed and unlocked after it."""
+    client = connect(settings)
+    try:
+        yield client
+    finally:
+        client.close()
+        release(settings)
+
+
+def _lock(folder: Path) -> None:
+    if folder in _LOCKS:
+        return
+    lock_path = folder.with_name(folder.name + ".lock")
+    handle = open(lock_path, "a+")  # noqa: SIM115 - held open for the life of the process
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise ClickHouseLocked(
+            f"the embedded ClickHouse folder {folder} is in use by another process (pid {holder}). "
+            "Embedded chDB serves one process at a time: stop that process, or point "
+            "PULSE_CLICKHOUSE_DSN at a ClickHouse server to run several workers."
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    _LOCKS[folder] = handle
+
+
+def release(settings: Settings) -> None:
+    """Give up this process's embedded-folder lock (after the client is closed)."""
+    url = settings.clickhouse_url
+    if url.startswith("chdb://"):
+        handle = _LOCKS.pop(Path(url.removeprefix("chdb://")), None)
+        if handle is not None:
+            handle.close()

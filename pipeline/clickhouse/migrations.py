@@ -1,0 +1,166 @@
+"""Versioned, idempotent ClickHouse schema migrations (``pulse db migrate``).
+
+Each migration is a list of statements that are safe to run again
+(``IF NOT EXISTS``); a migration is recorded in ``schema_migrations`` after all
+its statements succeeded, so a crash midway re-runs it whole next time.
+``{db}`` in a statement is the configured database.
+
+Tables and why they look the way they do:
+
+* ``events`` - raw events. ReplacingMergeTree whose sorting key ends in
+  ``event_id``: a replayed or retried event collapses into one row (query with
+  ``FINAL`` or ``uniqExact(event_id)`` for exact counts before merges).
+  ``kafka_partition``/``kafka_offset``/``pack_index`` say where the row came from.
+* ``product_metrics_1m`` - per product x version x event-time minute partial
+  aggregates, one row per (source partition, first offset of the batch that
+  wrote it). A replayed batch rewrites the same keys (ReplacingMergeTree) and
+  a worker that takes over a partition first deletes partial rows written past
+  the committed offset, so totals stay exact across crashes. Read with FINAL.
+* ``ingestion_errors`` - every dead-lettered event, keyed by its position.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from clickhouse_connect.driver.client import Client
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "events, product_metrics_1m, ingestion_errors",
+        (
+            """
+            CREATE TABLE IF NOT EXISTS {db}.events (
+                event_id UUID,
+                type LowCardinality(String),
+                product LowCardinality(String),
+                version LowCardinality(String),
+                ts DateTime64(3, 'UTC'),
+                user_id String,
+                session_id String,
+                environment LowCardinality(String),
+                platform LowCardinality(String),
+                properties String,
+                status LowCardinality(String),
+                errors UInt32,
+                duration_ms Float64,
+                feature String,
+                success Bool,
+                operation String,
+                latency_ms Float64,
+                status_code UInt16,
+                error String,
+                kind LowCardinality(String),
+                handled Bool,
+                goal String,
+                value Float64,
+                currency LowCardinality(String),
+                score UInt8,
+                ticket_id String,
+                action LowCardinality(String),
+                severity LowCardinality(String),
+                kafka_partition UInt16,
+                kafka_offset UInt64,
+                pack_index UInt32,
+                ingested_at DateTime64(3, 'UTC') DEFAULT now64(3)
+            ) ENGINE = ReplacingMergeTree
+            PARTITION BY toYYYYMM(ts)
+            ORDER BY (product, type, toStartOfHour(ts), event_id)
+            TTL toDateTime(ts) + INTERVAL {ttl_days} DAY
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS {db}.product_metrics_1m (
+                product LowCardinality(String),
+                version LowCardinality(String),
+                minute DateTime('UTC'),
+                src_partition UInt16,
+                batch_start UInt64,
+                events UInt64,
+                late_events UInt64,
+                sessions_started UInt64,
+                sessions_ended UInt64,
+                sessions_ok UInt64,
+                sessions_exited UInt64,
+                sessions_crashed UInt64,
+                sessions_abnormal UInt64,
+                sessions_errored UInt64,
+                session_duration_ms_sum Float64,
+                feature_uses UInt64,
+                feature_successes UInt64,
+                requests UInt64,
+                request_errors UInt64,
+                latency_ms_sum Float64,
+                latency_bucket Array(Int16),
+                latency_count Array(UInt64),
+                errors UInt64,
+                errors_unhandled UInt64,
+                conversions UInt64,
+                revenue Float64,
+                nps_promoters UInt64,
+                nps_passives UInt64,
+                nps_detractors UInt64,
+                csat_sum UInt64,
+                csat_count UInt64,
+                tickets_opened UInt64,
+                tickets_resolved UInt64
+            ) ENGINE = ReplacingMergeTree
+            PARTITION BY toYYYYMM(minute)
+            ORDER BY (product, version, minute, src_partition, batch_start)
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS {db}.ingestion_errors (
+                kafka_topic LowCardinality(String),
+                kafka_partition UInt16,
+                kafka_offset UInt64,
+                pack_index UInt32,
+                stage LowCardinality(String),
+                reason LowCardinality(String),
+                detail String,
+                payload String,
+                at DateTime64(3, 'UTC')
+            ) ENGINE = ReplacingMergeTree
+            ORDER BY (kafka_topic, kafka_partition, kafka_offset, pack_index)
+            """,
+        ),
+    ),
+)
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def migrate(client: Client, database: str, ttl_days: int = 400) -> list[int]:
+    """Apply the migrations not yet recorded; returns the versions applied now."""
+    if not _IDENT.match(database):
+        raise ValueError(f"database name {database!r} is not a plain identifier")
+    client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    client.command(
+        f"CREATE TABLE IF NOT EXISTS {database}.schema_migrations "
+        "(version UInt32, name String, applied_at DateTime('UTC') DEFAULT now()) "
+        "ENGINE = ReplacingMergeTree ORDER BY version"
+    )
+    done = {row[0] for row in client.query(f"SELECT version FROM {database}.schema_migrations").result_rows}
+    applied = []
+    for migration in MIGRATIONS:
+        if migration.version in done:
+            continue
+        for statement in migration.statements:
+            client.command(statement.format(db=database, ttl_days=int(ttl_days)))
+        client.insert(
+            f"{database}.schema_migrations", [[migration.version, migration.name]], column_names=["version", "name"]
+        )
+        log.info("event=migration_applied version=%d name=%r", migration.version, migration.name)
+        applied.append(migration.version)
+    return applied

@@ -1,0 +1,236 @@
+"""Emitter SDK: how services send events to ProductPulse.
+
+    from pipeline.emitter import Emitter
+    with Emitter.from_env(product="checkout", version="2.3.0") as em:
+        em.session_started(user_id="u-17", session_id="s-1")
+        em.request(user_id="u-17", operation="POST /pay", latency_ms=84.0, status_code=200)
+
+Events are validated before they are sent (an invalid one raises
+:class:`InvalidEvent` naming the bad field) and produced with ``acks=all`` on an
+idempotent, retrying kafka-python producer. An event goes to the partition its
+key ``product:user`` hashes to (Kafka's murmur2), so one user's events stay in
+order; events bound for the same partition travel together in *packs* (see
+:mod:`pipeline.events`) of up to ``pack_events`` events, sent when full, after
+``linger_ms``, or on :meth:`Emitter.flush`. ``flush`` returns once the broker
+acknowledged every event emitted before it, and raises if any send failed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.partitioner.default import murmur2
+from kafka.producer.future import FutureRecordMetadata
+from pydantic import ValidationError
+
+from pipeline.broker import kafka_python_config
+from pipeline.events import (
+    EVENT_ADAPTER,
+    PACK_FORMAT,
+    PACK_HEADER,
+    Event,
+    Release,
+    describe_errors,
+    encode_event,
+    encode_pack,
+    partition_key,
+)
+from pipeline.settings import Settings
+
+
+class InvalidEvent(ValueError):
+    """An event failed validation before it was sent; nothing was produced."""
+
+
+class Emitter:
+    """A thread-safe producer of ProductPulse events for one product and version."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        product: str | None = None,
+        version: str | None = None,
+        environment: str = "production",
+        platform: str = "",
+        linger_ms: int = 50,
+        pack_events: int = 100,
+        batch_size: int = 1024 * 1024,
+        producer: KafkaProducer | None = None,
+    ) -> None:
+        self.settings = settings
+        self.product = product
+        self.version = version
+        self.environment = environment
+        self.platform = platform
+        self.pack_events = pack_events
+        self.linger_s = linger_ms / 1000
+        self._lock = threading.Lock()
+        self._packs: dict[int, list[bytes]] = {}
+        self._pending: list[FutureRecordMetadata] = []
+        self._partitions: dict[bytes, int] = {}
+        self._closed = threading.Event()
+        self._producer = producer or KafkaProducer(
+            acks="all",
+            enable_idempotence=True,
+            retries=2**31 - 1,
+            max_in_flight_requests_per_connection=5,
+            linger_ms=linger_ms,
+            batch_size=batch_size,
+            max_request_size=2 * 1024 * 1024,
+            delivery_timeout_ms=120_000,
+            client_id="pulse-emitter",
+            **kafka_python_config(settings),
+        )
+        self._n_partitions = len(self._producer.partitions_for(settings.events_topic) or ()) or 1
+        self._flusher = threading.Thread(target=self._linger, name="pulse-emitter-linger", daemon=True)
+        self._flusher.start()
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> Emitter:
+        return cls(Settings(), **kwargs)
+
+    # --- core --------------------------------------------------------------
+    def emit(self, event: Event | Mapping[str, Any]) -> Event:
+        """Validate one event and queue it for sending; returns the validated event."""
+        if not isinstance(event, Mapping):
+            event = event.model_dump()
+        try:
+            validated: Event = EVENT_ADAPTER.validate_python(event)
+        except ValidationError as exc:
+            raise InvalidEvent(f"invalid event: {describe_errors(exc)}") from None
+        self.emit_encoded(partition_key(validated), encode_event(validated))
+        return validated
+
+    def emit_encoded(self, key: bytes, value: bytes) -> None:
+        """Queue an already validated and encoded event (the collector's path)."""
+        partition = self._partition(key)
+        with self._lock:
+            pack = self._packs.setdefault(partition, [])
+            pack.append(value)
+            if len(pack) >= self.pack_events:
+                self._send_pack(partition)
+
+    def _partition(self, key: bytes) -> int:
+        """The partition Kafka's default partitioner picks for ``key`` (murmur2, as the Java client)."""
+        partition = self._partitions.get(key)
+        if partition is None:
+            if len(self._partitions) > 100_000:
+                self._partitions.clear()
+            partition = self._partitions[key] = (murmur2(key) & 0x7FFFFFFF) % self._n_partitions
+        return partition
+
+    def _send_pack(self, partition: int) -> None:
+        """Send one partition's queued events as a pack (caller holds the lock)."""
+        pack = self._packs.pop(partition, None)
+        if pack:
+            if len(self._pending) >= 1000:
+                self._prune_pending()
+            self._pending.append(
+                self._producer.send(
+                    self.settings.events_topic,
+                    value=encode_pack(pack),
+                    partition=partition,
+                    headers=[(PACK_HEADER, PACK_FORMAT)],
+                )
+            )
+
+    def _prune_pending(self) -> None:
+        """Forget acknowledged sends, keeping failures for the next flush to raise."""
+        self._pending = [f for f in self._pending if not f.succeeded()]
+
+    def _linger(self) -> None:
+        while not self._closed.wait(self.linger_s):
+            with self._lock:
+                for partition in list(self._packs):
+                    self._send_pack(partition)
+
+    def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> FutureRecordMetadata:
+        """Send bytes unvalidated (tools and tests that need malformed input)."""
+        return self._producer.send(topic, key=key, value=value)
+
+    def release(self, release: Release | Mapping[str, Any]) -> FutureRecordMetadata:
+        """Announce a release on the releases topic (key: product)."""
+        try:
+            rel = release if isinstance(release, Release) else Release.model_validate(release)
+        except ValidationError as exc:
+            raise InvalidEvent(f"invalid release: {describe_errors(exc)}") from None
+        return self._producer.send(self.settings.releases_topic, key=rel.product.encode(), value=encode_event(rel))
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Send every queued event and wait for the broker's acks; raises if a send failed."""
+        with self._lock:
+            for partition in list(self._packs):
+                self._send_pack(partition)
+            pending, self._pending = self._pending, []
+        self._producer.flush(timeout=timeout)
+        for future in pending:
+            future.get(timeout=timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        try:
+            self.flush(timeout)
+        finally:
+            self._closed.set()
+            self._producer.close(timeout=timeout)
+
+    def __enter__(self) -> Emitter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- typed helpers ------------------------------------------------------
+    def _event(self, type_: str, user_id: str, fields: dict[str, Any]) -> Event:
+        body: dict[str, Any] = {
+            "type": type_,
+            "product": fields.pop("product", None) or self.product,
+            "version": fields.pop("version", None) or self.version,
+            "ts": fields.pop("ts", None) or datetime.now(timezone.utc),
+            "user_id": user_id,
+            "environment": fields.pop("environment", None) or self.environment,
+            "platform": fields.pop("platform", None) or self.platform,
+        }
+        body.update({k: v for k, v in fields.items() if v is not None})
+        return self.emit(body)
+
+    def session_started(self, user_id: str, session_id: str, **kw: Any) -> Event:
+        return self._event("session_started", user_id, {"session_id": session_id, **kw})
+
+    def session_ended(
+        self, user_id: str, session_id: str, status: str = "ok", errors: int = 0, duration_ms: float = 0.0, **kw: Any
+    ) -> Event:
+        fields = {"session_id": session_id, "status": status, "errors": errors, "duration_ms": duration_ms}
+        return self._event("session_ended", user_id, {**fields, **kw})
+
+    def feature_used(
+        self, user_id: str, feature: str, success: bool = True, duration_ms: float = 0.0, **kw: Any
+    ) -> Event:
+        fields = {"feature": feature, "success": success, "duration_ms": duration_ms}
+        return self._event("feature_used", user_id, {**fields, **kw})
+
+    def request(
+        self, user_id: str, operation: str, latency_ms: float, status_code: int = 200, error: str = "", **kw: Any
+    ) -> Event:
+        fields = {"operation": operation, "latency_ms": latency_ms, "status_code": status_code, "error": error}
+        return self._event("request", user_id, {**fields, **kw})
+
+    def error(self, user_id: str, kind: str, handled: bool = False, **kw: Any) -> Event:
+        return self._event("error", user_id, {"kind": kind, "handled": handled, **kw})
+
+    def conversion(
+        self, user_id: str, goal: str, value: float = 0.0, currency: str = "USD", **kw: Any
+    ) -> Event:
+        return self._event("conversion", user_id, {"goal": goal, "value": value, "currency": currency, **kw})
+
+    def feedback(self, user_id: str, kind: str, score: int, **kw: Any) -> Event:
+        return self._event("feedback", user_id, {"kind": kind, "score": score, **kw})
+
+    def support_ticket(
+        self, user_id: str, ticket_id: str, action: str, severity: str = "medium", **kw: Any
+    ) -> Event:
+        fields = {"ticket_id": ticket_id, "action": action, "severity": severity}
+        return self._event("support_ticket", user_id, {**fields, **kw})

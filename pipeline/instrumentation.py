@@ -1,0 +1,46 @@
+"""Operational metrics of the pipeline itself, exported for Prometheus.
+
+One registry per process (:data:`REGISTRY`); every worker serves it on
+``/metrics`` (``PULSE_METRICS_PORT``, loopback by default). Product metrics
+live in ClickHouse, not here: these describe the pipeline's own health.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+EVENTS_INGESTED = Counter(
+    "pulse_events_ingested_total", "Valid events written to ClickHouse", ["product"], registry=REGISTRY
+)
+EVENTS_DEAD_LETTERED = Counter(
+    "pulse_events_dead_lettered_total", "Messages sent to the dead-letter topic", ["reason"], registry=REGISTRY
+)
+EVENTS_DUPLICATE = Counter(
+    "pulse_events_duplicate_total", "Events skipped because their event_id was already counted", registry=REGISTRY
+)
+LATE_EVENTS = Counter(
+    "pulse_late_events_total", "Events older than the watermark, folded into their minute", registry=REGISTRY
+)
+BATCH_SIZE = Histogram(
+    "pulse_batch_messages",
+    "Messages per processed batch",
+    buckets=(1, 10, 100, 1_000, 5_000, 10_000, 20_000, 50_000, 100_000),
+    registry=REGISTRY,
+)
+BATCH_SECONDS = Histogram(
+    "pulse_batch_seconds", "Time to make one batch durable", ["stage"], registry=REGISTRY
+)
+SINK_RETRIES = Counter(
+    "pulse_sink_retries_total", "Failed attempts to make a batch durable (retried)", registry=REGISTRY
+)
+WATERMARK_LAG = Gauge(
+    "pulse_watermark_lag_seconds", "Wall clock minus the newest event time seen", registry=REGISTRY
+)
+
+
+def serve_metrics(port: int, addr: str = "127.0.0.1") -> None:
+    """Serve ``/metrics`` in a background thread (port 0 = don't serve)."""
+    if port:
+        start_http_server(port, addr=addr, registry=REGISTRY)

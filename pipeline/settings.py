@@ -1,0 +1,109 @@
+"""ProductPulse settings: one frozen model, read from the environment once.
+
+Every process builds a single :class:`Settings` (env prefix ``PULSE_``) and
+passes it down; nothing deeper in the code reads ``os.environ``. Secrets are
+``SecretStr`` so they never appear in logs or reprs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path(".pulse-data")
+
+
+class Settings(BaseSettings):
+    """All settings of ProductPulse, with their defaults in one place."""
+
+    model_config = SettingsConfigDict(env_prefix="PULSE_", frozen=True, extra="ignore")
+
+    # --- Kafka -------------------------------------------------------------
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="comma-separated host:port list")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+
+    topic_prefix: str = Field("pulse", description="topics are <prefix>.events, <prefix>.releases, ...")
+    topic_partitions: int = Field(12, ge=1, le=1024)
+    topic_replication: int = Field(1, ge=1)
+    consumer_group: str = "pulse"
+
+    # --- ClickHouse ----------------------------------------------------------
+    data_dir: Path = DEFAULT_DATA_DIR
+    clickhouse_dsn: SecretStr | None = Field(
+        None, description="http(s)://user:pass@host:8123/db or chdb:///path; default embedded chDB under data_dir"
+    )
+    clickhouse_database: str = "pulse"
+    events_ttl_days: int = Field(400, ge=1)
+
+    # --- worker --------------------------------------------------------------
+    batch_max_messages: int = Field(2_000, ge=1, description="Kafka messages (single events or packs) per batch")
+    batch_within_s: float = Field(1.0, gt=0, description="flush a partial batch after this many seconds")
+    max_event_bytes: int = Field(64 * 1024, ge=256, description="larger messages go to the DLQ")
+    max_future_skew_s: int = Field(3600, ge=0, description="events further in the future go to the DLQ")
+    allowed_lateness_s: int = Field(300, ge=0, description="watermark = max event time - allowed lateness")
+    dedup_window: int = Field(1_000_000, ge=0, description="event_ids remembered per worker for dedup")
+    web_port: int = Field(6066, ge=0, le=65535, description="Faust web server port (0 = off)")
+    metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus /metrics port (0 = off)")
+
+    @field_validator("clickhouse_database", "consumer_group")
+    @classmethod
+    def _plain_identifier(cls, v: str) -> str:
+        if not v.replace("_", "").isalnum() or v[0].isdigit():
+            raise ValueError("must be a plain identifier (letters, digits, underscore)")
+        return v
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix_is_a_topic_name(cls, v: str) -> str:
+        if not v or not all(c.isalnum() or c in "._-" for c in v):
+            raise ValueError("topic_prefix may only hold letters, digits, '.', '_' and '-'")
+        return v
+
+    # --- derived names -------------------------------------------------------
+    @property
+    def events_topic(self) -> str:
+        return f"{self.topic_prefix}.events"
+
+    @property
+    def releases_topic(self) -> str:
+        return f"{self.topic_prefix}.releases"
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"{self.topic_prefix}.events.dlq"
+
+    @property
+    def clickhouse_url(self) -> str:
+        """The DSN to connect with; embedded chDB under ``data_dir`` unless one is set."""
+        if self.clickhouse_dsn is not None:
+            return self.clickhouse_dsn.get_secret_value()
+        return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    @property
+    def embedded_clickhouse(self) -> bool:
+        return self.clickhouse_url.startswith("chdb://")
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as PULSE_* variables, to hand to a child process."""
+        env = {}
+        for name, value in self:
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"PULSE_{name.upper()}"] = str(value)
+        return env
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit overrides (CLI flags) on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
