@@ -23,10 +23,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import NamedTuple
 
-from pipeline.events import MAX_PACK_EVENTS, Event, DecodeError, decode_event, encode_event, is_pack, split_pack
+from pipeline.events import (
+    MAX_PACK_EVENTS,
+    Conversion,
+    DecodeError,
+    Error,
+    Event,
+    FeatureUsed,
+    Feedback,
+    Request,
+    SessionEnded,
+    SessionStarted,
+    SupportTicket,
+    decode_event,
+    encode_event,
+    is_pack,
+    split_pack,
+)
 from pipeline.histogram import bucket_of
 
 # --- the partial row ------------------------------------------------------------
@@ -123,7 +139,7 @@ class BatchResult:
         for key, part in self.partials.items():
             for i in range(n_key):
                 cols[i].append(key[i])
-            cols[2][-1] = datetime.fromtimestamp(key.minute, tz=timezone.utc)
+            cols[2][-1] = datetime.fromtimestamp(key.minute, tz=UTC)
             for i in range(n_counters):
                 cols[n_key + i].append(part.counters[i])
             buckets = sorted(part.latency)
@@ -226,7 +242,9 @@ def aggregate_batch(
                 b'{"kafka_partition":%d,"kafka_offset":%d,"pack_index":%d,' % (partition, offset, index)
                 + encode_event(ev)[1:]
             )
-            _add(out, ev, ts, PartialKey(ev.product, ev.version, int(ts) // 60 * 60, partition, start), max_ts, lateness)
+            _add(
+                out, ev, ts, PartialKey(ev.product, ev.version, int(ts) // 60 * 60, partition, start), max_ts, lateness
+            )
     return out
 
 
@@ -249,42 +267,38 @@ def _add(out: BatchResult, ev: Event, ts: float, key: PartialKey, max_ts: dict[i
 
 def _count(ev: Event, c: list[float], latency: dict[int, int]) -> None:
     """Add one event's contribution to a partial's counters."""
-    t = ev.type  # type: ignore[attr-defined]
-    if t == "request":
+    if isinstance(ev, Request):
         c[_C["requests"]] += 1
-        if ev.failed:  # type: ignore[attr-defined]
+        if ev.failed:
             c[_C["request_errors"]] += 1
-        ms = ev.latency_ms  # type: ignore[attr-defined]
-        c[_C["latency_ms_sum"]] += ms
-        b = bucket_of(ms)
+        c[_C["latency_ms_sum"]] += ev.latency_ms
+        b = bucket_of(ev.latency_ms)
         latency[b] = latency.get(b, 0) + 1
-    elif t == "session_started":
+    elif isinstance(ev, SessionStarted):
         c[_C["sessions_started"]] += 1
-    elif t == "session_ended":
+    elif isinstance(ev, SessionEnded):
         c[_C["sessions_ended"]] += 1
-        status = ev.status  # type: ignore[attr-defined]
-        c[SESSION_STATUS[status]] += 1
-        if ev.errors > 0 and status != "crashed":  # type: ignore[attr-defined]
+        c[SESSION_STATUS[ev.status]] += 1
+        if ev.errors > 0 and ev.status != "crashed":
             c[_C["sessions_errored"]] += 1
-        c[_C["session_duration_ms_sum"]] += ev.duration_ms  # type: ignore[attr-defined]
-    elif t == "feature_used":
+        c[_C["session_duration_ms_sum"]] += ev.duration_ms
+    elif isinstance(ev, FeatureUsed):
         c[_C["feature_uses"]] += 1
-        if ev.success:  # type: ignore[attr-defined]
+        if ev.success:
             c[_C["feature_successes"]] += 1
-    elif t == "error":
+    elif isinstance(ev, Error):
         c[_C["errors"]] += 1
-        if not ev.handled:  # type: ignore[attr-defined]
+        if not ev.handled:
             c[_C["errors_unhandled"]] += 1
-    elif t == "conversion":
+    elif isinstance(ev, Conversion):
         c[_C["conversions"]] += 1
-        c[_C["revenue"]] += ev.value  # type: ignore[attr-defined]
-    elif t == "feedback":
-        score = ev.score  # type: ignore[attr-defined]
-        if ev.kind == "nps":  # type: ignore[attr-defined]
-            bucket = "nps_promoters" if score >= 9 else "nps_passives" if score >= 7 else "nps_detractors"
+        c[_C["revenue"]] += ev.value
+    elif isinstance(ev, Feedback):
+        if ev.kind == "nps":
+            bucket = "nps_promoters" if ev.score >= 9 else "nps_passives" if ev.score >= 7 else "nps_detractors"
             c[_C[bucket]] += 1
         else:
-            c[_C["csat_sum"]] += score
+            c[_C["csat_sum"]] += ev.score
             c[_C["csat_count"]] += 1
-    elif t == "support_ticket":
-        c[_C["tickets_opened" if ev.action == "opened" else "tickets_resolved"]] += 1  # type: ignore[attr-defined]
+    elif isinstance(ev, SupportTicket):
+        c[_C["tickets_opened" if ev.action == "opened" else "tickets_resolved"]] += 1

@@ -19,7 +19,7 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import faust
 
@@ -63,13 +63,14 @@ def create_app(settings: Settings, ingestor_factory: Callable[[faust.App], Inges
     ingestor = ingestor_factory(app)
     ingestor.send_dead = _dlq_sender(dlq_topic, settings.events_topic)
 
-    @app.on_partitions_revoked.connect
-    async def _revoked(app: faust.App, revoked: object, **kwargs: object) -> None:
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def _revoked(app: faust.App, revoked: object, **kwargs: object) -> None:  # type: ignore[misc]
         ingestor.revoke_all()
 
     @app.agent(events_topic, concurrency=1, name="ingest")
     async def ingest(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(settings.batch_max_messages, within=settings.batch_within_s):
+        batches = stream.take_events(settings.batch_max_messages, within=settings.batch_within_s)  # type: ignore[attr-defined]
+        async for events in batches:
             messages = [
                 Message(e.message.partition, e.message.offset, e.message.key, e.message.value, e.message.headers)
                 for e in events
@@ -89,7 +90,7 @@ def create_app(settings: Settings, ingestor_factory: Callable[[faust.App], Inges
 
 def _dlq_sender(topic: faust.TopicT, source_topic: str) -> Callable[[Sequence[DeadLetter]], Awaitable[None]]:
     async def send(dead: Sequence[DeadLetter]) -> None:
-        at = datetime.now(timezone.utc).isoformat()
+        at = datetime.now(UTC).isoformat()
         futures = []
         for d in dead:
             headers = {

@@ -63,7 +63,9 @@ class Ingestor:
             first_offsets.setdefault(msg.partition, msg.offset)
         for partition, offset in first_offsets.items():
             if partition not in self.owned:
-                await self._retry("take_over", self.sink.take_over, partition, offset, self.seen, self.settings.dedup_window)
+                await self._retry(
+                    "take_over", self.sink.take_over, partition, offset, self.seen, self.settings.dedup_window
+                )
                 self.owned.add(partition)
 
         batch = aggregate_batch(

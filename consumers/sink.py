@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from clickhouse_connect.driver.client import Client
@@ -59,7 +59,7 @@ class ClickHouseSink:
     def write_errors(self, batch: BatchResult, topic: str) -> None:
         if not batch.dead:
             return
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         rows = [
             [
                 topic,
@@ -74,7 +74,17 @@ class ClickHouseSink:
             ]
             for d in batch.dead
         ]
-        cols = ["kafka_topic", "kafka_partition", "kafka_offset", "pack_index", "stage", "reason", "detail", "payload", "at"]
+        cols = [
+            "kafka_topic",
+            "kafka_partition",
+            "kafka_offset",
+            "pack_index",
+            "stage",
+            "reason",
+            "detail",
+            "payload",
+            "at",
+        ]
         self.client.insert(f"{self.db}.ingestion_errors", rows, column_names=cols)
 
     # --- takeover of a partition -------------------------------------------------

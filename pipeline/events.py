@@ -18,7 +18,7 @@ import os
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
@@ -47,7 +47,7 @@ def new_event_id() -> uuid.UUID:
 
 
 def _utc(v: datetime) -> datetime:
-    return v.astimezone(timezone.utc)
+    return v.astimezone(UTC)
 
 
 class _Envelope(BaseModel):
@@ -221,8 +221,9 @@ def is_pack(headers: object) -> bool:
     """Whether a message's headers (list of (key, bytes) or a mapping) mark it as a pack."""
     if not headers:
         return False
-    items = headers.items() if isinstance(headers, dict) else headers
-    return any(k == PACK_HEADER and v == PACK_FORMAT for k, v in items)  # type: ignore[union-attr]
+    if isinstance(headers, dict):
+        return headers.get(PACK_HEADER) == PACK_FORMAT
+    return any(k == PACK_HEADER and v == PACK_FORMAT for k, v in headers)  # type: ignore[attr-defined]
 
 
 def encode_pack(encoded_events: list[bytes]) -> bytes:

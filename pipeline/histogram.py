@@ -35,9 +35,7 @@ def quantile_sql(q: float, buckets: str = "latency_bucket", counts: str = "laten
     if not 0 <= q <= 1:
         raise ValueError("quantile must be within [0, 1]")
     h = f"sumMap({buckets}, {counts})"
-    return (
-        f"if(arraySum(({h}).2) = 0, nan, "
-        f"if(({h}).1[arrayFirstIndex(c -> c > {q} * (arraySum(({h}).2) - 1), arrayCumSum(({h}).2))] <= {ZERO_BUCKET}, 0, "
-        f"2 * pow({GAMMA!r}, ({h}).1[arrayFirstIndex(c -> c > {q} * (arraySum(({h}).2) - 1), arrayCumSum(({h}).2))])"
-        f" / ({GAMMA!r} + 1)))"
-    )
+    total = f"arraySum(({h}).2)"
+    chosen = f"({h}).1[arrayFirstIndex(c -> c > {q} * ({total} - 1), arrayCumSum(({h}).2))]"
+    value = f"2 * pow({GAMMA!r}, {chosen}) / ({GAMMA!r} + 1)"
+    return f"if({total} = 0, nan, if({chosen} <= {ZERO_BUCKET}, 0, {value}))"

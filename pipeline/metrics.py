@@ -10,7 +10,7 @@ version are bound parameters.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from clickhouse_connect.driver.client import Client
@@ -49,7 +49,11 @@ _METRICS = (
         f"1 - {_ratio('sessions_crashed', 'sessions_ended')}",
     ),
     Metric(
-        "crash_rate", "customer experience", "ratio", "Crashed / ended sessions", _ratio("sessions_crashed", "sessions_ended")
+        "crash_rate",
+        "customer experience",
+        "ratio",
+        "Crashed / ended sessions",
+        _ratio("sessions_crashed", "sessions_ended"),
     ),
     Metric(
         "task_success_rate",
@@ -68,8 +72,12 @@ _METRICS = (
     ),
     Metric("latency_mean_ms", "performance", "ms", "Mean request latency", _ratio("latency_ms_sum", "requests")),
     Metric("latency_p50_ms", "performance", "ms", "Median request latency (1% rel. error)", quantile_sql(0.50)),
-    Metric("latency_p95_ms", "performance", "ms", "95th percentile request latency (1% rel. error)", quantile_sql(0.95)),
-    Metric("latency_p99_ms", "performance", "ms", "99th percentile request latency (1% rel. error)", quantile_sql(0.99)),
+    Metric(
+        "latency_p95_ms", "performance", "ms", "95th percentile request latency (1% rel. error)", quantile_sql(0.95)
+    ),
+    Metric(
+        "latency_p99_ms", "performance", "ms", "99th percentile request latency (1% rel. error)", quantile_sql(0.99)
+    ),
     Metric("conversions", "business impact", "conversions", "Conversion events", "sum(conversions)"),
     Metric("revenue", "business impact", "currency", "Sum of conversion values", "sum(revenue)"),
     Metric(
@@ -126,8 +134,8 @@ def query(
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Values of catalog metrics grouped by ``by`` (and a time bucket of ``step_s``)."""
     metrics = [get(n) for n in names]
-    until = until or datetime.now(timezone.utc) + timedelta(days=1)
-    group = list(by)
+    until = until or datetime.now(UTC) + timedelta(days=1)
+    group: list[str] = list(by)
     if step_s:
         group.insert(0, f"toStartOfInterval(minute, INTERVAL {int(step_s)} SECOND) AS t")
     where = ["minute >= {since:DateTime}", "minute < {until:DateTime}"]

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The test command: set up, start the local Kafka, run ruff, mypy and pytest,
+# stop what was started. Exits non-zero on any failure, including pytest
+# collecting no tests (its exit code 5). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bash deploy/local/setup.sh
+
+started_kafka=0
+if ! bash deploy/local/kafka.sh status >/dev/null 2>&1; then
+  bash deploy/local/kafka.sh start
+  started_kafka=1
+fi
+cleanup() { if [ "$started_kafka" = 1 ]; then bash deploy/local/kafka.sh stop || true; fi; }
+trap cleanup EXIT
+
+echo "== ruff"
+.venv/bin/ruff check pipeline consumers alerts dashboards tests
+echo "== mypy"
+.venv/bin/mypy pipeline alerts
+echo "== pytest"
+set +e
+.venv/bin/python -m pytest "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+  echo "pytest collected no tests: failing" >&2
+  exit 1
+fi
+exit "$rc"
