@@ -1,0 +1,1 @@
+"""Alert rules, evaluator and redesign scorecards (to come; see DESIGN.md)."""

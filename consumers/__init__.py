@@ -1,0 +1,1 @@
+"""The Faust worker: ingest agent, batch aggregation and the ClickHouse sink."""

@@ -21,6 +21,7 @@ Exactness rules
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -243,7 +244,12 @@ def aggregate_batch(
                 + encode_event(ev)[1:]
             )
             _add(
-                out, ev, ts, PartialKey(ev.product, ev.version, int(ts) // 60 * 60, partition, start), max_ts, lateness
+                out,
+                ev,
+                ts,
+                PartialKey(ev.product, ev.version, math.floor(ts) // 60 * 60, partition, start),
+                max_ts,
+                lateness,
             )
     return out
 

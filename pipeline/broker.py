@@ -48,7 +48,9 @@ def faust_broker_config(settings: Settings) -> dict[str, Any]:
     proto = settings.kafka_security_protocol
     context = None
     if proto in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None)
+        context = ssl.create_default_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        )
         if settings.kafka_ssl_certfile:
             context.load_cert_chain(str(settings.kafka_ssl_certfile), str(settings.kafka_ssl_keyfile or "") or None)
     if proto.startswith("SASL"):
@@ -66,7 +68,9 @@ def faust_broker_config(settings: Settings) -> dict[str, Any]:
 
 def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
     """Create the pipeline's topics if they do not exist (idempotent)."""
-    admin = KafkaAdminClient(client_id="pulse-admin", request_timeout_ms=int(timeout_s * 1000), **kafka_python_config(settings))
+    admin = KafkaAdminClient(
+        client_id="pulse-admin", request_timeout_ms=int(timeout_s * 1000), **kafka_python_config(settings)
+    )
     try:
         existing = set(admin.list_topics())
         wanted = [settings.events_topic, settings.releases_topic, settings.dlq_topic]

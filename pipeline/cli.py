@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
@@ -46,13 +46,26 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.demo import run_demo
 
-    return run_demo(_settings(args), duration_s=args.duration, rate=args.rate, scenario=args.scenario, seed=args.seed)
+    return run_demo(
+        _settings(args),
+        duration_s=args.duration,
+        rate=args.rate,
+        scenario=args.scenario,
+        seed=args.seed,
+        json_out=args.json,
+    )
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from pipeline.bench import run_bench
 
     return run_bench(_settings(args), events=args.events, baseline_events=args.baseline_events, json_out=args.json)
+
+
+def cmd_naive(args: argparse.Namespace) -> int:
+    from pipeline.bench import naive_consumer
+
+    return naive_consumer(_settings(args))
 
 
 def cmd_metrics_list(args: argparse.Namespace) -> int:
@@ -68,11 +81,17 @@ def cmd_metrics_query(args: argparse.Namespace) -> int:
     from pipeline.table import render
 
     settings = _settings(args)
-    since = datetime.now(timezone.utc) - metrics.parse_since(args.since)
+    since = datetime.now(UTC) - metrics.parse_since(args.since)
     with clickhouse.opened(settings) as client:
         cols, rows = metrics.query(
-            client, settings.clickhouse_database, args.names, since, product=args.product, version=args.version,
-            by=tuple(args.by), step_s=metrics.parse_since(args.step).seconds if args.step else None,
+            client,
+            settings.clickhouse_database,
+            args.names,
+            since,
+            product=args.product,
+            version=args.version,
+            by=tuple(args.by),
+            step_s=metrics.parse_since(args.step).seconds if args.step else None,
         )
     render(cols, rows, args.format)
     return 0
@@ -112,8 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--duration", type=float, default=30.0, help="seconds of traffic to send (default 30)")
     p.add_argument("--rate", type=int, default=5000, help="events per second to send (default 5000)")
-    p.add_argument("--scenario", default="regression_and_decay", help="synthetic scenario (default regression_and_decay)")
+    p.add_argument(
+        "--scenario", default="regression_and_decay", help="synthetic scenario (default regression_and_decay)"
+    )
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--json", action="store_true", help="print the product table as JSON lines (for scripts)")
     p.set_defaults(fn=cmd_demo)
 
     p = sub.add_parser(
@@ -130,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print the results as JSON too")
     p.set_defaults(fn=cmd_bench)
+
+    p = sub.add_parser("naive", help="the naive baseline consumer that `pulse bench` measures against")
+    _common(p)
+    p.set_defaults(fn=cmd_naive)
 
     metrics = sub.add_parser("metrics", help="the metric catalog").add_subparsers(dest="metrics_command", required=True)
     p = metrics.add_parser("list", help="list catalog metrics")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from kafka import KafkaProducer
@@ -95,13 +95,18 @@ class Emitter:
 
     # --- core --------------------------------------------------------------
     def emit(self, event: Event | Mapping[str, Any]) -> Event:
-        """Validate one event and queue it for sending; returns the validated event."""
-        if not isinstance(event, Mapping):
-            event = event.model_dump()
-        try:
-            validated: Event = EVENT_ADAPTER.validate_python(event)
-        except ValidationError as exc:
-            raise InvalidEvent(f"invalid event: {describe_errors(exc)}") from None
+        """Validate one event and queue it for sending; returns the validated event.
+
+        A model instance was validated when it was built and is sent as it is;
+        a mapping is validated here.
+        """
+        if isinstance(event, Mapping):
+            try:
+                validated: Event = EVENT_ADAPTER.validate_python(event)
+            except ValidationError as exc:
+                raise InvalidEvent(f"invalid event: {describe_errors(exc)}") from None
+        else:
+            validated = event
         self.emit_encoded(partition_key(validated), encode_event(validated))
         return validated
 
@@ -189,7 +194,7 @@ class Emitter:
             "type": type_,
             "product": fields.pop("product", None) or self.product,
             "version": fields.pop("version", None) or self.version,
-            "ts": fields.pop("ts", None) or datetime.now(timezone.utc),
+            "ts": fields.pop("ts", None) or datetime.now(UTC),
             "user_id": user_id,
             "environment": fields.pop("environment", None) or self.environment,
             "platform": fields.pop("platform", None) or self.platform,
@@ -221,16 +226,12 @@ class Emitter:
     def error(self, user_id: str, kind: str, handled: bool = False, **kw: Any) -> Event:
         return self._event("error", user_id, {"kind": kind, "handled": handled, **kw})
 
-    def conversion(
-        self, user_id: str, goal: str, value: float = 0.0, currency: str = "USD", **kw: Any
-    ) -> Event:
+    def conversion(self, user_id: str, goal: str, value: float = 0.0, currency: str = "USD", **kw: Any) -> Event:
         return self._event("conversion", user_id, {"goal": goal, "value": value, "currency": currency, **kw})
 
     def feedback(self, user_id: str, kind: str, score: int, **kw: Any) -> Event:
         return self._event("feedback", user_id, {"kind": kind, "score": score, **kw})
 
-    def support_ticket(
-        self, user_id: str, ticket_id: str, action: str, severity: str = "medium", **kw: Any
-    ) -> Event:
+    def support_ticket(self, user_id: str, ticket_id: str, action: str, severity: str = "medium", **kw: Any) -> Event:
         fields = {"ticket_id": ticket_id, "action": action, "severity": severity}
         return self._event("support_ticket", user_id, {**fields, **kw})

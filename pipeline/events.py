@@ -53,7 +53,7 @@ def _utc(v: datetime) -> datetime:
 class _Envelope(BaseModel):
     """Fields every event carries."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     event_id: uuid.UUID = Field(default_factory=new_event_id, description="dedup key")
     product: Annotated[str, Field(min_length=1, max_length=64)]
@@ -149,7 +149,7 @@ EVENT_TYPES: tuple[str, ...] = (
 class Release(BaseModel):
     """A release announcement, carried on the releases topic (key: product)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     type: Literal["release"] = "release"
     product: Annotated[str, Field(min_length=1, max_length=64)]

@@ -29,15 +29,11 @@ BATCH_SIZE = Histogram(
     buckets=(1, 10, 100, 1_000, 5_000, 10_000, 20_000, 50_000, 100_000),
     registry=REGISTRY,
 )
-BATCH_SECONDS = Histogram(
-    "pulse_batch_seconds", "Time to make one batch durable", ["stage"], registry=REGISTRY
-)
+BATCH_SECONDS = Histogram("pulse_batch_seconds", "Time to make one batch durable", ["stage"], registry=REGISTRY)
 SINK_RETRIES = Counter(
     "pulse_sink_retries_total", "Failed attempts to make a batch durable (retried)", registry=REGISTRY
 )
-WATERMARK_LAG = Gauge(
-    "pulse_watermark_lag_seconds", "Wall clock minus the newest event time seen", registry=REGISTRY
-)
+WATERMARK_LAG = Gauge("pulse_watermark_lag_seconds", "Wall clock minus the newest event time seen", registry=REGISTRY)
 
 
 def serve_metrics(port: int, addr: str = "127.0.0.1") -> None:

@@ -7,6 +7,7 @@ passes it down; nothing deeper in the code reads ``os.environ``. Secrets are
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -57,15 +58,15 @@ class Settings(BaseSettings):
     @field_validator("clickhouse_database", "consumer_group")
     @classmethod
     def _plain_identifier(cls, v: str) -> str:
-        if not v.replace("_", "").isalnum() or v[0].isdigit():
-            raise ValueError("must be a plain identifier (letters, digits, underscore)")
+        if not re.fullmatch(r"_*[A-Za-z][A-Za-z0-9_]{0,62}", v):
+            raise ValueError("must be a plain ASCII identifier (letters, digits, underscore)")
         return v
 
     @field_validator("topic_prefix")
     @classmethod
     def _prefix_is_a_topic_name(cls, v: str) -> str:
-        if not v or not all(c.isalnum() or c in "._-" for c in v):
-            raise ValueError("topic_prefix may only hold letters, digits, '.', '_' and '-'")
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", v):
+            raise ValueError("topic_prefix may only hold ASCII letters, digits, '.', '_' and '-' (at most 200)")
         return v
 
     # --- derived names -------------------------------------------------------

@@ -24,7 +24,9 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt_name: str = "table", title: str | None = None) -> None:
+def render(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt_name: str = "table", title: str | None = None
+) -> None:
     if fmt_name == "json":
         for row in rows:
             print(json.dumps(dict(zip(columns, row, strict=True)), default=str))

@@ -12,7 +12,7 @@ import random
 import socket
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +81,17 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
 def make_event(rng: random.Random, product: str, ts: datetime, **over: Any) -> dict[str, Any]:
     """One random valid event of a random type, as the JSON-ready dict a service would send."""
     kind = over.pop("type", None) or rng.choice(
-        ["session_started", "session_ended", "feature_used", "request", "request", "error", "conversion", "feedback",
-         "support_ticket"]
+        [
+            "session_started",
+            "session_ended",
+            "feature_used",
+            "request",
+            "request",
+            "error",
+            "conversion",
+            "feedback",
+            "support_ticket",
+        ]
     )
     body: dict[str, Any] = {
         "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
@@ -94,14 +103,21 @@ def make_event(rng: random.Random, product: str, ts: datetime, **over: Any) -> d
         "session_id": f"s{rng.randrange(5000)}",
     }
     if kind == "session_ended":
-        body |= {"status": rng.choice(["ok", "ok", "ok", "exited", "crashed", "abnormal"]),
-                 "errors": rng.choice([0, 0, 0, 1, 3]), "duration_ms": rng.uniform(0, 6e5)}
+        body |= {
+            "status": rng.choice(["ok", "ok", "ok", "exited", "crashed", "abnormal"]),
+            "errors": rng.choice([0, 0, 0, 1, 3]),
+            "duration_ms": rng.uniform(0, 6e5),
+        }
     elif kind == "feature_used":
         body |= {"feature": rng.choice(["search", "share", "export"]), "success": rng.random() < 0.9}
     elif kind == "request":
         code = rng.choice([200] * 18 + [500, 503])
-        body |= {"operation": "GET /x", "latency_ms": rng.lognormvariate(4, 1), "status_code": code,
-                 "error": "boom" if code >= 500 and rng.random() < 0.5 else ""}
+        body |= {
+            "operation": "GET /x",
+            "latency_ms": rng.lognormvariate(4, 1),
+            "status_code": code,
+            "error": "boom" if code >= 500 and rng.random() < 0.5 else "",
+        }
     elif kind == "error":
         body |= {"kind": "TypeError", "handled": rng.random() < 0.5}
     elif kind == "conversion":
@@ -120,7 +136,7 @@ def make_event(rng: random.Random, product: str, ts: datetime, **over: Any) -> d
 def make_events(n: int, products: list[str], seed: int = 1, spread_s: int = 600) -> list[dict[str, Any]]:
     """``n`` random events over the last ``spread_s`` seconds, round-robin over products."""
     rng = random.Random(seed)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return [
         make_event(rng, products[i % len(products)], now - timedelta(seconds=rng.uniform(0, spread_s)))
         for i in range(n)
@@ -133,7 +149,7 @@ def ground_truth(events: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     for e in events:
         t = out.setdefault(e["product"], {})
 
-        def add(col: str, v: float = 1) -> None:
+        def add(col: str, v: float = 1, t: dict[str, float] = t) -> None:
             t[col] = t.get(col, 0) + v
 
         add("events")

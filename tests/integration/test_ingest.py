@@ -20,9 +20,8 @@ PRODUCTS = ["checkout", "search", "profile", "feed", "billing"]
 def stored_totals(settings) -> dict[str, dict[str, float]]:
     cols = [c for c in COUNTERS if c != "late_events"]
     with clickhouse.opened(settings) as client:
-        rows = client.query(
-            f"SELECT product, {', '.join(f'sum({c})' for c in cols)} FROM pulse.product_metrics_1m FINAL GROUP BY product"
-        ).result_rows
+        sums = ", ".join(f"sum({c})" for c in cols)
+        rows = client.query(f"SELECT product, {sums} FROM pulse.product_metrics_1m FINAL GROUP BY product").result_rows
     return {r[0]: {c: v for c, v in zip(cols, r[1:], strict=True) if v} for r in rows}
 
 
@@ -69,7 +68,9 @@ def test_bad_messages_go_to_dlq_and_good_ones_land(settings, start_worker):
     em = Emitter(settings)
     sent_bad = 0
     for i, event in enumerate(good):
-        em.send_raw(settings.events_topic, json.dumps(event).encode(), key=f"{event['product']}:{event['user_id']}".encode())
+        em.send_raw(
+            settings.events_topic, json.dumps(event).encode(), key=f"{event['product']}:{event['user_id']}".encode()
+        )
         if i % 10 == 0:
             em.send_raw(settings.events_topic, bad_kinds[sent_bad % len(bad_kinds)])
             sent_bad += 1

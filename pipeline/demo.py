@@ -1,0 +1,176 @@
+"""``pulse demo``: the whole pipeline on this machine, end to end, on embedded defaults.
+
+1. start the local Kafka unless one is running (and stop it at the end if so);
+2. start a worker (a child process) on a fresh embedded ClickHouse under
+   ``<data_dir>/demo`` and fresh demo topics;
+3. send synthetic traffic - two weeks of event time on a compressed clock,
+   with a release that regresses and a product that decays - at ``rate``
+   events/s for ``duration_s`` seconds, with a progress bar;
+4. wait until the worker has committed everything (so every row is stored),
+   stop it, and print per-product health read back from ClickHouse, plus the
+   scenario's story: the regressing release against its predecessor and the
+   decaying product's first week against its last.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from kafka import KafkaAdminClient
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from pipeline import clickhouse, localkafka, metrics, synth
+from pipeline.broker import ensure_topics, kafka_python_config
+from pipeline.emitter import Emitter
+from pipeline.settings import Settings
+from pipeline.table import render
+from pipeline.workerproc import WorkerProcess
+
+SPAN = timedelta(days=14)
+EVENTS_PER_USER_DAY = 23  # what synth's defaults produce per user and day, measured
+SUMMARY_METRICS = ["events", "sessions", "crash_free_sessions", "error_rate", "latency_mean_ms", "latency_p95_ms"]
+
+
+def demo_settings(settings: Settings) -> Settings:
+    """The demo's own topics and ClickHouse folder, so it never mixes with real data."""
+    run = uuid.uuid4().hex[:8]
+    return settings.model_copy(
+        update={
+            "topic_prefix": f"{settings.topic_prefix}-demo-{run}",
+            "consumer_group": f"{settings.consumer_group}_demo_{run}",
+            "data_dir": settings.data_dir / "demo",
+        }
+    )
+
+
+def run_demo(
+    settings: Settings,
+    duration_s: float = 30.0,
+    rate: int = 5000,
+    scenario: str = "regression_and_decay",
+    seed: int = 7,
+    json_out: bool = False,
+) -> int:
+    console = Console(stderr=True)
+    demo = demo_settings(settings)
+    shutil.rmtree(demo.data_dir, ignore_errors=True)
+    started_kafka = localkafka.start() if _is_local(demo) else False
+    worker = WorkerProcess(demo, demo.data_dir / "worker.log")
+    try:
+        ensure_topics(demo)
+        console.print(f"[bold]worker[/] starting (log: {worker.log_path})")
+        worker.start().wait_ready()
+        target = max(1, int(duration_s * rate))
+        cfg = synth.TrafficConfig(
+            seed=seed,
+            start=datetime.now(UTC) - SPAN,
+            span=SPAN,
+            users_per_product=max(5, round(target / (5 * EVENTS_PER_USER_DAY * SPAN.days))),
+            scenario=scenario,
+            max_events=target,
+        )
+        sent = _send(demo, cfg, duration_s, rate, console)
+        console.print(f"sent {sent:,} events; waiting for the worker to store them ...")
+        worker.wait_drained(demo.events_topic, timeout_s=max(120.0, duration_s * 4))
+        worker.stop()
+        _report(demo, cfg, sent, json_out)
+        console.print(
+            f"explore further: PULSE_DATA_DIR={demo.data_dir} pulse metrics query crash_rate latency_p95_ms "
+            "--by product version"
+        )
+        return 0
+    finally:
+        worker.stop()
+        _delete_topics(demo)
+        if started_kafka:
+            localkafka.stop()
+
+
+def _is_local(settings: Settings) -> bool:
+    return all(h.split(":")[0] in ("127.0.0.1", "localhost") for h in settings.kafka_bootstrap.split(","))
+
+
+def _send(settings: Settings, cfg: synth.TrafficConfig, duration_s: float, rate: int, console: Console) -> int:
+    """Emit the traffic paced at ``rate`` events/s, with a progress bar."""
+    target = cfg.max_events or 0
+    columns = (TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    sent = 0
+    with Emitter(settings) as em, Progress(*columns, console=console) as progress:
+        for rel in synth.releases(cfg):
+            em.release(rel)
+        task = progress.add_task("events", total=target)
+        started = time.monotonic()
+        for event in synth.traffic(cfg):
+            em.emit(event)
+            sent += 1
+            if sent % 1000 == 0:
+                progress.update(task, completed=sent)
+                ahead = sent / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    time.sleep(ahead)
+        progress.update(task, completed=sent)
+    return sent
+
+
+def _report(settings: Settings, cfg: synth.TrafficConfig, sent: int, json_out: bool) -> None:
+    since = cfg.start - timedelta(days=1)
+    story = synth.scenario_story(cfg)
+    with clickhouse.opened(settings) as client:
+        db = settings.clickhouse_database
+        cols, rows = metrics.query(client, db, SUMMARY_METRICS, since)
+        stored = client.query(f"SELECT count() FROM {db}.events FINAL").result_rows[0][0]
+        release_rows: list[tuple[Any, ...]] = []
+        decay_rows: list[tuple[Any, ...]] = []
+        if story:
+            _, release_rows = metrics.query(
+                client,
+                db,
+                ["sessions", "crash_rate", "error_rate", "latency_p95_ms"],
+                since,
+                product=story["regressing_product"],
+                by=("product", "version"),
+            )
+            week = timedelta(days=7)
+            for label, lo in (("first week", cfg.start), ("last week", cfg.start + cfg.span - week)):
+                _, r = metrics.query(
+                    client,
+                    db,
+                    ["sessions", "nps", "tickets_per_1k_sessions", "task_success_rate"],
+                    lo,
+                    until=lo + week,
+                    product=story["decaying_product"],
+                )
+                decay_rows += [(label, *row) for row in r]
+    if json_out:
+        for row in rows:
+            print(json.dumps(dict(zip(cols, row, strict=True)), default=str))
+        return
+    render(cols, rows, title=f"Product health (sent {sent:,} events, stored {stored:,})")
+    if story:
+        render(
+            ["product", "version", "sessions", "crash_rate", "error_rate", "latency_p95_ms"],
+            release_rows,
+            title=f"Regressing release: {story['regressing_release']} against earlier versions",
+        )
+        render(
+            ["period", "product", "sessions", "nps", "tickets_per_1k_sessions", "task_success_rate"],
+            decay_rows,
+            title=f"Decaying product: {story['decaying_product']}, first week against last week",
+        )
+
+
+def _delete_topics(settings: Settings) -> None:
+    try:
+        admin = KafkaAdminClient(client_id="pulse-demo", **kafka_python_config(settings))
+        try:
+            admin.delete_topics([settings.events_topic, settings.releases_topic, settings.dlq_topic])
+        finally:
+            admin.close()
+    except Exception:  # noqa: BLE001 - best effort: leftover demo topics are harmless
+        pass

@@ -1,0 +1,553 @@
+"""Unit tests of the pure batch aggregation (no Kafka, no ClickHouse)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from consumers.aggregate import (
+    COUNTERS,
+    KEY_COLUMNS,
+    PARTIAL_COLUMNS,
+    BatchResult,
+    Message,
+    PartialKey,
+    SeenIds,
+    Watermarks,
+    aggregate_batch,
+)
+from pipeline.events import EVENT_ADAPTER, Event, encode_event, encode_pack, partition_key
+from pipeline.histogram import bucket_of
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+MINUTE0 = int(T0.timestamp())
+NOW_S = T0.timestamp() + 30
+PACK_HEADERS = [("pulse.format", b"ndjson")]
+
+
+def ev(type_: str, *, ts: datetime = T0, product: str = "shop", version: str = "1.0", **fields: object) -> Event:
+    return EVENT_ADAPTER.validate_python(
+        {"type": type_, "product": product, "version": version, "ts": ts, "user_id": "u1", **fields}
+    )
+
+
+def _bytes(item: Event | bytes) -> bytes:
+    return item if isinstance(item, bytes) else encode_event(item)
+
+
+def single(partition: int, offset: int, item: Event | bytes) -> Message:
+    return Message(partition, offset, None, _bytes(item))
+
+
+def pack(partition: int, offset: int, *items: Event | bytes) -> Message:
+    return Message(partition, offset, None, encode_pack([_bytes(i) for i in items]), PACK_HEADERS)
+
+
+def run(
+    messages: list[Message],
+    seen: SeenIds | None = None,
+    watermarks: Watermarks | None = None,
+    *,
+    now_s: float = NOW_S,
+    max_future_skew_s: float = 3600,
+    lateness: float = 300,
+) -> BatchResult:
+    return aggregate_batch(
+        messages,
+        SeenIds(10_000) if seen is None else seen,
+        Watermarks(lateness) if watermarks is None else watermarks,
+        now_s=now_s,
+        max_event_bytes=64 * 1024,
+        max_future_skew_s=max_future_skew_s,
+    )
+
+
+def counters(result: BatchResult, key: PartialKey | None = None) -> dict[str, float]:
+    if key is None:
+        (key,) = result.partials
+    return dict(zip(COUNTERS, result.partials[key].counters, strict=True))
+
+
+def nonzero(counts: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in counts.items() if v}
+
+
+# --- raw rows ------------------------------------------------------------------------
+
+
+def test_one_raw_row_per_event():
+    a, b = ev("session_started"), ev("error", kind="E")
+    packed = [ev("feature_used", feature="f"), ev("request", operation="o", latency_ms=5), ev("session_started")]
+    result = run([single(0, 10, a), pack(0, 11, *packed), single(2, 3, b)])
+    assert len(result.raw_rows) == 5
+    assert result.dead == []
+    assert result.duplicates == 0
+    assert result.products == {"shop": 5}
+
+
+def test_raw_row_is_the_event_with_its_kafka_position():
+    events = [ev("session_started"), ev("error", kind="E")]
+    result = run([pack(4, 77, *events)])
+    rows = [json.loads(r) for r in result.raw_rows]
+    assert [(r["kafka_partition"], r["kafka_offset"], r["pack_index"]) for r in rows] == [(4, 77, 0), (4, 77, 1)]
+    for row, event in zip(rows, events, strict=True):
+        for position in ("kafka_partition", "kafka_offset", "pack_index"):
+            del row[position]
+        assert row == json.loads(encode_event(event))
+
+
+def test_pack_header_is_required_to_split():
+    events = [ev("session_started"), ev("session_started")]
+    msg = Message(0, 1, None, encode_pack([encode_event(e) for e in events]), [("other", b"ndjson")])
+    result = run([msg])
+    assert result.raw_rows == []
+    assert [(d.index, d.error.reason) for d in result.dead] == [(0, "bad_json")]
+
+
+def test_dict_headers_mark_a_pack():
+    events = [ev("session_started"), ev("session_started")]
+    msg = Message(0, 1, None, encode_pack([encode_event(e) for e in events]), {"pulse.format": b"ndjson"})
+    assert len(run([msg]).raw_rows) == 2
+
+
+# --- counters ------------------------------------------------------------------------
+
+
+def mixed_events() -> list[Event]:
+    return [
+        ev("session_started"),
+        ev("session_started"),
+        ev("session_ended", status="ok", errors=0, duration_ms=100),
+        ev("session_ended", status="ok", errors=2, duration_ms=50),  # errored
+        ev("session_ended", status="crashed", errors=3, duration_ms=10),  # crashed, not "errored"
+        ev("session_ended", status="exited", errors=0, duration_ms=0.5),
+        ev("session_ended", status="abnormal", errors=1, duration_ms=4.5),  # errored
+        ev("feature_used", feature="search", success=True),
+        ev("feature_used", feature="search", success=True),
+        ev("feature_used", feature="export", success=False),
+        ev("request", operation="o", latency_ms=10.0, status_code=200),
+        ev("request", operation="o", latency_ms=20.0, status_code=500),  # error
+        ev("request", operation="o", latency_ms=30.0, status_code=404),
+        ev("request", operation="o", latency_ms=40.0, status_code=200, error="timeout"),  # error
+        ev("request", operation="o", latency_ms=0.5, status_code=599),  # error
+        ev("request", operation="o", latency_ms=1.0, status_code=499),
+        ev("error", kind="TypeError", handled=False),
+        ev("error", kind="TypeError", handled=False),
+        ev("error", kind="Timeout", handled=True),
+        ev("conversion", goal="checkout", value=9.99),
+        ev("conversion", goal="signup", value=20.01, currency="EUR"),
+        ev("feedback", kind="nps", score=10),
+        ev("feedback", kind="nps", score=9),
+        ev("feedback", kind="nps", score=8),
+        ev("feedback", kind="nps", score=7),
+        ev("feedback", kind="nps", score=6),
+        ev("feedback", kind="nps", score=0),
+        ev("feedback", kind="csat", score=5),
+        ev("feedback", kind="csat", score=3),
+        ev("support_ticket", ticket_id="T1", action="opened"),
+        ev("support_ticket", ticket_id="T2", action="opened"),
+        ev("support_ticket", ticket_id="T1", action="resolved"),
+    ]
+
+
+EXPECTED_MIXED = {
+    "events": 32,
+    "sessions_started": 2,
+    "sessions_ended": 5,
+    "sessions_ok": 2,
+    "sessions_exited": 1,
+    "sessions_crashed": 1,
+    "sessions_abnormal": 1,
+    "sessions_errored": 2,
+    "session_duration_ms_sum": 165.0,
+    "feature_uses": 3,
+    "feature_successes": 2,
+    "requests": 6,
+    "request_errors": 3,
+    "latency_ms_sum": 101.5,
+    "errors": 3,
+    "errors_unhandled": 2,
+    "conversions": 2,
+    "revenue": pytest.approx(30.0),
+    "nps_promoters": 2,
+    "nps_passives": 2,
+    "nps_detractors": 2,
+    "csat_sum": 8,
+    "csat_count": 2,
+    "tickets_opened": 2,
+    "tickets_resolved": 1,
+}
+
+
+def test_every_counter_has_an_expectation():
+    assert set(EXPECTED_MIXED) == set(COUNTERS) - {"late_events"}
+
+
+def test_counters_of_single_events():
+    messages = [single(0, 100 + i, e) for i, e in enumerate(mixed_events())]
+    result = run(messages)
+    assert list(result.partials) == [PartialKey("shop", "1.0", MINUTE0, 0, 100)]
+    assert nonzero(counters(result)) == EXPECTED_MIXED
+
+
+def test_counters_of_packs_equal_counters_of_single_events():
+    events = mixed_events()
+    messages = [pack(0, 100, *events[:10]), pack(0, 101, *events[10:20]), single(0, 102, events[20])]
+    messages.append(pack(0, 103, *events[21:]))
+    result = run(messages)
+    assert len(result.raw_rows) == 32
+    assert nonzero(counters(result)) == EXPECTED_MIXED
+
+
+def test_counters_are_per_product_and_version():
+    messages = [
+        single(0, 1, ev("session_started", product="shop", version="1.0")),
+        single(0, 2, ev("session_started", product="shop", version="1.1")),
+        single(0, 3, ev("session_started", product="shop", version="1.1")),
+        single(0, 4, ev("session_started", product="blog", version="1.0")),
+    ]
+    result = run(messages)
+    events = {(k.product, k.version): p.counters[COUNTERS.index("events")] for k, p in result.partials.items()}
+    assert events == {("shop", "1.0"): 1, ("shop", "1.1"): 2, ("blog", "1.0"): 1}
+    assert result.products == {"shop": 3, "blog": 1}
+
+
+# --- keys: minute and batch_start ----------------------------------------------------
+
+
+def test_minute_is_event_time_floored_to_the_minute():
+    ts_list = [
+        T0 + timedelta(seconds=59, microseconds=999_999),
+        T0 + timedelta(minutes=1),
+        T0 - timedelta(microseconds=1),
+        T0 - timedelta(hours=2) + timedelta(seconds=15),
+    ]
+    result = run([single(0, i, ev("session_started", ts=ts)) for i, ts in enumerate(ts_list)])
+    assert result.dead == []
+    minutes = Counter({k.minute: int(counters(result, k)["events"]) for k in result.partials})
+    assert minutes == {MINUTE0: 1, MINUTE0 + 60: 1, MINUTE0 - 60: 1, MINUTE0 - 2 * 3600: 1}
+
+
+def test_minute_of_event_in_other_timezone_is_utc_minute():
+    tz = datetime.fromisoformat("2024-05-01T14:00:42+02:00")
+    result = run([single(0, 1, ev("session_started", ts=tz))])
+    (key,) = result.partials
+    assert key.minute == MINUTE0
+
+
+def test_batch_start_is_first_offset_of_the_partition_in_the_batch():
+    messages = [
+        single(0, 10, ev("session_started")),
+        single(3, 7, ev("session_started", ts=T0 + timedelta(minutes=1))),
+        single(0, 11, ev("session_started", ts=T0 + timedelta(minutes=1))),
+        single(3, 8, ev("session_started")),
+        pack(0, 12, ev("session_started", ts=T0 + timedelta(minutes=2))),
+    ]
+    result = run(messages)
+    starts = {(k.src_partition, k.minute): k.batch_start for k in result.partials}
+    assert starts == {
+        (0, MINUTE0): 10,
+        (0, MINUTE0 + 60): 10,
+        (0, MINUTE0 + 120): 10,
+        (3, MINUTE0 + 60): 7,
+        (3, MINUTE0): 7,
+    }
+
+
+def test_batch_start_counts_a_message_whose_events_are_all_dead():
+    result = run([single(5, 40, b"{broken"), single(5, 41, ev("session_started"))])
+    (key,) = result.partials
+    assert key.batch_start == 40
+
+
+# --- dead letters --------------------------------------------------------------------
+
+
+def test_bad_lines_in_a_pack_are_dead_lettered_and_good_lines_kept():
+    good = [ev("session_started"), ev("error", kind="E"), ev("feature_used", feature="f")]
+    bad_json = b'{"type": "request",'
+    negative = b'{"type":"request","product":"p","version":"1","ts":"2024-05-01T12:00:00Z","user_id":"u",' + (
+        b'"operation":"o","latency_ms":-3}'
+    )
+    msg = pack(2, 50, good[0], bad_json, good[1], negative, good[2])
+    result = run([msg])
+    assert [(d.index, d.error.reason, d.value) for d in result.dead] == [
+        (1, "bad_json", bad_json),
+        (3, "invalid", negative),
+    ]
+    assert all(d.message is msg for d in result.dead)
+    assert "latency_ms" in result.dead[1].error.detail
+    rows = [json.loads(r) for r in result.raw_rows]
+    assert [r["pack_index"] for r in rows] == [0, 2, 4]
+    assert [r["event_id"] for r in rows] == [str(e.event_id) for e in good]
+    assert counters(result)["events"] == 3
+
+
+def test_unknown_type_in_a_pack_is_dead_lettered():
+    line = b'{"type":"page_view","product":"p","version":"1","ts":"2024-05-01T12:00:00Z","user_id":"u"}'
+    result = run([pack(0, 1, ev("session_started"), line)])
+    assert [(d.index, d.error.reason) for d in result.dead] == [(1, "unknown_type")]
+    assert len(result.raw_rows) == 1
+
+
+def test_blank_lines_in_a_pack_are_skipped():
+    a, b = ev("session_started"), ev("session_started")
+    msg = Message(0, 9, None, encode_event(a) + b"\n\n  \n" + encode_event(b) + b"\n", PACK_HEADERS)
+    result = run([msg])
+    assert result.dead == []
+    assert [json.loads(r)["pack_index"] for r in result.raw_rows] == [0, 1]
+
+
+def test_lone_bad_message_and_empty_value():
+    result = run([single(0, 1, b"[]"), Message(0, 2, b"k", None), single(0, 3, ev("session_started"))])
+    assert [(d.message.offset, d.index, d.error.reason) for d in result.dead] == [
+        (1, 0, "bad_json"),
+        (2, 0, "bad_json"),
+    ]
+    assert len(result.raw_rows) == 1
+
+
+def test_oversized_event_is_dead_lettered():
+    big = ev("session_started", properties={"blob": "x" * 70_000})
+    result = run([single(0, 1, big)])
+    assert [d.error.reason for d in result.dead] == ["oversized"]
+    assert result.raw_rows == []
+
+
+def test_event_too_far_in_the_future_is_dead_lettered():
+    too_far = ev("session_started", ts=datetime.fromtimestamp(NOW_S + 3600 + 1, tz=UTC))
+    just_ok = ev("session_started", ts=datetime.fromtimestamp(NOW_S + 3600, tz=UTC))
+    result = run([single(0, 1, too_far), single(0, 2, just_ok)])
+    assert [(d.message.offset, d.error.reason) for d in result.dead] == [(1, "invalid")]
+    assert "ahead" in result.dead[0].error.detail
+    assert len(result.raw_rows) == 1
+
+
+def test_future_skew_of_zero():
+    result = run([single(0, 1, ev("session_started", ts=T0 + timedelta(seconds=31)))], max_future_skew_s=0)
+    assert len(result.dead) == 1
+    assert result.partials == {}
+
+
+def test_future_event_does_not_move_the_watermark():
+    marks = Watermarks(300)
+    run([single(0, 1, ev("session_started", ts=T0 + timedelta(days=2)))], watermarks=marks)
+    assert marks.max_ts == {}
+
+
+# --- duplicates ----------------------------------------------------------------------
+
+
+def test_duplicate_at_a_later_offset_counts_once():
+    e = ev("request", operation="o", latency_ms=10)
+    result = run([single(0, 5, e), single(0, 6, e)])
+    assert result.duplicates == 1
+    assert len(result.raw_rows) == 1
+    assert counters(result)["requests"] == 1
+    assert json.loads(result.raw_rows[0])["kafka_offset"] == 5
+
+
+def test_duplicate_inside_one_pack_counts_once():
+    e = ev("session_started")
+    result = run([pack(0, 5, e, e, ev("session_started"))])
+    assert result.duplicates == 1
+    assert [json.loads(r)["pack_index"] for r in result.raw_rows] == [0, 2]
+
+
+def test_same_id_on_different_partitions_counts_on_each():
+    e = ev("session_started")
+    result = run([single(0, 5, e), single(1, 5, e)])
+    assert result.duplicates == 0
+    assert len(result.raw_rows) == 2
+
+
+def test_duplicate_in_a_later_batch_is_detected():
+    seen = SeenIds(100)
+    e = ev("session_started")
+    assert len(run([single(0, 5, e)], seen).raw_rows) == 1
+    later = run([single(0, 9, e)], seen)
+    assert later.duplicates == 1
+    assert later.raw_rows == []
+    assert later.partials == {}
+
+
+def test_replaying_the_same_message_counts_it_again():
+    seen = SeenIds(100)
+    e = ev("conversion", goal="g", value=5)
+    first = run([single(0, 5, e)], seen)
+    replay = run([single(0, 5, e)], seen)
+    assert (first.duplicates, replay.duplicates) == (0, 0)
+    assert replay.raw_rows == first.raw_rows
+    assert counters(replay)["revenue"] == 5
+
+
+def test_replayed_batch_counts_again():
+    seen, marks = SeenIds(100), Watermarks(300)
+    e = ev("session_started")
+    batch = [single(0, 5, e), single(0, 6, e), single(0, 7, ev("error", kind="E"))]
+    first = run(batch, seen, marks)
+    replay = run(batch, seen, marks)
+    assert (first.duplicates, replay.duplicates) == (1, 1)
+    assert replay.raw_rows == first.raw_rows
+    assert replay.partials == first.partials
+
+
+def test_replay_from_the_retry_offset_keeps_it_a_duplicate():
+    seen = SeenIds(100)
+    e = ev("session_started")
+    run([single(0, 5, e), single(0, 6, e)], seen)
+    replay = run([single(0, 6, e)], seen)  # batch restarted at offset 6
+    assert replay.duplicates == 1
+
+
+def test_seen_ids_first_semantics():
+    seen = SeenIds(10)
+    assert seen.first(0, 5, 42) is True
+    assert seen.first(0, 5, 42) is True  # replay of the first delivery
+    assert seen.first(0, 6, 42) is False  # a later copy
+    assert seen.first(0, 3, 42) is True  # an earlier offset becomes the first one
+    assert seen.first(0, 5, 42) is False
+    assert seen.first(1, 9, 42) is True  # other partition
+    assert len(seen) == 2
+
+
+def test_seen_ids_capacity_evicts_oldest():
+    seen = SeenIds(3)
+    for i in range(10):
+        assert seen.first(0, i, 1000 + i) is True
+        assert len(seen) <= 3
+    assert len(seen) == 3
+    assert seen.first(0, 100, 1009) is False  # newest are remembered
+    assert seen.first(0, 100, 1007) is False
+    assert seen.first(0, 100, 1000) is True  # oldest was forgotten
+
+
+def test_seen_ids_capacity_across_partitions():
+    seen = SeenIds(4)
+    for i in range(20):
+        seen.first(i % 3, i, i)
+    assert len(seen) == 4
+
+
+def test_seen_ids_capacity_zero_remembers_nothing():
+    seen = SeenIds(0)
+    assert seen.first(0, 1, 7) is True
+    assert seen.first(0, 2, 7) is True
+    assert len(seen) == 0
+
+
+def test_seen_ids_forget():
+    seen = SeenIds(10)
+    seen.first(0, 1, 7)
+    seen.first(0, 2, 8)
+    seen.first(1, 1, 7)
+    seen.forget(0)
+    assert len(seen) == 1
+    assert seen.first(0, 5, 7) is True  # forgotten
+    assert seen.first(1, 5, 7) is False  # other partition kept
+    seen.forget(99)  # unknown partition is fine
+    assert len(seen) == 2
+
+
+def test_seen_ids_remember_warms_up():
+    seen = SeenIds(10)
+    seen.remember(0, [(7, 30), (8, 10), (7, 20)])
+    assert len(seen) == 2
+    assert seen.first(0, 25, 7) is False
+    assert seen.first(0, 20, 7) is True
+    assert seen.first(0, 11, 8) is False
+
+
+# --- late events -----------------------------------------------------------------------
+
+
+def test_late_event_is_counted_and_tallied():
+    marks = Watermarks(300)
+    result = run(
+        [
+            single(0, 1, ev("session_started", ts=T0)),
+            single(0, 2, ev("session_started", ts=T0 - timedelta(seconds=301))),
+            single(0, 3, ev("session_started", ts=T0 - timedelta(seconds=300))),
+            single(0, 4, ev("session_started", ts=T0 - timedelta(seconds=299))),
+        ],
+        watermarks=marks,
+    )
+    assert result.late == 1
+    assert marks.max_ts == {0: T0.timestamp()}
+    assert marks.watermark(0) == T0.timestamp() - 300
+    late_key = PartialKey("shop", "1.0", MINUTE0 - 360, 0, 1)
+    assert nonzero(counters(result, late_key)) == {"events": 1, "late_events": 1, "sessions_started": 1}
+    assert sum(counters(result, k)["events"] for k in result.partials) == 4
+    assert len(result.raw_rows) == 4
+
+
+def test_watermark_carries_across_batches_per_partition():
+    marks = Watermarks(60)
+    run([single(0, 1, ev("session_started", ts=T0))], watermarks=marks)
+    old = ev("session_started", ts=T0 - timedelta(minutes=5))
+    result = run([single(0, 2, old), single(1, 1, old)], watermarks=marks)
+    late = {k.src_partition: counters(result, k)["late_events"] for k in result.partials}
+    assert late == {0: 1, 1: 0}
+    assert result.late == 1
+
+
+def test_watermark_of_unknown_partition_is_minus_infinity():
+    assert Watermarks(300).watermark(3) == float("-inf")
+
+
+def test_out_of_order_within_lateness_is_not_late():
+    result = run(
+        [single(0, i, ev("session_started", ts=T0 + timedelta(seconds=s))) for i, s in enumerate([50, 10, 40, 0])]
+    )
+    assert result.late == 0
+
+
+# --- partial_columns -------------------------------------------------------------------
+
+
+def test_partial_columns_are_aligned():
+    latencies = [0.0, 3.2, 3.2, 150.0, 2_000.0]
+    events = [ev("request", operation="o", latency_ms=ms) for ms in latencies]
+    events += [
+        ev("session_started", ts=T0 + timedelta(minutes=1)),
+        ev("request", operation="o", latency_ms=1, version="2"),
+    ]
+    result = run([pack(6, 300, *events[:3]), pack(6, 301, *events[3:])])
+    cols = result.partial_columns()
+    assert len(cols) == len(PARTIAL_COLUMNS)
+    assert len({len(c) for c in cols}) == 1
+    assert len(cols[0]) == len(result.partials) == 3
+    rows = [dict(zip(PARTIAL_COLUMNS, values, strict=True)) for values in zip(*cols, strict=True)]
+
+    for row, (key, part) in zip(rows, result.partials.items(), strict=True):
+        assert [row[c] for c in KEY_COLUMNS if c != "minute"] == [key.product, key.version, 6, 300]
+        assert row["minute"] == datetime.fromtimestamp(key.minute, tz=UTC)
+        assert row["minute"].tzinfo is not None and row["minute"].utcoffset() == timedelta(0)
+        assert [row[c] for c in COUNTERS] == part.counters
+        assert row["latency_bucket"] == sorted(row["latency_bucket"])
+        assert sum(row["latency_count"]) == row["requests"]
+
+    by_key = {(r["version"], r["minute"]): r for r in rows}
+    main = by_key["1.0", T0]
+    expected = Counter(bucket_of(ms) for ms in latencies)
+    assert dict(zip(main["latency_bucket"], main["latency_count"], strict=True)) == expected
+    assert main["requests"] == 5
+    assert main["latency_ms_sum"] == pytest.approx(sum(latencies))
+    sessions = by_key["1.0", T0 + timedelta(minutes=1)]
+    assert (sessions["latency_bucket"], sessions["latency_count"], sessions["sessions_started"]) == ([], [], 1)
+    assert by_key["2", T0]["latency_count"] == [1]
+
+
+def test_partial_columns_of_empty_result():
+    assert BatchResult().partial_columns() == [[] for _ in PARTIAL_COLUMNS]
+
+
+def test_partial_key_with_partition_key_helper():
+    # partition_key is what producers use; the aggregation only reads (partition, offset)
+    e = ev("session_started")
+    msg = Message(2, 8, partition_key(e), encode_event(e))
+    (key,) = run([msg]).partials
+    assert key == PartialKey("shop", "1.0", MINUTE0, 2, 8)

@@ -1,0 +1,45 @@
+"""Acceptance: `pulse demo` runs end to end and its printed table is what ClickHouse holds."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from pipeline import clickhouse
+
+pytestmark = pytest.mark.integration
+
+
+def test_demo_prints_what_clickhouse_holds(settings):
+    env = {**os.environ, **settings.to_env()}
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "demo", "--duration", "4", "--rate", "5000", "--json"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    printed = {row["product"]: row for row in map(json.loads, done.stdout.splitlines())}
+    assert set(printed) == {"checkout", "search", "profile", "feed", "billing"}
+    sent = int(re.search(r"sent ([\d,]+) events", done.stderr).group(1).replace(",", ""))
+    assert 15_000 <= sent <= 20_000  # 4 s at 5,000/s, or all the traffic the compressed fortnight holds
+    assert sum(r["events"] for r in printed.values()) == sent
+
+    demo = settings.model_copy(update={"data_dir": settings.data_dir / "demo"})
+    with clickhouse.opened(demo) as client:
+        rows = client.query(
+            "SELECT product, count(), countIf(type = 'session_ended'), countIf(status = 'crashed'), "
+            "countIf(type = 'request' AND (status_code >= 500 OR error != '')), countIf(type = 'request'), "
+            "sumIf(latency_ms, type = 'request') FROM pulse.events FINAL GROUP BY product"
+        ).result_rows
+    for product, events, sessions, crashed, failed, requests, latency_sum in rows:
+        shown = printed[product]
+        assert shown["events"] == events
+        assert shown["sessions"] == sessions
+        assert math.isclose(shown["crash_free_sessions"], 1 - crashed / sessions, rel_tol=1e-9)
+        assert math.isclose(shown["error_rate"], failed / requests, rel_tol=1e-9)
+        assert math.isclose(shown["latency_mean_ms"], latency_sum / requests, rel_tol=1e-9)
