@@ -119,6 +119,30 @@ class Emitter:
             if len(pack) >= self.pack_events:
                 self._send_pack(partition)
 
+    def send_now(self, encoded: list[tuple[bytes, bytes]]) -> list[FutureRecordMetadata]:
+        """Send already validated (key, event) pairs right away, packed per partition.
+
+        For callers that must know when *these* events are stored (the HTTP
+        collector answers 202 only then): wait on the returned futures.
+        Events queued by :meth:`emit` are not touched.
+        """
+        packs: dict[int, list[bytes]] = {}
+        for key, value in encoded:
+            packs.setdefault(self._partition(key), []).append(value)
+        futures = []
+        with self._lock:
+            for partition, values in packs.items():
+                for i in range(0, len(values), self.pack_events):
+                    futures.append(
+                        self._producer.send(
+                            self.settings.events_topic,
+                            value=encode_pack(values[i : i + self.pack_events]),
+                            partition=partition,
+                            headers=[(PACK_HEADER, PACK_FORMAT)],
+                        )
+                    )
+        return futures
+
     def _partition(self, key: bytes) -> int:
         """The partition Kafka's default partitioner picks for ``key`` (murmur2, as the Java client)."""
         partition = self._partitions.get(key)
