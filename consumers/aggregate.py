@@ -91,6 +91,23 @@ class PartialKey(NamedTuple):
     batch_start: int
 
 
+class BreakdownKey(NamedTuple):
+    """A partial of one feature or conversion goal: ``kind`` is "feature" or "goal"."""
+
+    product: str
+    version: str
+    kind: str
+    name: str
+    minute: int
+    src_partition: int
+    batch_start: int
+
+
+BREAKDOWN_COLUMNS: tuple[str, ...] = (
+    "product", "version", "kind", "name", "minute", "src_partition", "batch_start", "count", "ok", "value_sum",
+)  # fmt: skip
+
+
 @dataclass(slots=True)
 class Partial:
     counters: list[float] = field(default_factory=lambda: [0] * len(COUNTERS))
@@ -128,6 +145,7 @@ def unpack(msg: Message) -> list[bytes | None]:
 class BatchResult:
     raw_rows: list[bytes] = field(default_factory=list)
     partials: dict[PartialKey, Partial] = field(default_factory=dict)
+    breakdown: dict[BreakdownKey, list[float]] = field(default_factory=dict)  # [count, ok, value_sum]
     dead: list[DeadLetter] = field(default_factory=list)
     duplicates: int = 0
     late: int = 0
@@ -146,6 +164,17 @@ class BatchResult:
             buckets = sorted(part.latency)
             cols[-2].append(buckets)
             cols[-1].append([part.latency[b] for b in buckets])
+        return cols
+
+    def breakdown_columns(self) -> list[list[object]]:
+        """breakdown_metrics_1m rows as columns (in :data:`BREAKDOWN_COLUMNS` order)."""
+        cols: list[list[object]] = [[] for _ in BREAKDOWN_COLUMNS]
+        for key, tally in self.breakdown.items():
+            for i, v in enumerate(key):
+                cols[i].append(v)
+            cols[4][-1] = datetime.fromtimestamp(key.minute, tz=UTC)
+            for i, v in enumerate(tally):
+                cols[7 + i].append(v)
         return cols
 
 
@@ -269,6 +298,20 @@ def _add(out: BatchResult, ev: Event, ts: float, key: PartialKey, max_ts: dict[i
         c[LATE] += 1
         out.late += 1
     _count(ev, c, part.latency)
+    if isinstance(ev, FeatureUsed):
+        _tally(out, key, "feature", ev.feature, ev.success, ev.duration_ms)
+    elif isinstance(ev, Conversion):
+        _tally(out, key, "goal", ev.goal, True, ev.value)
+
+
+def _tally(out: BatchResult, key: PartialKey, kind: str, name: str, ok: bool, value: float) -> None:
+    bkey = BreakdownKey(key.product, key.version, kind, name, key.minute, key.src_partition, key.batch_start)
+    tally = out.breakdown.get(bkey)
+    if tally is None:
+        tally = out.breakdown[bkey] = [0, 0, 0.0]
+    tally[0] += 1
+    tally[1] += ok
+    tally[2] += value
 
 
 def _count(ev: Event, c: list[float], latency: dict[int, int]) -> None:

@@ -59,6 +59,7 @@ def create_app(settings: Settings, ingestor_factory: Callable[[faust.App], Inges
         **faust_broker_config(settings),
     )
     events_topic = app.topic(settings.events_topic, value_type=bytes, key_type=bytes, internal=False)
+    releases_topic = app.topic(settings.releases_topic, value_type=bytes, key_type=bytes, internal=False)
     dlq_topic = app.topic(settings.dlq_topic, value_type=bytes, key_type=bytes, internal=False)
     ingestor = ingestor_factory(app)
     ingestor.send_dead = _dlq_sender(dlq_topic, settings.events_topic)
@@ -71,21 +72,33 @@ def create_app(settings: Settings, ingestor_factory: Callable[[faust.App], Inges
     async def ingest(stream: faust.StreamT[bytes]) -> None:
         batches = stream.take_events(settings.batch_max_messages, within=settings.batch_within_s)  # type: ignore[attr-defined]
         async for events in batches:
-            messages = [
-                Message(e.message.partition, e.message.offset, e.message.key, e.message.value, e.message.headers)
-                for e in events
-            ]
-            try:
-                await ingestor.process(messages)
-            except asyncio.CancelledError:
-                raise
-            except BaseException:
-                # Never let take_events ack a batch that was not made durable.
-                log.exception("event=ingest_crashed messages=%d", len(messages))
-                os._exit(70)
+            messages = [_message(e) for e in events]
+            await _durably(ingestor.process, messages)
+
+    @app.agent(releases_topic, concurrency=1, name="releases")
+    async def releases(stream: faust.StreamT[bytes]) -> None:
+        batches = stream.take_events(100, within=settings.batch_within_s)  # type: ignore[attr-defined]
+        async for events in batches:
+            await _durably(ingestor.process_releases, [_message(e) for e in events])
 
     app.ingestor = ingestor  # type: ignore[attr-defined]
     return app
+
+
+def _message(event: faust.EventT) -> Message:
+    m = event.message
+    return Message(m.partition, m.offset, m.key, m.value, m.headers)
+
+
+async def _durably(step: Callable[[list[Message]], Awaitable[object]], messages: list[Message]) -> None:
+    """Run a durable step; on an unexpected error end the process so take_events never acks the batch."""
+    try:
+        await step(messages)
+    except asyncio.CancelledError:
+        raise
+    except BaseException:
+        log.exception("event=ingest_crashed messages=%d", len(messages))
+        os._exit(70)
 
 
 def _dlq_sender(topic: faust.TopicT, source_topic: str) -> Callable[[Sequence[DeadLetter]], Awaitable[None]]:

@@ -13,9 +13,12 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
+from pydantic import ValidationError
+
 from consumers.aggregate import BatchResult, DeadLetter, Message, SeenIds, Watermarks, aggregate_batch
 from consumers.sink import ClickHouseSink
 from pipeline import instrumentation as m
+from pipeline.events import RELEASE_ADAPTER, DecodeError, Release, describe_errors
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -85,6 +88,20 @@ class Ingestor:
             await self._retry_async("dlq", self.send_dead, batch.dead)
         self._observe(messages, batch, started, t_agg, t_ch)
         return batch
+
+    async def process_releases(self, messages: Sequence[Message]) -> None:
+        """Store release announcements; bad ones are dead-lettered like bad events."""
+        releases: list[Release] = []
+        dead: list[DeadLetter] = []
+        for msg in messages:
+            try:
+                releases.append(RELEASE_ADAPTER.validate_json(msg.value or b""))
+            except ValidationError as exc:
+                dead.append(DeadLetter(msg, 0, msg.value, DecodeError("invalid", describe_errors(exc))))
+        await self._retry("releases", self.sink.write_releases, releases)
+        if dead:
+            await self._retry_async("dlq", self.send_dead, dead)
+        log.info("event=releases_durable releases=%d dead=%d", len(releases), len(dead))
 
     async def _retry(self, stage: str, fn: Callable[..., object], *args: object) -> None:
         await self._retry_async(stage, lambda *a: self.sink.run(fn, *a), *args)

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 
 from clickhouse_connect.driver.client import Client
 
-from consumers.aggregate import PARTIAL_COLUMNS, BatchResult, SeenIds
-from pipeline.events import MAX_PACK_EVENTS
+from consumers.aggregate import BREAKDOWN_COLUMNS, PARTIAL_COLUMNS, BatchResult, SeenIds
+from pipeline.events import MAX_PACK_EVENTS, Release
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -28,6 +28,9 @@ RAW_INSERT_SETTINGS = {
     "input_format_skip_unknown_fields": 1,
     "date_time_input_format": "best_effort",
 }
+
+
+PARTIAL_TABLES = ("product_metrics_1m", "breakdown_metrics_1m")
 
 
 class ClickHouseSink:
@@ -53,6 +56,13 @@ class ClickHouseSink:
                 f"{self.db}.product_metrics_1m",
                 batch.partial_columns(),
                 column_names=list(PARTIAL_COLUMNS),
+                column_oriented=True,
+            )
+        if batch.breakdown:
+            self.client.insert(
+                f"{self.db}.breakdown_metrics_1m",
+                batch.breakdown_columns(),
+                column_names=list(BREAKDOWN_COLUMNS),
                 column_oriented=True,
             )
 
@@ -87,6 +97,12 @@ class ClickHouseSink:
         ]
         self.client.insert(f"{self.db}.ingestion_errors", rows, column_names=cols)
 
+    def write_releases(self, releases: list[Release]) -> None:
+        if releases:
+            rows = [[r.product, r.version, r.released_at, r.channel, r.rollout_pct, r.commit] for r in releases]
+            cols = ["product", "version", "released_at", "channel", "rollout_pct", "commit"]
+            self.client.insert(f"{self.db}.releases", rows, column_names=cols)
+
     # --- takeover of a partition -------------------------------------------------
     def take_over(self, partition: int, first_offset: int, seen: SeenIds, warm_limit: int) -> None:
         """Roll back uncommitted partials of ``partition`` and warm the dedup memory.
@@ -96,10 +112,11 @@ class ClickHouseSink:
         written again, so they go first. Then the ids already stored for this
         partition are loaded so a duplicate of an earlier event is still known.
         """
-        self.client.command(
-            f"DELETE FROM {self.db}.product_metrics_1m WHERE src_partition = {int(partition)} "
-            f"AND batch_start >= {int(first_offset)}"
-        )
+        for table in PARTIAL_TABLES:
+            self.client.command(
+                f"DELETE FROM {self.db}.{table} WHERE src_partition = {int(partition)} "
+                f"AND batch_start >= {int(first_offset)}"
+            )
         seen.forget(partition)
         if warm_limit > 0:
             rows = self.client.query(

@@ -91,7 +91,7 @@ def cmd_metrics_query(args: argparse.Namespace) -> int:
             product=args.product,
             version=args.version,
             by=tuple(args.by),
-            step_s=metrics.parse_since(args.step).seconds if args.step else None,
+            step_s=int(metrics.parse_since(args.step).total_seconds()) if args.step else None,
         )
     render(cols, rows, args.format)
     return 0
@@ -167,7 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version")
     p.add_argument("--since", default="7d", help="look-back window, e.g. 15m, 6h, 7d (default 7d)")
     p.add_argument("--step", help="time bucket, e.g. 1h; omit for one value per group")
-    p.add_argument("--by", nargs="*", default=["product"], choices=["product", "version"])
+    p.add_argument(
+        "--by",
+        nargs="*",
+        default=["product"],
+        choices=["product", "version", "feature", "goal"],
+        help="group keys (default product); feature and goal apply to per-feature and per-goal metrics",
+    )
     p.add_argument("--format", default="table", choices=["table", "json", "csv"])
     p.set_defaults(fn=cmd_metrics_query)
     return parser

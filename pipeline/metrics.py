@@ -1,14 +1,28 @@
 """The metric catalog: every product metric by name, with its definition and query.
 
 Alert rules and dashboards name metrics from this catalog; nothing else
-builds metric SQL. A metric is an aggregate expression over
-``product_metrics_1m`` (read with FINAL, so replaced partials count once).
-Identifiers in the SQL come from the catalog only; the time range, product and
-version are bound parameters.
+builds metric SQL. A metric is an aggregate expression over one *source*:
+
+* ``minute`` - ``product_metrics_1m`` FINAL (replaced partials count once);
+* ``feature`` / ``goal`` - ``breakdown_metrics_1m`` FINAL, grouped by the
+  feature or conversion goal;
+* ``users`` - daily unique-user sketches (``users_1d``), merged over the window;
+* ``feature_users`` - daily unique users per feature (``feature_users_1d``);
+* ``tickets`` - support tickets paired opened -> resolved from raw ``events``.
+
+Metrics over unique users are HyperLogLog estimates (``uniqCombined64``:
+~0.3% standard error at 1M users, exact for small sets); every other metric is
+exact. Windowed definitions: ``dau`` is the mean daily actives in the window,
+``active_users`` the distinct users in it (query ``--since 30d`` for MAU),
+``stickiness`` = dau / active_users (DAU/MAU over a 30-day window),
+``release_adoption`` a version's share of sessions started in the window
+(``--since 24h`` for the usual definition). SQL identifiers come from the
+catalog only; the time range, product and version are bound parameters.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -18,6 +32,57 @@ from clickhouse_connect.driver.client import Client
 from pipeline.histogram import quantile_sql
 
 Dimension = Literal["business impact", "customer experience", "post-launch support", "performance", "volume"]
+GroupKey = Literal["product", "version", "feature", "goal"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a family of metrics is read from."""
+
+    sql: str  # FROM clause; {db}, and for nested sources {where} and {inner_group}
+    time: str  # time column filtered on (inside the inner query when nested)
+    keys: tuple[str, ...] = ("product", "version")  # what its rows can be grouped by
+    filter: str = ""  # fixed condition
+    nested: bool = False  # filters go into the inner query
+    outer_time: str = ""  # time column the outer query buckets by, when nested
+    key_columns: tuple[tuple[str, str], ...] = ()  # group key -> column, where they differ
+
+
+SOURCES: dict[str, Source] = {
+    "minute": Source("{db}.product_metrics_1m FINAL", "minute"),
+    "feature": Source(
+        "{db}.breakdown_metrics_1m FINAL",
+        "minute",
+        ("product", "version", "feature"),
+        "kind = 'feature'",
+        key_columns=(("feature", "name"),),
+    ),
+    "goal": Source(
+        "{db}.breakdown_metrics_1m FINAL",
+        "minute",
+        ("product", "version", "goal"),
+        "kind = 'goal'",
+        key_columns=(("goal", "name"),),
+    ),
+    "users": Source(
+        "(SELECT {inner_group}, day, uniqCombined64MergeState(users) AS users_st, "
+        "uniqCombined64MergeState(session_users) AS session_users_st, "
+        "uniqCombined64MergeState(crashed_users) AS crashed_users_st, uniqCombined64Merge(users) AS daily_users "
+        "FROM {db}.users_1d WHERE {where} GROUP BY {inner_group}, day)",
+        "toDateTime(day)",
+        nested=True,
+        outer_time="toDateTime(day)",
+    ),
+    "feature_users": Source("{db}.feature_users_1d", "toDateTime(day)", ("product", "version", "feature")),
+    "tickets": Source(
+        "(SELECT product, any(version) AS version, ticket_id, minIf(ts, action = 'opened') AS opened, "
+        "maxIf(ts, action = 'resolved') AS resolved FROM {db}.events FINAL WHERE type = 'support_ticket' "
+        "AND {where} GROUP BY product, ticket_id HAVING opened > 0)",
+        "ts",
+        nested=True,
+        outer_time="opened",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -26,79 +91,84 @@ class Metric:
     dimension: Dimension
     unit: str
     description: str
-    expr: str  # aggregate expression over product_metrics_1m columns
+    expr: str  # aggregate expression over the source's columns
+    source: str = "minute"
 
     def __post_init__(self) -> None:
         if not self.name.replace("_", "").isalnum():
             raise ValueError(f"metric name {self.name!r} must be an identifier")
+        if self.source not in SOURCES:
+            raise ValueError(f"metric {self.name!r}: unknown source {self.source!r}")
 
 
 def _ratio(num: str, den: str) -> str:
     return f"if(sum({den}) = 0, nan, sum({num}) / sum({den}))"
 
 
+def _uniq_ratio(num: str, den: str) -> str:
+    return f"if(uniqCombined64Merge({den}) = 0, nan, uniqCombined64Merge({num}) / uniqCombined64Merge({den}))"
+
+
 _METRICS = (
     Metric("events", "volume", "events", "Valid events ingested", "sum(events)"),
     Metric("late_events", "volume", "events", "Events that arrived behind the watermark", "sum(late_events)"),
+    # business impact
     Metric("sessions", "business impact", "sessions", "Sessions that ended (any status)", "sum(sessions_ended)"),
-    Metric(
-        "crash_free_sessions",
-        "customer experience",
-        "ratio",
-        "1 - crashed / ended sessions (Sentry's definition)",
-        f"1 - {_ratio('sessions_crashed', 'sessions_ended')}",
-    ),
-    Metric(
-        "crash_rate",
-        "customer experience",
-        "ratio",
-        "Crashed / ended sessions",
-        _ratio("sessions_crashed", "sessions_ended"),
-    ),
-    Metric(
-        "task_success_rate",
-        "customer experience",
-        "ratio",
-        "Successful feature uses / feature uses",
-        _ratio("feature_successes", "feature_uses"),
-    ),
-    Metric("requests", "performance", "requests", "Requests served", "sum(requests)"),
-    Metric(
-        "error_rate",
-        "performance",
-        "ratio",
-        "Failed requests (5xx or error set) / requests",
-        _ratio("request_errors", "requests"),
-    ),
-    Metric("latency_mean_ms", "performance", "ms", "Mean request latency", _ratio("latency_ms_sum", "requests")),
-    Metric("latency_p50_ms", "performance", "ms", "Median request latency (1% rel. error)", quantile_sql(0.50)),
-    Metric(
-        "latency_p95_ms", "performance", "ms", "95th percentile request latency (1% rel. error)", quantile_sql(0.95)
-    ),
-    Metric(
-        "latency_p99_ms", "performance", "ms", "99th percentile request latency (1% rel. error)", quantile_sql(0.99)
-    ),
+    Metric("sessions_started", "business impact", "sessions", "Sessions started", "sum(sessions_started)"),
+    Metric("active_users", "business impact", "users", "Distinct users in the window (MAU over 30d)",
+           "uniqCombined64Merge(users_st)", "users"),
+    Metric("dau", "business impact", "users", "Mean daily active users in the window", "avg(daily_users)", "users"),
+    Metric("stickiness", "business impact", "ratio", "DAU / distinct users of the window (DAU/MAU over 30d)",
+           "if(uniqCombined64Merge(users_st) = 0, nan, avg(daily_users) / uniqCombined64Merge(users_st))", "users"),
+    Metric("release_adoption", "business impact", "ratio",
+           "A version's share of the product's sessions started in the window (use --by product version)",
+           "if(sum(sum(sessions_started)) OVER ({per_product}) = 0, nan, "
+           "sum(sessions_started) / sum(sum(sessions_started)) OVER ({per_product}))"),
     Metric("conversions", "business impact", "conversions", "Conversion events", "sum(conversions)"),
     Metric("revenue", "business impact", "currency", "Sum of conversion values", "sum(revenue)"),
-    Metric(
-        "nps",
-        "customer experience",
-        "score",
-        "Net promoter score: % promoters (9-10) - % detractors (0-6)",
-        "if(sum(nps_promoters + nps_passives + nps_detractors) = 0, nan, "
-        "100 * (sum(nps_promoters) - sum(nps_detractors)) / sum(nps_promoters + nps_passives + nps_detractors))",
-    ),
+    Metric("conversion_rate", "business impact", "ratio", "Conversions per ended session",
+           _ratio("conversions", "sessions_ended")),
+    Metric("goal_conversions", "business impact", "conversions", "Conversions per goal (--by goal)",
+           "sum(count)", "goal"),
+    Metric("goal_revenue", "business impact", "currency", "Revenue per goal (--by goal)", "sum(value_sum)", "goal"),
+    # customer experience
+    Metric("crash_free_sessions", "customer experience", "ratio", "1 - crashed / ended sessions (Sentry)",
+           f"1 - {_ratio('sessions_crashed', 'sessions_ended')}"),
+    Metric("crash_rate", "customer experience", "ratio", "Crashed / ended sessions",
+           _ratio("sessions_crashed", "sessions_ended")),
+    Metric("errored_sessions_rate", "customer experience", "ratio", "Sessions with errors but no crash / ended",
+           _ratio("sessions_errored", "sessions_ended")),
+    Metric("crash_free_users", "customer experience", "ratio", "1 - users with a crash / users with a session",
+           f"1 - {_uniq_ratio('crashed_users_st', 'session_users_st')}", "users"),
+    Metric("task_success_rate", "customer experience", "ratio", "Successful feature uses / feature uses",
+           _ratio("feature_successes", "feature_uses")),
+    Metric("feature_uses", "customer experience", "uses", "Uses per feature (--by feature)", "sum(count)", "feature"),
+    Metric("feature_success_rate", "customer experience", "ratio", "Success rate per feature (--by feature)",
+           _ratio("ok", "count"), "feature"),
+    Metric("feature_users", "customer experience", "users", "Distinct users per feature (--by feature)",
+           "uniqCombined64Merge(users)", "feature_users"),
+    Metric("nps", "customer experience", "score", "Net promoter score: % promoters (9-10) - % detractors (0-6)",
+           "if(sum(nps_promoters + nps_passives + nps_detractors) = 0, nan, "
+           "100 * (sum(nps_promoters) - sum(nps_detractors)) / sum(nps_promoters + nps_passives + nps_detractors))"),
     Metric("csat", "customer experience", "score", "Mean CSAT score (1-5)", _ratio("csat_sum", "csat_count")),
+    # post-launch support
     Metric("tickets_opened", "post-launch support", "tickets", "Support tickets opened", "sum(tickets_opened)"),
     Metric("tickets_resolved", "post-launch support", "tickets", "Support tickets resolved", "sum(tickets_resolved)"),
-    Metric(
-        "tickets_per_1k_sessions",
-        "post-launch support",
-        "tickets",
-        "Tickets opened per 1,000 ended sessions",
-        f"1000 * {_ratio('tickets_opened', 'sessions_ended')}",
-    ),
-)
+    Metric("tickets_per_1k_sessions", "post-launch support", "tickets", "Tickets opened per 1,000 ended sessions",
+           f"1000 * {_ratio('tickets_opened', 'sessions_ended')}"),
+    Metric("open_tickets", "post-launch support", "tickets", "Tickets opened in the window and not resolved",
+           "countIf(resolved < opened)", "tickets"),
+    Metric("time_to_resolve_h", "post-launch support", "hours", "Mean hours from opened to resolved",
+           "avgIf(dateDiff('millisecond', opened, resolved) / 3.6e6, resolved >= opened)", "tickets"),
+    # performance
+    Metric("requests", "performance", "requests", "Requests served", "sum(requests)"),
+    Metric("error_rate", "performance", "ratio", "Failed requests (5xx or error set) / requests",
+           _ratio("request_errors", "requests")),
+    Metric("latency_mean_ms", "performance", "ms", "Mean request latency", _ratio("latency_ms_sum", "requests")),
+    Metric("latency_p50_ms", "performance", "ms", "Median request latency (1% rel. error)", quantile_sql(0.50)),
+    Metric("latency_p95_ms", "performance", "ms", "95th percentile latency (1% rel. error)", quantile_sql(0.95)),
+    Metric("latency_p99_ms", "performance", "ms", "99th percentile latency (1% rel. error)", quantile_sql(0.99)),
+)  # fmt: skip
 CATALOG: dict[str, Metric] = {m.name: m for m in _METRICS}
 
 
@@ -129,28 +199,56 @@ def query(
     until: datetime | None = None,
     product: str | None = None,
     version: str | None = None,
-    by: tuple[Literal["product", "version"], ...] = ("product",),
+    by: tuple[GroupKey, ...] = ("product",),
     step_s: int | None = None,
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Values of catalog metrics grouped by ``by`` (and a time bucket of ``step_s``)."""
+    """Values of catalog metrics grouped by ``by`` (and a time bucket ``t`` of ``step_s`` seconds).
+
+    Metrics from different sources are queried separately and joined on the
+    group keys; a group missing from one source gets NaN for its metrics.
+    """
     metrics = [get(n) for n in names]
-    until = until or datetime.now(UTC) + timedelta(days=1)
-    group: list[str] = list(by)
-    if step_s:
-        group.insert(0, f"toStartOfInterval(minute, INTERVAL {int(step_s)} SECOND) AS t")
-    where = ["minute >= {since:DateTime}", "minute < {until:DateTime}"]
-    params: dict[str, Any] = {"since": since, "until": until}
+    params: dict[str, Any] = {"since": since, "until": until or datetime.now(UTC) + timedelta(days=1)}
     if product is not None:
-        where.append("product = {product:String}")
         params["product"] = product
     if version is not None:
-        where.append("version = {version:String}")
         params["version"] = version
-    select = [g for g in group] + [f"{m.expr} AS {m.name}" for m in metrics]
-    keys = [g.split(" AS ")[-1] for g in group]
-    sql = (
-        f"SELECT {', '.join(select)} FROM {database}.product_metrics_1m FINAL "
-        f"WHERE {' AND '.join(where)} GROUP BY {', '.join(keys) or 'tuple()'} ORDER BY {', '.join(keys) or 'tuple()'}"
-    )
-    result = client.query(sql, parameters=params)
-    return keys + [m.name for m in metrics], [tuple(r) for r in result.result_rows]
+    keys = (["t"] if step_s else []) + list(by)
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    by_source: dict[str, list[Metric]] = {}
+    for m in metrics:
+        by_source.setdefault(m.source, []).append(m)
+    for source_name, group in by_source.items():
+        sql = _source_sql(database, SOURCES[source_name], group, by, step_s, params)
+        for row in client.query(sql, parameters=params).result_rows:
+            key, values = tuple(row[: len(keys)]), row[len(keys) :]
+            merged.setdefault(key, {}).update({m.name: v for m, v in zip(group, values, strict=True)})
+    rows = [key + tuple(vals.get(n, math.nan) for n in names) for key, vals in sorted(merged.items())]
+    return keys + names, rows
+
+
+def _source_sql(
+    db: str, source: Source, metrics: list[Metric], by: tuple[GroupKey, ...], step_s: int | None, params: dict[str, Any]
+) -> str:
+    for key in by:
+        if key not in source.keys:
+            raise ValueError(f"metric {metrics[0].name!r} cannot be grouped by {key!r} (it has {source.keys})")
+    where = [f"{source.time} >= {{since:DateTime}}", f"{source.time} < {{until:DateTime}}"]
+    where += [f"{k} = {{{k}:String}}" for k in ("product", "version") if k in params]
+    if source.filter:
+        where.append(source.filter)
+    columns = dict(source.key_columns)
+    group = [f"{columns.get(k, k)} AS {k}" for k in by]
+    if step_s:
+        time = source.outer_time or source.time
+        group.insert(0, f"toStartOfInterval({time}, INTERVAL {int(step_s)} SECOND) AS t")
+    per_product = "PARTITION BY t, product" if step_s else "PARTITION BY product"
+    exprs = [m.expr.replace("{per_product}", per_product) for m in metrics]
+    select = ", ".join(group + [f"{e} AS {m.name}" for e, m in zip(exprs, metrics, strict=True)])
+    names = ", ".join(g.split(" AS ")[-1] for g in group) or "tuple()"
+    if source.nested:
+        inner_group = ", ".join(k for k in ("product", "version") if k in by) or "product"
+        src = source.sql.format(db=db, where=" AND ".join(where), inner_group=inner_group)
+        return f"SELECT {select} FROM {src} GROUP BY {names} ORDER BY {names}"
+    src = source.sql.format(db=db)
+    return f"SELECT {select} FROM {src} WHERE {' AND '.join(where)} GROUP BY {names} ORDER BY {names}"

@@ -17,6 +17,15 @@ Tables and why they look the way they do:
   a worker that takes over a partition first deletes partial rows written past
   the committed offset, so totals stay exact across crashes. Read with FINAL.
 * ``ingestion_errors`` - every dead-lettered event, keyed by its position.
+* ``breakdown_metrics_1m`` - like ``product_metrics_1m``, per feature
+  (``kind = 'feature'``: uses, successes, duration) and per conversion goal
+  (``kind = 'goal'``: conversions, revenue).
+* ``users_1d`` / ``feature_users_1d`` - unique-user sketches per product,
+  version and day (``uniqCombined64``, HyperLogLog with 2^17 cells: ~0.3%
+  standard error at 1M users, exact for small sets), filled by materialized
+  views on ``events``. A replayed row adds nothing to a unique count, and days
+  merge into weeks and months, so DAU, WAU, MAU and adoption come from them.
+* ``releases`` - release announcements from the releases topic.
 """
 
 from __future__ import annotations
@@ -133,6 +142,82 @@ MIGRATIONS: tuple[Migration, ...] = (
                 at DateTime64(3, 'UTC')
             ) ENGINE = ReplacingMergeTree
             ORDER BY (kafka_topic, kafka_partition, kafka_offset, pack_index)
+            """,
+        ),
+    ),
+)
+
+_USERS_SELECT = """
+    SELECT product, version, toDate(ts) AS day,
+        uniqCombined64State(user_id) AS users,
+        uniqCombined64StateIf(user_id, type = 'session_ended') AS session_users,
+        uniqCombined64StateIf(user_id, type = 'session_ended' AND status = 'crashed') AS crashed_users
+    FROM {db}.events GROUP BY product, version, day
+"""
+_FEATURE_USERS_SELECT = """
+    SELECT product, version, feature, toDate(ts) AS day, uniqCombined64State(user_id) AS users
+    FROM {db}.events WHERE type = 'feature_used' GROUP BY product, version, feature, day
+"""
+
+MIGRATIONS += (
+    Migration(
+        2,
+        "breakdown_metrics_1m, users_1d, feature_users_1d, releases",
+        (
+            """
+            CREATE TABLE IF NOT EXISTS {db}.breakdown_metrics_1m (
+                product LowCardinality(String),
+                version LowCardinality(String),
+                kind LowCardinality(String),
+                name String,
+                minute DateTime('UTC'),
+                src_partition UInt16,
+                batch_start UInt64,
+                count UInt64,
+                ok UInt64,
+                value_sum Float64
+            ) ENGINE = ReplacingMergeTree
+            PARTITION BY toYYYYMM(minute)
+            ORDER BY (product, kind, name, version, minute, src_partition, batch_start)
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS {db}.users_1d (
+                product LowCardinality(String),
+                version LowCardinality(String),
+                day Date,
+                users AggregateFunction(uniqCombined64, String),
+                session_users AggregateFunction(uniqCombined64, String),
+                crashed_users AggregateFunction(uniqCombined64, String)
+            ) ENGINE = AggregatingMergeTree
+            ORDER BY (product, version, day)
+            """,
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.users_1d_mv TO {db}.users_1d AS " + _USERS_SELECT,
+            """
+            CREATE TABLE IF NOT EXISTS {db}.feature_users_1d (
+                product LowCardinality(String),
+                version LowCardinality(String),
+                feature String,
+                day Date,
+                users AggregateFunction(uniqCombined64, String)
+            ) ENGINE = AggregatingMergeTree
+            ORDER BY (product, feature, version, day)
+            """,
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.feature_users_1d_mv TO {db}.feature_users_1d AS "
+            + _FEATURE_USERS_SELECT,
+            # Backfill from rows stored before the views existed; unique states absorb repeats.
+            "INSERT INTO {db}.users_1d " + _USERS_SELECT,
+            "INSERT INTO {db}.feature_users_1d " + _FEATURE_USERS_SELECT,
+            """
+            CREATE TABLE IF NOT EXISTS {db}.releases (
+                product LowCardinality(String),
+                version LowCardinality(String),
+                released_at DateTime64(3, 'UTC'),
+                channel LowCardinality(String),
+                rollout_pct Float32,
+                commit String,
+                received_at DateTime64(3, 'UTC') DEFAULT now64(3)
+            ) ENGINE = ReplacingMergeTree(received_at)
+            ORDER BY (product, version)
             """,
         ),
     ),
