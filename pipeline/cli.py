@@ -62,6 +62,39 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(_settings(args), events=args.events, baseline_events=args.baseline_events, json_out=args.json)
 
 
+def cmd_release(args: argparse.Namespace) -> int:
+    from pipeline.broker import ensure_topics
+    from pipeline.emitter import Emitter
+
+    settings = _settings(args)
+    ensure_topics(settings)
+    release = {
+        "product": args.product,
+        "version": args.version,
+        "released_at": args.released_at or datetime.now(UTC),
+        "channel": args.channel,
+        "rollout_pct": args.rollout_pct,
+        "commit": args.commit,
+    }
+    with Emitter(settings) as em:
+        em.release(release)
+    print(f"announced {args.product} {args.version} on {settings.releases_topic}")
+    return 0
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from pipeline.load import run_load
+
+    return run_load(
+        _settings(args),
+        duration_s=args.duration,
+        rate=args.rate,
+        span_days=args.span_days,
+        scenario=args.scenario,
+        seed=args.seed,
+    )
+
+
 def cmd_naive(args: argparse.Namespace) -> int:
     from pipeline.bench import naive_consumer
 
@@ -152,6 +185,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print the results as JSON too")
     p.set_defaults(fn=cmd_bench)
+
+    p = sub.add_parser("release", help="announce a release of a product on the releases topic")
+    _common(p)
+    p.add_argument("--product", required=True)
+    p.add_argument("--version", required=True)
+    p.add_argument("--channel", default="stable")
+    p.add_argument("--rollout-pct", type=float, default=100.0)
+    p.add_argument("--commit", default="")
+    p.add_argument("--released-at", help="ISO time with a timezone (default now)")
+    p.set_defaults(fn=cmd_release)
+
+    p = sub.add_parser(
+        "load",
+        help="send synthetic traffic into Kafka (no worker)",
+        description="Sends realistic synthetic events - diurnal traffic, several products and releases, users with "
+        "sessions, features, feedback and tickets - at --rate events/s for --duration seconds, covering "
+        "--span-days of event time ending now (a compressed clock).",
+    )
+    _common(p)
+    p.add_argument("--duration", type=float, default=60.0, help="seconds to send for (default 60)")
+    p.add_argument("--rate", type=int, default=5000, help="events per second (default 5000)")
+    p.add_argument("--span-days", type=float, default=14.0, help="event-time span, ending now (default 14)")
+    p.add_argument("--scenario", default="regression_and_decay", help="steady or regression_and_decay")
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(fn=cmd_load)
 
     p = sub.add_parser("naive", help="the naive baseline consumer that `pulse bench` measures against")
     _common(p)

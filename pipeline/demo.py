@@ -16,24 +16,21 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from kafka import KafkaAdminClient
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pipeline import clickhouse, localkafka, metrics, synth
 from pipeline.broker import ensure_topics, kafka_python_config
-from pipeline.emitter import Emitter
+from pipeline.load import send_traffic, traffic_config
 from pipeline.settings import Settings
 from pipeline.table import render
 from pipeline.workerproc import WorkerProcess
 
 SPAN = timedelta(days=14)
-EVENTS_PER_USER_DAY = 23  # what synth's defaults produce per user and day, measured
 SUMMARY_METRICS = ["events", "sessions", "crash_free_sessions", "error_rate", "latency_mean_ms", "latency_p95_ms"]
 
 
@@ -66,16 +63,8 @@ def run_demo(
         ensure_topics(demo)
         console.print(f"[bold]worker[/] starting (log: {worker.log_path})")
         worker.start().wait_ready()
-        target = max(1, int(duration_s * rate))
-        cfg = synth.TrafficConfig(
-            seed=seed,
-            start=datetime.now(UTC) - SPAN,
-            span=SPAN,
-            users_per_product=max(5, round(target / (5 * EVENTS_PER_USER_DAY * SPAN.days))),
-            scenario=scenario,
-            max_events=target,
-        )
-        sent = _send(demo, cfg, duration_s, rate, console)
+        cfg = traffic_config(max(1, int(duration_s * rate)), SPAN, scenario, seed)
+        sent = send_traffic(demo, cfg, rate, console)
         console.print(f"sent {sent:,} events; waiting for the worker to store them ...")
         worker.wait_drained(demo.events_topic, timeout_s=max(120.0, duration_s * 4))
         worker.stop()
@@ -94,28 +83,6 @@ def run_demo(
 
 def _is_local(settings: Settings) -> bool:
     return all(h.split(":")[0] in ("127.0.0.1", "localhost") for h in settings.kafka_bootstrap.split(","))
-
-
-def _send(settings: Settings, cfg: synth.TrafficConfig, duration_s: float, rate: int, console: Console) -> int:
-    """Emit the traffic paced at ``rate`` events/s, with a progress bar."""
-    target = cfg.max_events or 0
-    columns = (TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    sent = 0
-    with Emitter(settings) as em, Progress(*columns, console=console) as progress:
-        for rel in synth.releases(cfg):
-            em.release(rel)
-        task = progress.add_task("events", total=target)
-        started = time.monotonic()
-        for event in synth.traffic(cfg):
-            em.emit(event)
-            sent += 1
-            if sent % 1000 == 0:
-                progress.update(task, completed=sent)
-                ahead = sent / rate - (time.monotonic() - started)
-                if ahead > 0:
-                    time.sleep(ahead)
-        progress.update(task, completed=sent)
-    return sent
 
 
 def _report(settings: Settings, cfg: synth.TrafficConfig, sent: int, json_out: bool) -> None:

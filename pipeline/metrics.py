@@ -244,7 +244,9 @@ def _source_sql(
         group.insert(0, f"toStartOfInterval({time}, INTERVAL {int(step_s)} SECOND) AS t")
     per_product = "PARTITION BY t, product" if step_s else "PARTITION BY product"
     exprs = [m.expr.replace("{per_product}", per_product) for m in metrics]
-    select = ", ".join(group + [f"{e} AS {m.name}" for e, m in zip(exprs, metrics, strict=True)])
+    # Output aliases differ from every column name: ClickHouse would otherwise resolve a
+    # column in a later expression (sum(conversions)) to an earlier alias of the same name.
+    select = ", ".join(group + [f"{e} AS metric_{m.name}" for e, m in zip(exprs, metrics, strict=True)])
     names = ", ".join(g.split(" AS ")[-1] for g in group) or "tuple()"
     if source.nested:
         inner_group = ", ".join(k for k in ("product", "version") if k in by) or "product"
