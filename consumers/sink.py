@@ -52,19 +52,12 @@ class ClickHouseSink:
 
     def write_partials(self, batch: BatchResult) -> None:
         if batch.partials:
-            self.client.insert(
-                f"{self.db}.product_metrics_1m",
-                batch.partial_columns(),
-                column_names=list(PARTIAL_COLUMNS),
-                column_oriented=True,
-            )
+            self._insert_columns("product_metrics_1m", batch.partial_columns(), PARTIAL_COLUMNS)
         if batch.breakdown:
-            self.client.insert(
-                f"{self.db}.breakdown_metrics_1m",
-                batch.breakdown_columns(),
-                column_names=list(BREAKDOWN_COLUMNS),
-                column_oriented=True,
-            )
+            self._insert_columns("breakdown_metrics_1m", batch.breakdown_columns(), BREAKDOWN_COLUMNS)
+
+    def _insert_columns(self, table: str, columns: list[list[object]], names: tuple[str, ...]) -> None:
+        self.client.insert(f"{self.db}.{table}", columns, column_names=list(names), column_oriented=True)
 
     def write_errors(self, batch: BatchResult, topic: str) -> None:
         if not batch.dead:
