@@ -118,3 +118,27 @@ def test_redelivery_and_replay_do_not_double_count(settings, start_worker):
     assert_totals_equal(stored_totals(settings), truth)
     with clickhouse.opened(settings) as client:
         assert client.query("SELECT count() FROM pulse.events FINAL").result_rows[0][0] == 5_000
+
+
+def test_worker_exports_prometheus_metrics(settings, start_worker):
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = settings.model_copy(update={"metrics_port": port})
+    events = make_events(1_000, PRODUCTS, seed=6)
+    worker = start_worker(settings)
+    emit_all(settings, events)
+    with Emitter(settings) as em:
+        em.send_raw(settings.events_topic, b"{broken")
+    worker.wait_drained(settings.events_topic, timeout_s=120)
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    worker.stop()
+    ingested = sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("pulse_events_ingested_total{")
+    )
+    assert ingested == 1_000
+    assert 'pulse_events_dead_lettered_total{reason="bad_json"} 1.0' in text
+    assert "pulse_batch_seconds_bucket" in text
