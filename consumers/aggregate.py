@@ -263,7 +263,7 @@ def aggregate_batch(
             ts = ev.ts.timestamp()
             if ts > future_limit:
                 detail = f"ts {ev.ts.isoformat()} is more than {max_future_skew_s:.0f}s ahead of now"
-                out.dead.append(DeadLetter(msg, index, value, DecodeError("invalid", detail)))
+                out.dead.append(DeadLetter(msg, index, value, DecodeError("future_ts", detail)))
                 continue
             if not seen.first(partition, offset * MAX_PACK_EVENTS + index, ev.event_id.int):
                 out.duplicates += 1

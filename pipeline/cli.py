@@ -101,6 +101,22 @@ def cmd_naive(args: argparse.Namespace) -> int:
     return naive_consumer(_settings(args))
 
 
+def cmd_collector(args: argparse.Namespace) -> int:
+    from pipeline.collector import run_collector
+    from pipeline.settings import load_settings
+
+    run_collector(
+        load_settings(
+            kafka_bootstrap=args.bootstrap,
+            data_dir=args.data_dir,
+            topic_prefix=args.topic_prefix,
+            collector_host=args.host,
+            collector_port=args.port,
+        )
+    )
+    return 0
+
+
 def cmd_metrics_list(args: argparse.Namespace) -> int:
     from pipeline.metrics import CATALOG
 
@@ -214,6 +230,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("naive", help="the naive baseline consumer that `pulse bench` measures against")
     _common(p)
     p.set_defaults(fn=cmd_naive)
+
+    p = sub.add_parser(
+        "collector",
+        help="HTTP collector: POST /v1/events for services that do not speak Kafka",
+        description='Serves POST /v1/events (one event, an array or {"events": [...]}, gzip allowed) '
+        "authenticated by per-product write keys (env PULSE_COLLECTOR_WRITE_KEYS=product=key,...), and "
+        "GET /healthz. Answers 202 only after Kafka acknowledged every event of the request.",
+    )
+    _common(p)
+    p.add_argument("--host", help="address to bind (env PULSE_COLLECTOR_HOST, default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (env PULSE_COLLECTOR_PORT, default 8088)")
+    p.set_defaults(fn=cmd_collector)
 
     metrics = sub.add_parser("metrics", help="the metric catalog").add_subparsers(dest="metrics_command", required=True)
     p = metrics.add_parser("list", help="list catalog metrics")

@@ -55,6 +55,22 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, ge=0, le=65535, description="Faust web server port (0 = off)")
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus /metrics port (0 = off)")
 
+    # --- HTTP collector --------------------------------------------------------
+    collector_host: str = Field("127.0.0.1", description="address `pulse collector` binds to")
+    collector_port: int = Field(8088, ge=0, le=65535, description="port `pulse collector` listens on")
+    collector_write_keys: SecretStr | None = Field(
+        None,
+        description="write keys as comma-separated product=key pairs, e.g. 'checkout=k1,search=k2' (split at the "
+        "first '=', so keys may contain '='; not ','); a key authorizes events of its own product(s) only",
+    )
+    collector_max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="largest request body as sent; decompressed bodies may be 8x this"
+    )
+    collector_max_events: int = Field(1_000, ge=1, le=100_000, description="most events in one request")
+    collector_ack_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="wait this long for the broker's acks before answering 503"
+    )
+
     @field_validator("clickhouse_database", "consumer_group")
     @classmethod
     def _plain_identifier(cls, v: str) -> str:

@@ -321,7 +321,7 @@ def test_event_too_far_in_the_future_is_dead_lettered():
     too_far = ev("session_started", ts=datetime.fromtimestamp(NOW_S + 3600 + 1, tz=UTC))
     just_ok = ev("session_started", ts=datetime.fromtimestamp(NOW_S + 3600, tz=UTC))
     result = run([single(0, 1, too_far), single(0, 2, just_ok)])
-    assert [(d.message.offset, d.error.reason) for d in result.dead] == [(1, "invalid")]
+    assert [(d.message.offset, d.error.reason) for d in result.dead] == [(1, "future_ts")]
     assert "ahead" in result.dead[0].error.detail
     assert len(result.raw_rows) == 1
 
