@@ -10,7 +10,7 @@ Events are validated before they are sent (an invalid one raises
 idempotent, retrying kafka-python producer. An event goes to the partition its
 key ``product:user`` hashes to (Kafka's murmur2), so one user's events stay in
 order; events bound for the same partition travel together in *packs* (see
-:mod:`pipeline.events`) of up to ``pack_events`` events, sent when full, after
+:mod:`pipeline.events`) of up to ``pack_events`` events and ``pack_bytes`` bytes, sent when full, after
 ``linger_ms``, or on :meth:`Emitter.flush`. ``flush`` returns once the broker
 acknowledged every event emitted before it, and raises if any send failed.
 """
@@ -46,6 +46,10 @@ class InvalidEvent(ValueError):
     """An event failed validation before it was sent; nothing was produced."""
 
 
+class EmitFailed(RuntimeError):
+    """Events queued earlier could not be handed to Kafka."""
+
+
 class Emitter:
     """A thread-safe producer of ProductPulse events for one product and version."""
 
@@ -58,6 +62,7 @@ class Emitter:
         platform: str = "",
         linger_ms: int = 50,
         pack_events: int = 100,
+        pack_bytes: int = 512 * 1024,
         batch_size: int = 1024 * 1024,
         producer: KafkaProducer | None = None,
     ) -> None:
@@ -67,6 +72,9 @@ class Emitter:
         self.environment = environment
         self.platform = platform
         self.pack_events = pack_events
+        self.pack_bytes = pack_bytes  # well under a default broker's 1 MiB message.max.bytes
+        self._pack_bytes: dict[int, int] = {}
+        self._errors: list[Exception] = []
         self.linger_s = linger_ms / 1000
         self._lock = threading.Lock()
         self._packs: dict[int, list[bytes]] = {}
@@ -115,7 +123,12 @@ class Emitter:
         partition = self._partition(key)
         with self._lock:
             pack = self._packs.setdefault(partition, [])
+            size = self._pack_bytes.get(partition, 0)
+            if pack and size + len(value) > self.pack_bytes:
+                self._send_pack(partition)
+                pack, size = self._packs.setdefault(partition, []), 0
             pack.append(value)
+            self._pack_bytes[partition] = size + len(value) + 1
             if len(pack) >= self.pack_events:
                 self._send_pack(partition)
 
@@ -153,19 +166,27 @@ class Emitter:
         return partition
 
     def _send_pack(self, partition: int) -> None:
-        """Send one partition's queued events as a pack (caller holds the lock)."""
+        """Send one partition's queued events as a pack (caller holds the lock).
+
+        A send that fails at once (buffer full, metadata timeout) is kept and
+        raised by the next :meth:`flush`, so no failure passes silently.
+        """
         pack = self._packs.pop(partition, None)
+        self._pack_bytes.pop(partition, None)
         if pack:
             if len(self._pending) >= 1000:
                 self._prune_pending()
-            self._pending.append(
-                self._producer.send(
+            try:
+                future = self._producer.send(
                     self.settings.events_topic,
                     value=encode_pack(pack),
                     partition=partition,
                     headers=[(PACK_HEADER, PACK_FORMAT)],
                 )
-            )
+            except Exception as exc:  # noqa: BLE001 - surfaced by flush()
+                self._errors.append(exc)
+                return
+            self._pending.append(future)
 
     def _prune_pending(self) -> None:
         """Forget acknowledged sends, keeping failures for the next flush to raise."""
@@ -195,7 +216,10 @@ class Emitter:
             for partition in list(self._packs):
                 self._send_pack(partition)
             pending, self._pending = self._pending, []
+            errors, self._errors = self._errors, []
         self._producer.flush(timeout=timeout)
+        if errors:
+            raise EmitFailed(f"{len(errors)} pack(s) could not be sent: {errors[0]!r}") from errors[0]
         for future in pending:
             future.get(timeout=timeout)
 

@@ -8,6 +8,7 @@ and embedded ClickHouse folder, so tests never see each other's data.
 
 from __future__ import annotations
 
+import math
 import random
 import socket
 import uuid
@@ -17,9 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka import KafkaAdminClient
 
-from pipeline import localkafka
-from pipeline.broker import ensure_topics
+from consumers.aggregate import COUNTERS
+from pipeline import clickhouse, localkafka
+from pipeline.broker import ensure_topics, kafka_python_config
+from pipeline.emitter import Emitter
 from pipeline.settings import Settings
 from pipeline.workerproc import WorkerProcess
 
@@ -45,8 +49,8 @@ def kafka_bootstrap() -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
-    """Settings isolated to this test: own topics, group and ClickHouse folder."""
+def settings(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Settings]:
+    """Settings isolated to this test: own topics, group and ClickHouse folder (topics deleted after)."""
     tag = uuid.uuid4().hex[:10]
     s = Settings(
         kafka_bootstrap=kafka_bootstrap,
@@ -59,7 +63,14 @@ def settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
         batch_within_s=0.5,
     )
     ensure_topics(s)
-    return s
+    yield s
+    admin = KafkaAdminClient(client_id="pulse-test-cleanup", **kafka_python_config(s))
+    try:
+        mine = [t for t in admin.list_topics() if t.startswith(s.topic_prefix)]
+        if mine:
+            admin.delete_topics(mine)
+    finally:
+        admin.close()
 
 
 @pytest.fixture
@@ -185,3 +196,26 @@ def ground_truth(events: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
         elif kind == "support_ticket":
             add("tickets_opened" if e["action"] == "opened" else "tickets_resolved")
     return out
+
+
+def stored_totals(settings) -> dict[str, dict[str, float]]:
+    cols = [c for c in COUNTERS if c != "late_events"]
+    with clickhouse.opened(settings) as client:
+        sums = ", ".join(f"sum({c})" for c in cols)
+        rows = client.query(f"SELECT product, {sums} FROM pulse.product_metrics_1m FINAL GROUP BY product").result_rows
+    return {r[0]: {c: v for c, v in zip(cols, r[1:], strict=True) if v} for r in rows}
+
+
+def assert_totals_equal(stored: dict[str, dict[str, float]], truth: dict[str, dict[str, float]]) -> None:
+    assert set(stored) == set(truth)
+    for product, want in truth.items():
+        got = stored[product]
+        assert set(got) == set(want), product
+        for col, v in want.items():
+            assert math.isclose(got[col], v, rel_tol=1e-9), (product, col, got[col], v)
+
+
+def emit_all(settings, events) -> None:
+    with Emitter(settings) as em:
+        for e in events:
+            em.emit(e)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import ground_truth, make_events
-from test_ingest import assert_totals_equal, emit_all, stored_totals
+from conftest import assert_totals_equal, emit_all, ground_truth, make_events, stored_totals
 
 from pipeline import clickhouse
 from pipeline.broker import consumer_lag

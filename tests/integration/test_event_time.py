@@ -6,8 +6,7 @@ import random
 from datetime import datetime, timedelta
 
 import pytest
-from conftest import make_events
-from test_ingest import assert_totals_equal, emit_all, stored_totals
+from conftest import assert_totals_equal, emit_all, make_events, stored_totals
 
 from pipeline import clickhouse
 

@@ -3,41 +3,16 @@
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
-from conftest import ground_truth, make_events
+from conftest import assert_totals_equal, emit_all, ground_truth, make_events, stored_totals
 
-from consumers.aggregate import COUNTERS
 from pipeline import clickhouse
 from pipeline.emitter import Emitter
 
 pytestmark = pytest.mark.integration
 
 PRODUCTS = ["checkout", "search", "profile", "feed", "billing"]
-
-
-def stored_totals(settings) -> dict[str, dict[str, float]]:
-    cols = [c for c in COUNTERS if c != "late_events"]
-    with clickhouse.opened(settings) as client:
-        sums = ", ".join(f"sum({c})" for c in cols)
-        rows = client.query(f"SELECT product, {sums} FROM pulse.product_metrics_1m FINAL GROUP BY product").result_rows
-    return {r[0]: {c: v for c, v in zip(cols, r[1:], strict=True) if v} for r in rows}
-
-
-def assert_totals_equal(stored: dict[str, dict[str, float]], truth: dict[str, dict[str, float]]) -> None:
-    assert set(stored) == set(truth)
-    for product, want in truth.items():
-        got = stored[product]
-        assert set(got) == set(want), product
-        for col, v in want.items():
-            assert math.isclose(got[col], v, rel_tol=1e-9), (product, col, got[col], v)
-
-
-def emit_all(settings, events) -> None:
-    with Emitter(settings) as em:
-        for e in events:
-            em.emit(e)
 
 
 def test_50k_events_land_exactly(settings, start_worker):
