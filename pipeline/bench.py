@@ -53,7 +53,7 @@ def run_bench(
     settings: Settings, events: int = 1_000_000, baseline_events: int | None = None, json_out: bool = False
 ) -> int:
     console = Console(stderr=True)
-    started_kafka = localkafka.start() if settings.kafka_bootstrap.startswith("127.0.0.1") else False
+    started_kafka = localkafka.start(settings.kafka_bootstrap)
     root = Path(tempfile.mkdtemp(prefix="pulse-bench-"))
     try:
         console.print(f"generating {events:,} events ...")
@@ -64,7 +64,7 @@ def run_bench(
     finally:
         shutil.rmtree(root, ignore_errors=True)
         if started_kafka:
-            localkafka.stop()
+            localkafka.stop(settings.kafka_bootstrap)
     ratio = pulse.events_per_s / naive.events_per_s if naive.events_per_s else float("inf")
     for r in (pulse, naive):
         print(

@@ -57,7 +57,7 @@ def run_demo(
     console = Console(stderr=True)
     demo = demo_settings(settings)
     shutil.rmtree(demo.data_dir, ignore_errors=True)
-    started_kafka = localkafka.start() if _is_local(demo) else False
+    started_kafka = localkafka.start(demo.kafka_bootstrap)
     worker = WorkerProcess(demo, demo.data_dir / "worker.log")
     try:
         ensure_topics(demo)
@@ -78,11 +78,7 @@ def run_demo(
         worker.stop()
         _delete_topics(demo)
         if started_kafka:
-            localkafka.stop()
-
-
-def _is_local(settings: Settings) -> bool:
-    return all(h.split(":")[0] in ("127.0.0.1", "localhost") for h in settings.kafka_bootstrap.split(","))
+            localkafka.stop(demo.kafka_bootstrap)
 
 
 def _report(settings: Settings, cfg: synth.TrafficConfig, sent: int, json_out: bool) -> None:

@@ -42,10 +42,10 @@ def kafka_bootstrap() -> Iterator[str]:
     bootstrap = Settings().kafka_bootstrap
     started = False
     if not _broker_up(bootstrap):
-        started = localkafka.start()
+        started = localkafka.start(bootstrap)
     yield bootstrap
     if started:
-        localkafka.stop()
+        localkafka.stop(bootstrap)
 
 
 @pytest.fixture
