@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 LeaderTimer = tuple[float, Callable[[], Awaitable[None]]]
 
 
-def create_app(settings: Settings, ingestor_factory: Callable[[faust.App], Ingestor]) -> faust.App:
-    """Build the Faust app; ``ingestor_factory`` gets the app (for its DLQ producer)."""
+def create_app(settings: Settings, sink: ClickHouseSink) -> faust.App:
+    """Build the Faust app: the ingest and release agents, writing through ``sink``."""
     datadir = settings.data_dir / "faust"
     app = faust.App(
         settings.consumer_group,
@@ -61,8 +61,7 @@ def create_app(settings: Settings, ingestor_factory: Callable[[faust.App], Inges
     events_topic = app.topic(settings.events_topic, value_type=bytes, key_type=bytes, internal=False)
     releases_topic = app.topic(settings.releases_topic, value_type=bytes, key_type=bytes, internal=False)
     dlq_topic = app.topic(settings.dlq_topic, value_type=bytes, key_type=bytes, internal=False)
-    ingestor = ingestor_factory(app)
-    ingestor.send_dead = _dlq_sender(dlq_topic, settings.events_topic)
+    ingestor = Ingestor(settings, sink, _dlq_sender(dlq_topic, settings.events_topic))
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _revoked(app: faust.App, revoked: object, **kwargs: object) -> None:  # type: ignore[misc]
@@ -81,7 +80,6 @@ def create_app(settings: Settings, ingestor_factory: Callable[[faust.App], Inges
         async for events in batches:
             await _durably(ingestor.process_releases, [_message(e) for e in events])
 
-    app.ingestor = ingestor  # type: ignore[attr-defined]
     return app
 
 
@@ -133,10 +131,7 @@ def run_worker(settings: Settings, leader_timers: Sequence[LeaderTimer] = (), lo
     sink = ClickHouseSink(client, settings.clickhouse_database)
     instrumentation.serve_metrics(settings.metrics_port)
 
-    async def no_dead_letters(_: Sequence[DeadLetter]) -> None:
-        raise RuntimeError("DLQ sender not wired")
-
-    app = create_app(settings, lambda app: Ingestor(settings, sink, no_dead_letters))
+    app = create_app(settings, sink)
     for interval, fn in leader_timers:
         app.timer(interval, on_leader=True)(fn)
     log.info(

@@ -46,7 +46,9 @@ class Settings(BaseSettings):
     events_ttl_days: int = Field(400, ge=1)
 
     # --- worker --------------------------------------------------------------
-    batch_max_messages: int = Field(2_000, ge=1, description="Kafka messages (single events or packs) per batch")
+    batch_max_messages: int = Field(
+        500, ge=1, description="Kafka messages (single events or packs of <=100) per batch: ~50k events per insert"
+    )
     batch_within_s: float = Field(1.0, gt=0, description="flush a partial batch after this many seconds")
     max_event_bytes: int = Field(64 * 1024, ge=256, description="larger messages go to the DLQ")
     max_future_skew_s: int = Field(3600, ge=0, description="events further in the future go to the DLQ")
