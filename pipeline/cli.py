@@ -14,16 +14,17 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
-from pipeline.settings import Settings
+from pipeline.settings import Settings, load_settings
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {
-        "kafka_bootstrap": getattr(args, "bootstrap", None),
-        "data_dir": getattr(args, "data_dir", None),
-        "topic_prefix": getattr(args, "topic_prefix", None),
-    }
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+def _settings(args: argparse.Namespace, **extra: object) -> Settings:
+    """Settings from the environment, with the common flags (and ``extra``) on top."""
+    return load_settings(
+        kafka_bootstrap=getattr(args, "bootstrap", None),
+        data_dir=getattr(args, "data_dir", None),
+        topic_prefix=getattr(args, "topic_prefix", None),
+        **extra,
+    )
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -103,17 +104,8 @@ def cmd_naive(args: argparse.Namespace) -> int:
 
 def cmd_collector(args: argparse.Namespace) -> int:
     from pipeline.collector import run_collector
-    from pipeline.settings import load_settings
 
-    run_collector(
-        load_settings(
-            kafka_bootstrap=args.bootstrap,
-            data_dir=args.data_dir,
-            topic_prefix=args.topic_prefix,
-            collector_host=args.host,
-            collector_port=args.port,
-        )
-    )
+    run_collector(_settings(args, collector_host=args.host, collector_port=args.port))
     return 0
 
 
