@@ -110,19 +110,26 @@ def _report(settings: Settings, cfg: synth.TrafficConfig, sent: int, json_out: b
                     product=story["decaying_product"],
                 )
                 decay_rows += [(label, *row) for row in r]
+    release_cols = ["product", "version", "sessions", "crash_rate", "error_rate", "latency_p95_ms"]
+    decay_cols = ["period", "product", "sessions", "nps", "tickets_per_1k_sessions", "task_success_rate"]
     if json_out:
-        for row in rows:
-            print(json.dumps(dict(zip(cols, row, strict=True)), default=str))
+        for table, columns, table_rows in (
+            ("products", cols, rows),
+            ("regressing_release", release_cols, release_rows),
+            ("decaying_product", decay_cols, decay_rows),
+        ):
+            for row in table_rows:
+                print(json.dumps({"table": table, **dict(zip(columns, row, strict=True))}, default=str))
         return
     render(cols, rows, title=f"Product health (sent {sent:,} events, stored {stored:,})")
     if story:
         render(
-            ["product", "version", "sessions", "crash_rate", "error_rate", "latency_p95_ms"],
+            release_cols,
             release_rows,
             title=f"Regressing release: {story['regressing_release']} against earlier versions",
         )
         render(
-            ["period", "product", "sessions", "nps", "tickets_per_1k_sessions", "task_success_rate"],
+            decay_cols,
             decay_rows,
             title=f"Decaying product: {story['decaying_product']}, first week against last week",
         )

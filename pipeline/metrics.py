@@ -74,6 +74,17 @@ SOURCES: dict[str, Source] = {
         outer_time="toDateTime(day)",
     ),
     "feature_users": Source("{db}.feature_users_1d", "toDateTime(day)", ("product", "version", "feature")),
+    # Feature users next to the product's active users of the same window (one row per product and feature).
+    "feature_adoption": Source(
+        "(SELECT f.product AS product, f.feature AS feature, f.feature_users AS feature_users, a.users AS users "
+        "FROM (SELECT product, feature, uniqCombined64Merge(users) AS feature_users FROM {db}.feature_users_1d "
+        "WHERE {where} GROUP BY product, feature) AS f "
+        "INNER JOIN (SELECT product, uniqCombined64Merge(users) AS users FROM {db}.users_1d "
+        "WHERE {where} GROUP BY product) AS a ON f.product = a.product)",
+        "toDateTime(day)",
+        ("product", "feature"),
+        nested=True,
+    ),
     "tickets": Source(
         "(SELECT product, any(version) AS version, ticket_id, minIf(ts, action = 'opened') AS opened, "
         "maxIf(ts, action = 'resolved') AS resolved FROM {db}.events FINAL WHERE type = 'support_ticket' "
@@ -147,6 +158,9 @@ _METRICS = (
            _ratio("ok", "count"), "feature"),
     Metric("feature_users", "customer experience", "users", "Distinct users per feature (--by feature)",
            "uniqCombined64Merge(users)", "feature_users"),
+    Metric("feature_adoption", "business impact", "ratio",
+           "Feature users / the product's active users in the window (--by product feature; no --step)",
+           "if(any(users) = 0, nan, any(feature_users) / any(users))", "feature_adoption"),
     Metric("nps", "customer experience", "score", "Net promoter score: % promoters (9-10) - % detractors (0-6)",
            "if(sum(nps_promoters + nps_passives + nps_detractors) = 0, nan, "
            "100 * (sum(nps_promoters) - sum(nps_detractors)) / sum(nps_promoters + nps_passives + nps_detractors))"),
@@ -239,6 +253,8 @@ def _source_sql(
         where.append(source.filter)
     columns = dict(source.key_columns)
     group = [f"{columns.get(k, k)} AS {k}" for k in by]
+    if step_s and source.nested and not source.outer_time:
+        raise ValueError(f"metric {metrics[0].name!r} has no time series (--step); query it per window")
     if step_s:
         time = source.outer_time or source.time
         group.insert(0, f"toStartOfInterval({time}, INTERVAL {int(step_s)} SECOND) AS t")

@@ -23,7 +23,8 @@ def test_demo_prints_what_clickhouse_holds(settings):
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    printed = {row["product"]: row for row in map(json.loads, done.stdout.splitlines())}
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    printed = {row["product"]: row for row in lines if row["table"] == "products"}
     assert set(printed) == {"checkout", "search", "profile", "feed", "billing"}
     sent = int(re.search(r"sent ([\d,]+) events", done.stderr).group(1).replace(",", ""))
     assert 15_000 <= sent <= 20_000  # 4 s at 5,000/s, or all the traffic the compressed fortnight holds
@@ -43,3 +44,12 @@ def test_demo_prints_what_clickhouse_holds(settings):
         assert math.isclose(shown["crash_free_sessions"], 1 - crashed / sessions, rel_tol=1e-9)
         assert math.isclose(shown["error_rate"], failed / requests, rel_tol=1e-9)
         assert math.isclose(shown["latency_mean_ms"], latency_sum / requests, rel_tol=1e-9)
+
+    # The scenario's story is in the summary: search's newest release crashes far more than the one before,
+    # and profile has fewer sessions and a lower NPS in its last week than in its first.
+    release = {r["version"]: r for r in lines if r["table"] == "regressing_release"}
+    newest, previous = sorted(release, key=lambda v: tuple(map(int, v.split("."))))[-2:][::-1]
+    assert release[newest]["crash_rate"] > 2 * release[previous]["crash_rate"]
+    decay = {r["period"]: r for r in lines if r["table"] == "decaying_product"}
+    assert decay["last week"]["product"] == "profile"
+    assert decay["last week"]["sessions"] < decay["first week"]["sessions"]

@@ -202,6 +202,12 @@ def _check_features_and_goals(client, since, events) -> set[str]:
             feats[(e["product"], e["feature"])].append(e)
         elif e["type"] == "conversion":
             goals[(e["product"], e["goal"])].append(e)
+    _, rows = metrics.query(client, "pulse", ["feature_adoption"], since, by=("product", "feature"))
+    assert len(rows) == len(feats)
+    for product, feature, adoption in rows:
+        active = len({e["user_id"] for e in events if e["product"] == product})
+        want = len({e["user_id"] for e in feats[(product, feature)]}) / active
+        assert math.isclose(adoption, want, rel_tol=USER_TOLERANCE), (product, feature, adoption, want)
     names = ["feature_uses", "feature_success_rate", "feature_users"]
     cols, rows = metrics.query(client, "pulse", names, since, by=("product", "feature"))
     assert len(rows) == len(feats)
@@ -216,4 +222,4 @@ def _check_features_and_goals(client, since, events) -> set[str]:
         ge = goals[(product, goal)]
         assert n == len(ge)
         assert math.isclose(revenue, sum(e["value"] for e in ge), rel_tol=1e-9)
-    return set(names) | {"goal_conversions", "goal_revenue"}
+    return set(names) | {"goal_conversions", "goal_revenue", "feature_adoption"}
