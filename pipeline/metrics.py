@@ -12,7 +12,8 @@ builds metric SQL. A metric is an aggregate expression over one *source*:
 
 Metrics over unique users are HyperLogLog estimates (``uniqCombined64``:
 ~0.3% standard error at 1M users, exact for small sets); every other metric is
-exact. Windowed definitions: ``dau`` is the mean daily actives in the window,
+exact. Unique-user metrics count whole UTC days: every day the window touches.
+Windowed definitions: ``dau`` is the mean daily actives in the window,
 ``active_users`` the distinct users in it (query ``--since 30d`` for MAU),
 ``stickiness`` = dau / active_users (DAU/MAU over a 30-day window),
 ``release_adoption`` a version's share of sessions started in the window
@@ -69,11 +70,13 @@ SOURCES: dict[str, Source] = {
         "uniqCombined64MergeState(session_users) AS session_users_st, "
         "uniqCombined64MergeState(crashed_users) AS crashed_users_st, uniqCombined64Merge(users) AS daily_users "
         "FROM {db}.users_1d WHERE {where} GROUP BY {inner_group}, day)",
-        "toDateTime(day)",
+        "day",
         nested=True,
         outer_time="toDateTime(day)",
     ),
-    "feature_users": Source("{db}.feature_users_1d", "toDateTime(day)", ("product", "version", "feature")),
+    "feature_users": Source(
+        "{db}.feature_users_1d", "day", ("product", "version", "feature"), outer_time="toDateTime(day)"
+    ),
     # Feature users next to the product's active users of the same window (one row per product and feature).
     "feature_adoption": Source(
         "(SELECT f.product AS product, f.feature AS feature, f.feature_users AS feature_users, a.users AS users "
@@ -81,7 +84,7 @@ SOURCES: dict[str, Source] = {
         "WHERE {where} GROUP BY product, feature) AS f "
         "INNER JOIN (SELECT product, uniqCombined64Merge(users) AS users FROM {db}.users_1d "
         "WHERE {where} GROUP BY product) AS a ON f.product = a.product)",
-        "toDateTime(day)",
+        "day",
         ("product", "feature"),
         nested=True,
     ),
@@ -247,7 +250,10 @@ def _source_sql(
     for key in by:
         if key not in source.keys:
             raise ValueError(f"metric {metrics[0].name!r} cannot be grouped by {key!r} (it has {source.keys})")
-    where = [f"{source.time} >= {{since:DateTime}}", f"{source.time} < {{until:DateTime}}"]
+    if source.time == "day":  # daily sketches: every UTC day the window touches counts whole
+        where = ["day >= toDate({since:DateTime})", "day <= toDate({until:DateTime} - 1)"]
+    else:
+        where = [f"{source.time} >= {{since:DateTime}}", f"{source.time} < {{until:DateTime}}"]
     where += [f"{k} = {{{k}:String}}" for k in ("product", "version") if k in params]
     if source.filter:
         where.append(source.filter)
