@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 def test_demo_prints_what_clickhouse_holds(settings):
     env = {**os.environ, **settings.to_env()}
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "demo", "--duration", "4", "--rate", "5000", "--json"],
+        [sys.executable, "-m", "pipeline.cli", "demo", "--duration", "8", "--rate", "5000", "--json"],
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -27,7 +27,7 @@ def test_demo_prints_what_clickhouse_holds(settings):
     printed = {row["product"]: row for row in lines if row["table"] == "products"}
     assert set(printed) == {"checkout", "search", "profile", "feed", "billing"}
     sent = int(re.search(r"sent ([\d,]+) events", done.stderr).group(1).replace(",", ""))
-    assert 15_000 <= sent <= 20_000  # 4 s at 5,000/s, or all the traffic the compressed fortnight holds
+    assert 30_000 <= sent <= 40_000  # 8 s at 5,000/s, or all the traffic the compressed fortnight holds
     assert sum(r["events"] for r in printed.values()) == sent
 
     demo = settings.model_copy(update={"data_dir": settings.data_dir / "demo"})
@@ -45,11 +45,13 @@ def test_demo_prints_what_clickhouse_holds(settings):
         assert math.isclose(shown["error_rate"], failed / requests, rel_tol=1e-9)
         assert math.isclose(shown["latency_mean_ms"], latency_sum / requests, rel_tol=1e-9)
 
-    # The scenario's story is in the summary: search's newest release crashes far more than the one before,
-    # and profile has fewer sessions and a lower NPS in its last week than in its first.
+    # The scenario's story is in the summary: search's newest release crashes more and is slower than the one
+    # before (latency is the robust signal at demo size: crashes are counted in tens), and profile has fewer
+    # sessions in its last week than in its first.
     release = {r["version"]: r for r in lines if r["table"] == "regressing_release"}
     newest, previous = sorted(release, key=lambda v: tuple(map(int, v.split("."))))[-2:][::-1]
-    assert release[newest]["crash_rate"] > 2 * release[previous]["crash_rate"]
+    assert release[newest]["crash_rate"] > release[previous]["crash_rate"]
+    assert release[newest]["latency_p95_ms"] > 1.5 * release[previous]["latency_p95_ms"]
     decay = {r["period"]: r for r in lines if r["table"] == "decaying_product"}
     assert decay["last week"]["product"] == "profile"
     assert decay["last week"]["sessions"] < decay["first week"]["sessions"]
