@@ -19,6 +19,7 @@ writes raw rows only - no aggregates - so it does strictly less work.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
@@ -32,7 +33,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from pipeline import clickhouse, localkafka, synth
-from pipeline.broker import ensure_topics, kafka_python_config
+from pipeline.broker import delete_topics, ensure_topics, kafka_python_config
 from pipeline.emitter import Emitter
 from pipeline.events import EVENT_ADAPTER, encode_event, is_pack, partition_key, split_pack
 from pipeline.settings import Settings
@@ -125,6 +126,8 @@ def _measure(
         rss = proc.peak_rss_bytes()
     finally:
         proc.stop()
+        with contextlib.suppress(Exception):  # best effort: leftover topics are harmless
+            delete_topics(settings)
     with clickhouse.opened(settings) as client:
         stored = client.query(f"SELECT uniqExact(event_id) FROM {settings.clickhouse_database}.events").result_rows[0][
             0

@@ -89,6 +89,17 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
         admin.close()
 
 
+def delete_topics(settings: Settings) -> None:
+    """Delete every topic under the settings' prefix (demo and benchmark runs clean up after themselves)."""
+    admin = KafkaAdminClient(client_id="pulse-admin", **kafka_python_config(settings))
+    try:
+        mine = [t for t in admin.list_topics() if t.startswith(settings.topic_prefix + ".")]
+        if mine:
+            admin.delete_topics(mine)
+    finally:
+        admin.close()
+
+
 def consumer_lag(settings: Settings, topic: str, group: str | None = None) -> int:
     """Messages in ``topic`` not yet committed by the consumer group (the worker's progress)."""
     group = group or settings.consumer_group

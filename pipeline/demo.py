@@ -14,17 +14,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import uuid
 from datetime import timedelta
 from typing import Any
 
-from kafka import KafkaAdminClient
 from rich.console import Console
 
 from pipeline import clickhouse, localkafka, metrics, synth
-from pipeline.broker import ensure_topics, kafka_python_config
+from pipeline.broker import delete_topics, ensure_topics
 from pipeline.load import send_traffic, traffic_config
 from pipeline.settings import Settings
 from pipeline.table import render
@@ -76,7 +76,8 @@ def run_demo(
         return 0
     finally:
         worker.stop()
-        _delete_topics(demo)
+        with contextlib.suppress(Exception):  # best effort: leftover demo topics are harmless
+            delete_topics(demo)
         if started_kafka:
             localkafka.stop(demo.kafka_bootstrap)
 
@@ -133,14 +134,3 @@ def _report(settings: Settings, cfg: synth.TrafficConfig, sent: int, json_out: b
             decay_rows,
             title=f"Decaying product: {story['decaying_product']}, first week against last week",
         )
-
-
-def _delete_topics(settings: Settings) -> None:
-    try:
-        admin = KafkaAdminClient(client_id="pulse-demo", **kafka_python_config(settings))
-        try:
-            admin.delete_topics([settings.events_topic, settings.releases_topic, settings.dlq_topic])
-        finally:
-            admin.close()
-    except Exception:  # noqa: BLE001 - best effort: leftover demo topics are harmless
-        pass

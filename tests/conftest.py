@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient
 
 from consumers.aggregate import COUNTERS
 from pipeline import clickhouse, localkafka
-from pipeline.broker import ensure_topics, kafka_python_config
+from pipeline.broker import delete_topics, ensure_topics
 from pipeline.emitter import Emitter
 from pipeline.settings import Settings
 from pipeline.workerproc import WorkerProcess
@@ -64,13 +63,7 @@ def settings(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Settings]:
     )
     ensure_topics(s)
     yield s
-    admin = KafkaAdminClient(client_id="pulse-test-cleanup", **kafka_python_config(s))
-    try:
-        mine = [t for t in admin.list_topics() if t.startswith(s.topic_prefix)]
-        if mine:
-            admin.delete_topics(mine)
-    finally:
-        admin.close()
+    delete_topics(s)
 
 
 @pytest.fixture

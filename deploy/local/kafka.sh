@@ -8,6 +8,7 @@
 # idempotent. Settings (environment):
 #   PULSE_KAFKA_HOME   cache + data folder   (default ~/.cache/productpulse/kafka-$KAFKA_VERSION)
 #   PULSE_KAFKA_PORT   broker port           (default 9092; controller uses port+1)
+#   PULSE_KAFKA_DATA   log (data) folder     (default $PULSE_KAFKA_HOME/data-$PORT)
 set -euo pipefail
 
 KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$(dirname "$0")/kafka/pom.xml")
@@ -16,7 +17,7 @@ HOME_DIR=${PULSE_KAFKA_HOME:-$HOME/.cache/productpulse/kafka-$KAFKA_VERSION}
 PORT=${PULSE_KAFKA_PORT:-9092}
 CONTROLLER_PORT=$((PORT + 1))
 LIBS=$HOME_DIR/libs
-DATA=$HOME_DIR/data-$PORT
+DATA=${PULSE_KAFKA_DATA:-$HOME_DIR/data-$PORT}
 PIDFILE=$HOME_DIR/kafka-$PORT.pid
 LOG=$HOME_DIR/kafka-$PORT.log
 CONF=$HOME_DIR/server-$PORT.properties

@@ -57,7 +57,7 @@ def test_shuffled_and_late_events_give_in_order_totals(settings, start_worker, t
             "data_dir": tmp_path / "shuffled",
         }
     )
-    from pipeline.broker import ensure_topics
+    from pipeline.broker import delete_topics, ensure_topics
 
     ensure_topics(shuffled_settings)
     for s, stream in ((ordered_settings, in_order), (shuffled_settings, shuffled)):
@@ -66,6 +66,7 @@ def test_shuffled_and_late_events_give_in_order_totals(settings, start_worker, t
         worker.wait_drained(s.events_topic, timeout_s=180)
         worker.stop()
 
+    delete_topics(shuffled_settings)
     assert_totals_equal(stored_totals(shuffled_settings), stored_totals(ordered_settings))
     assert _per_minute(shuffled_settings) == _per_minute(ordered_settings)
     assert _late_counts(ordered_settings) == 0
