@@ -49,22 +49,21 @@ class Source:
     key_columns: tuple[tuple[str, str], ...] = ()  # group key -> column, where they differ
 
 
+def _breakdown(kind: str) -> Source:
+    """Per-feature or per-goal partials: the breakdown's ``name`` column is the group key ``kind``."""
+    return Source(
+        "{db}.breakdown_metrics_1m FINAL",
+        "minute",
+        ("product", "version", kind),
+        f"kind = '{kind}'",
+        key_columns=((kind, "name"),),
+    )
+
+
 SOURCES: dict[str, Source] = {
     "minute": Source("{db}.product_metrics_1m FINAL", "minute"),
-    "feature": Source(
-        "{db}.breakdown_metrics_1m FINAL",
-        "minute",
-        ("product", "version", "feature"),
-        "kind = 'feature'",
-        key_columns=(("feature", "name"),),
-    ),
-    "goal": Source(
-        "{db}.breakdown_metrics_1m FINAL",
-        "minute",
-        ("product", "version", "goal"),
-        "kind = 'goal'",
-        key_columns=(("goal", "name"),),
-    ),
+    "feature": _breakdown("feature"),
+    "goal": _breakdown("goal"),
     "users": Source(
         "(SELECT {inner_group}, day, uniqCombined64MergeState(users) AS users_st, "
         "uniqCombined64MergeState(session_users) AS session_users_st, "
