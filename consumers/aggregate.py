@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
 
+from pipeline.catalog.histogram import bucket_of
 from pipeline.events import (
     MAX_PACK_EVENTS,
     Conversion,
@@ -44,7 +45,6 @@ from pipeline.events import (
     is_pack,
     split_pack,
 )
-from pipeline.histogram import bucket_of
 
 # --- the partial row ------------------------------------------------------------
 # Counter columns of product_metrics_1m, in the order PartialRow keeps them.

@@ -26,8 +26,9 @@ import faust
 from consumers.aggregate import DeadLetter, Message
 from consumers.ingest import Ingestor
 from consumers.sink import ClickHouseSink
-from pipeline import clickhouse, instrumentation
-from pipeline.broker import ensure_topics, faust_broker_config
+from pipeline import clickhouse, telemetry
+from pipeline.kafka.admin import ensure_topics
+from pipeline.kafka.config import faust_broker_config
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ def run_worker(settings: Settings, leader_timers: Sequence[LeaderTimer] = (), lo
     client = clickhouse.connect(settings)
     clickhouse.migrate(client, settings.clickhouse_database, settings.events_ttl_days)
     sink = ClickHouseSink(client, settings.clickhouse_database)
-    instrumentation.serve_metrics(settings.metrics_port)
+    telemetry.serve_metrics(settings.metrics_port)
 
     app = create_app(settings, sink)
     for interval, fn in leader_timers:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from consumers.aggregate import BatchResult, DeadLetter, Message, SeenIds, Watermarks, aggregate_batch
 from consumers.sink import ClickHouseSink
-from pipeline import instrumentation as m
+from pipeline import telemetry as m
 from pipeline.events import RELEASE_ADAPTER, DecodeError, Release, describe_errors
 from pipeline.settings import Settings
 

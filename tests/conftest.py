@@ -20,11 +20,12 @@ from typing import Any
 import pytest
 
 from consumers.aggregate import COUNTERS
-from pipeline import clickhouse, localkafka
-from pipeline.broker import delete_topics, ensure_topics
-from pipeline.emitter import Emitter
+from pipeline import clickhouse
+from pipeline.kafka.admin import delete_topics, ensure_topics
+from pipeline.kafka.emitter import Emitter
 from pipeline.settings import Settings
-from pipeline.workerproc import WorkerProcess
+from pipeline.tools import localkafka
+from pipeline.tools.workerproc import WorkerProcess
 
 
 def _broker_up(bootstrap: str) -> bool:

@@ -19,12 +19,13 @@ from typing import IO
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from pipeline.errors import PulseError
 from pipeline.settings import Settings
 
 _LOCKS: dict[Path, IO[str]] = {}
 
 
-class ClickHouseLocked(RuntimeError):
+class ClickHouseLocked(PulseError, RuntimeError):
     """The embedded ClickHouse folder is held by another process."""
 
 

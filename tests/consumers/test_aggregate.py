@@ -19,8 +19,8 @@ from consumers.aggregate import (
     Watermarks,
     aggregate_batch,
 )
+from pipeline.catalog.histogram import bucket_of
 from pipeline.events import EVENT_ADAPTER, Event, encode_event, encode_pack, partition_key
-from pipeline.histogram import bucket_of
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 MINUTE0 = int(T0.timestamp())

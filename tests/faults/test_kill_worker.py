@@ -8,7 +8,7 @@ import pytest
 from conftest import assert_totals_equal, emit_all, ground_truth, make_events, stored_totals
 
 from pipeline import clickhouse
-from pipeline.broker import consumer_lag
+from pipeline.kafka.admin import consumer_lag
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.slow]
 

@@ -17,10 +17,11 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from pydantic import SecretStr
 
-from pipeline.broker import kafka_python_config
-from pipeline.collector import connect_emitter, create_app
-from pipeline.emitter import Emitter
+from pipeline.collector.app import create_app
+from pipeline.collector.link import connect_emitter
 from pipeline.events import PACK_FORMAT, PACK_HEADER, split_pack
+from pipeline.kafka.config import kafka_python_config
+from pipeline.kafka.emitter import Emitter
 from pipeline.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -57,7 +57,7 @@ def test_shuffled_and_late_events_give_in_order_totals(settings, start_worker, t
             "data_dir": tmp_path / "shuffled",
         }
     )
-    from pipeline.broker import delete_topics, ensure_topics
+    from pipeline.kafka.admin import delete_topics, ensure_topics
 
     ensure_topics(shuffled_settings)
     for s, stream in ((ordered_settings, in_order), (shuffled_settings, shuffled)):

@@ -8,7 +8,7 @@ import pytest
 from conftest import assert_totals_equal, emit_all, ground_truth, make_events, stored_totals
 
 from pipeline import clickhouse
-from pipeline.emitter import Emitter
+from pipeline.kafka.emitter import Emitter
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +56,7 @@ def test_bad_messages_go_to_dlq_and_good_ones_land(settings, start_worker):
 
     from kafka import KafkaConsumer
 
-    from pipeline.broker import kafka_python_config
+    from pipeline.kafka.config import kafka_python_config
 
     consumer = KafkaConsumer(
         settings.dlq_topic, auto_offset_reset="earliest", consumer_timeout_ms=5000, **kafka_python_config(settings)

@@ -19,8 +19,8 @@ import pytest
 from conftest import make_events
 from kafka.partitioner.default import murmur2
 
-from pipeline import clickhouse, metrics
-from pipeline.emitter import Emitter
+from pipeline import catalog, clickhouse
+from pipeline.kafka.emitter import Emitter
 
 pytestmark = pytest.mark.integration
 
@@ -166,9 +166,9 @@ def test_every_catalog_metric_equals_ground_truth(settings, start_worker):
     truth = _truth_by_product(events, settings.topic_partitions, settings.allowed_lateness_s)
     checked: set[str] = set()
     with clickhouse.opened(settings) as client:
-        per_product = [m.name for m in metrics.CATALOG.values() if m.source in ("minute", "users", "tickets")]
+        per_product = [m.name for m in catalog.CATALOG.values() if m.source in ("minute", "users", "tickets")]
         per_product.remove("release_adoption")
-        cols, rows = metrics.query(client, "pulse", per_product, since)
+        cols, rows = catalog.query(client, "pulse", per_product, since)
         for row in rows:
             got = dict(zip(cols, row, strict=True))
             for name in per_product:
@@ -178,11 +178,11 @@ def test_every_catalog_metric_equals_ground_truth(settings, start_worker):
 
         checked |= _check_release_adoption(client, since, events)
         checked |= _check_features_and_goals(client, since, events)
-    assert checked == set(metrics.CATALOG), f"metrics without a ground-truth check: {set(metrics.CATALOG) - checked}"
+    assert checked == set(catalog.CATALOG), f"metrics without a ground-truth check: {set(catalog.CATALOG) - checked}"
 
 
 def _check_release_adoption(client, since, events) -> set[str]:
-    cols, rows = metrics.query(client, "pulse", ["release_adoption"], since, by=("product", "version"))
+    cols, rows = catalog.query(client, "pulse", ["release_adoption"], since, by=("product", "version"))
     started: dict[tuple[str, str], int] = defaultdict(int)
     for e in events:
         if e["type"] == "session_started":
@@ -202,21 +202,21 @@ def _check_features_and_goals(client, since, events) -> set[str]:
             feats[(e["product"], e["feature"])].append(e)
         elif e["type"] == "conversion":
             goals[(e["product"], e["goal"])].append(e)
-    _, rows = metrics.query(client, "pulse", ["feature_adoption"], since, by=("product", "feature"))
+    _, rows = catalog.query(client, "pulse", ["feature_adoption"], since, by=("product", "feature"))
     assert len(rows) == len(feats)
     for product, feature, adoption in rows:
         active = len({e["user_id"] for e in events if e["product"] == product})
         want = len({e["user_id"] for e in feats[(product, feature)]}) / active
         assert math.isclose(adoption, want, rel_tol=USER_TOLERANCE), (product, feature, adoption, want)
     names = ["feature_uses", "feature_success_rate", "feature_users"]
-    cols, rows = metrics.query(client, "pulse", names, since, by=("product", "feature"))
+    cols, rows = catalog.query(client, "pulse", names, since, by=("product", "feature"))
     assert len(rows) == len(feats)
     for product, feature, uses, rate, users in rows:
         fe = feats[(product, feature)]
         assert uses == len(fe)
         assert math.isclose(rate, sum(e["success"] for e in fe) / len(fe), rel_tol=1e-9)
         assert _close("feature_users", users, len({e["user_id"] for e in fe}))
-    cols, rows = metrics.query(client, "pulse", ["goal_conversions", "goal_revenue"], since, by=("product", "goal"))
+    cols, rows = catalog.query(client, "pulse", ["goal_conversions", "goal_revenue"], since, by=("product", "goal"))
     assert len(rows) == len(goals)
     for product, goal, n, revenue in rows:
         ge = goals[(product, goal)]

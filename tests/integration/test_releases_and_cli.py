@@ -13,8 +13,8 @@ from conftest import emit_all, make_events
 from kafka import KafkaConsumer
 
 from pipeline import clickhouse
-from pipeline.broker import kafka_python_config
-from pipeline.emitter import Emitter
+from pipeline.kafka.config import kafka_python_config
+from pipeline.kafka.emitter import Emitter
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""``pulse load``: send synthetic traffic (:mod:`pipeline.synth`) into Kafka at a steady rate.
+"""``pulse load``: send synthetic traffic (:mod:`pipeline.tools.synth`) into Kafka at a steady rate.
 
 Used on its own to load a running pipeline, and by ``pulse demo``. Releases of
 the generated products are announced first, then events go out in event-time
@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from pipeline import synth
-from pipeline.broker import ensure_topics
-from pipeline.emitter import Emitter
+from pipeline.kafka.admin import ensure_topics
+from pipeline.kafka.emitter import Emitter
 from pipeline.settings import Settings
+from pipeline.tools import synth
 
 EVENTS_PER_USER_DAY = 23  # what synth's defaults produce per user and day, measured
 

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from pipeline.histogram import ALPHA, GAMMA, MIN_MS, ZERO_BUCKET, bucket_of, bucket_value, quantile_sql
+from pipeline.catalog.histogram import ALPHA, GAMMA, MIN_MS, ZERO_BUCKET, bucket_of, bucket_value, quantile_sql
 
 TOLERANCE = ALPHA * (1 + 1e-9)  # the bound is exact at bucket edges; allow float rounding
 

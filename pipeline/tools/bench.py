@@ -32,12 +32,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from pipeline import clickhouse, localkafka, synth
-from pipeline.broker import delete_topics, ensure_topics, kafka_python_config
-from pipeline.emitter import Emitter
+from pipeline import clickhouse
 from pipeline.events import EVENT_ADAPTER, encode_event, is_pack, partition_key, split_pack
+from pipeline.kafka.admin import delete_topics, ensure_topics
+from pipeline.kafka.config import kafka_python_config
+from pipeline.kafka.emitter import Emitter
 from pipeline.settings import Settings
-from pipeline.workerproc import WorkerProcess
+from pipeline.tools import localkafka, synth
+from pipeline.tools.workerproc import WorkerProcess
 
 
 @dataclass

@@ -10,7 +10,11 @@ from typing import Any
 
 import pytest
 
-from pipeline.collector import Rejected, authorize, chunks, decode_body, parse_events, parse_write_keys
+from pipeline.collector.app import rejection_response
+from pipeline.collector.auth import authorize, parse_write_keys
+from pipeline.collector.body import decode_body, parse_events
+from pipeline.collector.errors import Rejected
+from pipeline.collector.link import chunks
 from pipeline.events import split_pack
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -163,7 +167,7 @@ def test_too_many_events_is_413():
 
 def test_rejection_body_lists_details():
     parsed = parse([event(latency_ms="slow")])
-    resp = Rejected(400, "invalid events", "invalid_events", details=parsed.errors).response()
+    resp = rejection_response(Rejected(400, "invalid events", "invalid_events", details=parsed.errors))
     body = json.loads(resp.body)  # type: ignore[arg-type]
     assert body["error"] == "invalid events"
     assert body["details"][0]["index"] == 0

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from pipeline.events import EVENT_ADAPTER, EVENT_TYPES, Event
-from pipeline.synth import SCENARIOS, TrafficConfig, releases, scenario_story, traffic
+from pipeline.tools.synth import SCENARIOS, TrafficConfig, releases, scenario_story, traffic
 
 START = datetime(2025, 3, 3, tzinfo=UTC)  # a Monday, midnight UTC
 DAY = TrafficConfig(start=START)

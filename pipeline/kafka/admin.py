@@ -1,69 +1,17 @@
-"""Kafka plumbing shared by every process: client settings and topic creation.
-
-The same :class:`~pipeline.settings.Settings` produce the keyword arguments for
-kafka-python (emitter, admin, tools) and for Faust/aiokafka (the worker), so
-security settings (SASL/TLS) are written once.
-"""
+"""Kafka administration: create and delete the pipeline's topics, read a group's lag."""
 
 from __future__ import annotations
 
 import logging
-import ssl
-from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from pipeline.kafka.config import kafka_python_config
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def kafka_python_config(settings: Settings) -> dict[str, Any]:
-    """Connection keyword arguments for kafka-python clients."""
-    cfg: dict[str, Any] = {
-        "bootstrap_servers": settings.kafka_bootstrap.split(","),
-        "security_protocol": settings.kafka_security_protocol,
-    }
-    if settings.kafka_sasl_mechanism:
-        cfg["sasl_mechanism"] = settings.kafka_sasl_mechanism
-        cfg["sasl_plain_username"] = settings.kafka_sasl_username
-        if settings.kafka_sasl_password is not None:
-            cfg["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
-    if settings.kafka_ssl_cafile:
-        cfg["ssl_cafile"] = str(settings.kafka_ssl_cafile)
-    if settings.kafka_ssl_certfile:
-        cfg["ssl_certfile"] = str(settings.kafka_ssl_certfile)
-    if settings.kafka_ssl_keyfile:
-        cfg["ssl_keyfile"] = str(settings.kafka_ssl_keyfile)
-    return cfg
-
-
-def faust_broker_config(settings: Settings) -> dict[str, Any]:
-    """``faust.App`` keyword arguments for the broker connection and its credentials."""
-    import faust  # the worker extra; emit-only installs never import this
-
-    cfg: dict[str, Any] = {"broker": ";".join(f"kafka://{h}" for h in settings.kafka_bootstrap.split(","))}
-    proto = settings.kafka_security_protocol
-    context = None
-    if proto in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(
-            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
-        )
-        if settings.kafka_ssl_certfile:
-            context.load_cert_chain(str(settings.kafka_ssl_certfile), str(settings.kafka_ssl_keyfile or "") or None)
-    if proto.startswith("SASL"):
-        password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
-        cfg["broker_credentials"] = faust.SASLCredentials(
-            username=settings.kafka_sasl_username or "",
-            password=password,
-            mechanism=settings.kafka_sasl_mechanism or "PLAIN",
-            ssl_context=context,
-        )
-    elif context is not None:
-        cfg["broker_credentials"] = faust.SSLCredentials(context)
-    return cfg
 
 
 def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:

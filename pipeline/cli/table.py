@@ -1,4 +1,4 @@
-"""Print query results as a rich table, JSON lines or CSV."""
+"""The CLI's output formatting: query results as a rich table, JSON lines or CSV."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import csv
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -41,3 +41,10 @@ def render(
         for row in rows:
             table.add_row(*(fmt(v) for v in row))
         Console(width=200).print(table)
+
+
+def print_json_tables(tables: Iterable[tuple[str, Sequence[str], Sequence[Sequence[Any]]]]) -> None:
+    """Several named tables as one stream of JSON lines, each row tagged with its table's name."""
+    for name, columns, rows in tables:
+        for row in rows:
+            print(json.dumps({"table": name, **dict(zip(columns, row, strict=True))}, default=str))

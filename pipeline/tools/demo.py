@@ -15,22 +15,32 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from rich.console import Console
 
-from pipeline import clickhouse, localkafka, metrics, synth
-from pipeline.broker import delete_topics, ensure_topics
-from pipeline.load import send_traffic, traffic_config
+from pipeline import catalog, clickhouse
+from pipeline.kafka.admin import delete_topics, ensure_topics
 from pipeline.settings import Settings
-from pipeline.table import render
-from pipeline.workerproc import WorkerProcess
+from pipeline.tools import localkafka, synth
+from pipeline.tools.load import send_traffic, traffic_config
+from pipeline.tools.workerproc import WorkerProcess
 
 SPAN = timedelta(days=14)
+
+
+class Table(NamedTuple):
+    """One result table of the demo: a name for scripts, a title for people, columns and rows."""
+
+    name: str
+    title: str
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+
 SUMMARY_METRICS = ["events", "sessions", "crash_free_sessions", "error_rate", "latency_mean_ms", "latency_p95_ms"]
 
 
@@ -52,8 +62,8 @@ def run_demo(
     rate: int = 5000,
     scenario: str = "regression_and_decay",
     seed: int = 7,
-    json_out: bool = False,
-) -> int:
+) -> list[Table]:
+    """Run the demo end to end; the tables it read back from ClickHouse, for the caller to print."""
     console = Console(stderr=True)
     demo = demo_settings(settings)
     shutil.rmtree(demo.data_dir, ignore_errors=True)
@@ -68,12 +78,12 @@ def run_demo(
         console.print(f"sent {sent:,} events; waiting for the worker to store them ...")
         worker.wait_drained(demo.events_topic, timeout_s=max(120.0, duration_s * 4))
         worker.stop()
-        _report(demo, cfg, sent, json_out)
+        tables = _report(demo, cfg, sent)
         console.print(
             f"explore further: PULSE_DATA_DIR={demo.data_dir} pulse metrics query crash_rate latency_p95_ms "
             "--by product version"
         )
-        return 0
+        return tables
     finally:
         worker.stop()
         with contextlib.suppress(Exception):  # best effort: leftover demo topics are harmless
@@ -82,17 +92,17 @@ def run_demo(
             localkafka.stop(demo.kafka_bootstrap)
 
 
-def _report(settings: Settings, cfg: synth.TrafficConfig, sent: int, json_out: bool) -> None:
+def _report(settings: Settings, cfg: synth.TrafficConfig, sent: int) -> list[Table]:
     since = cfg.start - timedelta(days=1)
     story = synth.scenario_story(cfg)
     with clickhouse.opened(settings) as client:
         db = settings.clickhouse_database
-        cols, rows = metrics.query(client, db, SUMMARY_METRICS, since)
+        cols, rows = catalog.query(client, db, SUMMARY_METRICS, since)
         stored = client.query(f"SELECT count() FROM {db}.events FINAL").result_rows[0][0]
         release_rows: list[tuple[Any, ...]] = []
         decay_rows: list[tuple[Any, ...]] = []
         if story:
-            _, release_rows = metrics.query(
+            _, release_rows = catalog.query(
                 client,
                 db,
                 ["sessions", "crash_rate", "error_rate", "latency_p95_ms"],
@@ -102,7 +112,7 @@ def _report(settings: Settings, cfg: synth.TrafficConfig, sent: int, json_out: b
             )
             week = timedelta(days=7)
             for label, lo in (("first week", cfg.start), ("last week", cfg.start + cfg.span - week)):
-                _, r = metrics.query(
+                _, r = catalog.query(
                     client,
                     db,
                     ["sessions", "nps", "tickets_per_1k_sessions", "task_success_rate"],
@@ -113,24 +123,22 @@ def _report(settings: Settings, cfg: synth.TrafficConfig, sent: int, json_out: b
                 decay_rows += [(label, *row) for row in r]
     release_cols = ["product", "version", "sessions", "crash_rate", "error_rate", "latency_p95_ms"]
     decay_cols = ["period", "product", "sessions", "nps", "tickets_per_1k_sessions", "task_success_rate"]
-    if json_out:
-        for table, columns, table_rows in (
-            ("products", cols, rows),
-            ("regressing_release", release_cols, release_rows),
-            ("decaying_product", decay_cols, decay_rows),
-        ):
-            for row in table_rows:
-                print(json.dumps({"table": table, **dict(zip(columns, row, strict=True))}, default=str))
-        return
-    render(cols, rows, title=f"Product health (sent {sent:,} events, stored {stored:,})")
+    tables = [Table("products", f"Product health (sent {sent:,} events, stored {stored:,})", cols, rows)]
     if story:
-        render(
-            release_cols,
-            release_rows,
-            title=f"Regressing release: {story['regressing_release']} against earlier versions",
+        tables.append(
+            Table(
+                "regressing_release",
+                f"Regressing release: {story['regressing_release']} against earlier versions",
+                release_cols,
+                release_rows,
+            )
         )
-        render(
-            decay_cols,
-            decay_rows,
-            title=f"Decaying product: {story['decaying_product']}, first week against last week",
+        tables.append(
+            Table(
+                "decaying_product",
+                f"Decaying product: {story['decaying_product']}, first week against last week",
+                decay_cols,
+                decay_rows,
+            )
         )
+    return tables

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from pipeline.broker import consumer_lag
+from pipeline.kafka.admin import consumer_lag
 from pipeline.settings import Settings
 
 

@@ -1,6 +1,6 @@
 """Emitter SDK: how services send events to ProductPulse.
 
-    from pipeline.emitter import Emitter
+    from pipeline.kafka.emitter import Emitter
     with Emitter.from_env(product="checkout", version="2.3.0") as em:
         em.session_started(user_id="u-17", session_id="s-1")
         em.request(user_id="u-17", operation="POST /pay", latency_ms=84.0, status_code=200)
@@ -27,7 +27,7 @@ from kafka.partitioner.default import murmur2
 from kafka.producer.future import FutureRecordMetadata
 from pydantic import ValidationError
 
-from pipeline.broker import kafka_python_config
+from pipeline.errors import PulseError
 from pipeline.events import (
     EVENT_ADAPTER,
     PACK_FORMAT,
@@ -39,14 +39,15 @@ from pipeline.events import (
     encode_pack,
     partition_key,
 )
+from pipeline.kafka.config import kafka_python_config
 from pipeline.settings import Settings
 
 
-class InvalidEvent(ValueError):
+class InvalidEvent(PulseError, ValueError):
     """An event failed validation before it was sent; nothing was produced."""
 
 
-class EmitFailed(RuntimeError):
+class EmitFailed(PulseError, RuntimeError):
     """Events queued earlier could not be handed to Kafka."""
 
 

@@ -45,27 +45,27 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from pipeline.demo import run_demo
+    from pipeline.cli.table import print_json_tables, render
+    from pipeline.tools.demo import run_demo
 
-    return run_demo(
-        _settings(args),
-        duration_s=args.duration,
-        rate=args.rate,
-        scenario=args.scenario,
-        seed=args.seed,
-        json_out=args.json,
-    )
+    tables = run_demo(_settings(args), duration_s=args.duration, rate=args.rate, scenario=args.scenario, seed=args.seed)
+    if args.json:
+        print_json_tables((t.name, t.columns, t.rows) for t in tables)
+    else:
+        for t in tables:
+            render(t.columns, t.rows, title=t.title)
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from pipeline.bench import run_bench
+    from pipeline.tools.bench import run_bench
 
     return run_bench(_settings(args), events=args.events, baseline_events=args.baseline_events, json_out=args.json)
 
 
 def cmd_release(args: argparse.Namespace) -> int:
-    from pipeline.broker import ensure_topics
-    from pipeline.emitter import Emitter
+    from pipeline.kafka.admin import ensure_topics
+    from pipeline.kafka.emitter import Emitter
 
     settings = _settings(args)
     ensure_topics(settings)
@@ -84,7 +84,7 @@ def cmd_release(args: argparse.Namespace) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from pipeline.load import run_load
+    from pipeline.tools.load import run_load
 
     return run_load(
         _settings(args),
@@ -97,20 +97,20 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 
 def cmd_naive(args: argparse.Namespace) -> int:
-    from pipeline.bench import naive_consumer
+    from pipeline.tools.bench import naive_consumer
 
     return naive_consumer(_settings(args))
 
 
 def cmd_collector(args: argparse.Namespace) -> int:
-    from pipeline.collector import run_collector
+    from pipeline.collector.app import run_collector
 
     run_collector(_settings(args, collector_host=args.host, collector_port=args.port))
     return 0
 
 
 def cmd_metrics_list(args: argparse.Namespace) -> int:
-    from pipeline.metrics import CATALOG
+    from pipeline.catalog import CATALOG
 
     for m in CATALOG.values():
         print(f"{m.name:28} {m.dimension:22} {m.unit:12} {m.description}")
@@ -118,13 +118,13 @@ def cmd_metrics_list(args: argparse.Namespace) -> int:
 
 
 def cmd_metrics_query(args: argparse.Namespace) -> int:
-    from pipeline import clickhouse, metrics
-    from pipeline.table import render
+    from pipeline import catalog, clickhouse
+    from pipeline.cli.table import render
 
     settings = _settings(args)
-    since = datetime.now(UTC) - metrics.parse_since(args.since)
+    since = datetime.now(UTC) - catalog.parse_since(args.since)
     with clickhouse.opened(settings) as client:
-        cols, rows = metrics.query(
+        cols, rows = catalog.query(
             client,
             settings.clickhouse_database,
             args.names,
@@ -132,7 +132,7 @@ def cmd_metrics_query(args: argparse.Namespace) -> int:
             product=args.product,
             version=args.version,
             by=tuple(args.by),
-            step_s=int(metrics.parse_since(args.step).total_seconds()) if args.step else None,
+            step_s=int(catalog.parse_since(args.step).total_seconds()) if args.step else None,
         )
     render(cols, rows, args.format)
     return 0
@@ -271,7 +271,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"pulse: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

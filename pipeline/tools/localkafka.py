@@ -12,7 +12,7 @@ import os
 import subprocess
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "deploy" / "local" / "kafka.sh"
+SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "local" / "kafka.sh"
 
 
 def is_local(bootstrap: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pipeline import clickhouse, metrics
+from pipeline import catalog, clickhouse
 from pipeline.settings import Settings
 
 USERS = 1_000_000
@@ -26,7 +26,7 @@ def test_active_users_and_dau_at_one_million_users(tmp_path):
             parameters={"today": today},
         )
         since = datetime.combine(today - timedelta(days=DAYS - 1), datetime.min.time(), tzinfo=UTC)
-        _, rows = metrics.query(client, "pulse", ["active_users", "dau", "stickiness"], since)
+        _, rows = catalog.query(client, "pulse", ["active_users", "dau", "stickiness"], since)
     ((product, active, dau, stickiness),) = rows
     assert product == "big"
     assert abs(active - USERS) / USERS < 0.02
@@ -50,5 +50,5 @@ def test_a_window_counts_every_utc_day_it_touches(tmp_path):
         noon_yesterday = datetime.combine(today - timedelta(days=1), datetime.min.time(), tzinfo=UTC) + timedelta(
             hours=12
         )
-        _, rows = metrics.query(client, "pulse", ["active_users", "dau"], noon_yesterday)
+        _, rows = catalog.query(client, "pulse", ["active_users", "dau"], noon_yesterday)
     assert rows == [("p", 350, 200.0)]

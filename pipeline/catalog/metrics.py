@@ -26,11 +26,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from clickhouse_connect.driver.client import Client
+from pipeline.catalog.histogram import quantile_sql
+from pipeline.errors import PulseError
 
-from pipeline.histogram import quantile_sql
+if TYPE_CHECKING:  # the worker extra; an emit-only install imports the catalog without it
+    from clickhouse_connect.driver.client import Client
 
 Dimension = Literal["business impact", "customer experience", "post-launch support", "performance", "volume"]
 GroupKey = Literal["product", "version", "feature", "goal"]
@@ -188,8 +190,8 @@ _METRICS = (
 CATALOG: dict[str, Metric] = {m.name: m for m in _METRICS}
 
 
-class UnknownMetric(KeyError):
-    pass
+class UnknownMetric(PulseError, KeyError):
+    """A metric name the catalog does not know."""
 
 
 def get(name: str) -> Metric:

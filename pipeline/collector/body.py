@@ -1,0 +1,123 @@
+"""Request bodies: inflating gzip under a cap, parsing JSON and validating every event (pure, no I/O)."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from pipeline.collector.errors import EventError, Rejected
+from pipeline.events import EVENT_ADAPTER, Event, encode_event, partition_key
+
+DECOMPRESSED_FACTOR = 8  # a gzip body may inflate to this many times collector_max_body_bytes
+ERRORS_PER_EVENT = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedBody:
+    """A parsed request of ``total`` events: all of them valid (``errors`` empty), or the errors and no events."""
+
+    total: int
+    events: list[Event]
+    encoded: list[tuple[bytes, bytes]]  # (Kafka key, canonical JSON) per event, for Emitter.send_now
+    errors: list[EventError]
+
+
+def decode_body(raw: bytes, content_encoding: str | None, max_bytes: int) -> bytes:
+    """The body after ``Content-Encoding``; inflating stops (413) past ``max_bytes``, so a gzip bomb costs nothing."""
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding == "identity":
+        return raw
+    if encoding not in ("gzip", "x-gzip"):
+        raise Rejected(415, f"unsupported Content-Encoding {encoding!r}: send gzip or none", "bad_encoding")
+    out = bytearray()
+    data = raw
+    try:
+        while data:  # gzip allows several members back to back
+            inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+            out += inflater.decompress(data, max_bytes - len(out) + 1)
+            if len(out) > max_bytes:
+                raise Rejected(413, f"body inflates to more than {max_bytes} bytes", "too_large_inflated")
+            if not inflater.eof:
+                raise Rejected(400, "gzip body is truncated", "bad_gzip")
+            data = inflater.unused_data
+    except zlib.error as exc:
+        raise Rejected(400, f"body is not valid gzip: {exc}", "bad_gzip") from None
+    return bytes(out)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_events(
+    body: bytes,
+    *,
+    max_events: int,
+    max_event_bytes: int,
+    max_future_skew_s: float,
+    now: datetime,
+) -> ParsedBody:
+    """Parse and validate a decoded body: one event object, an array of them, or ``{"events": [...]}``.
+
+    Problems with the body as a whole raise :class:`Rejected` (400 not JSON or
+    no events, 413 too many events); problems with single events are returned
+    as :class:`EventError`\\ s, and then no event is returned at all.
+    """
+    try:
+        doc = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise Rejected(400, f"body is not valid JSON: {exc}", "bad_json") from None
+    if isinstance(doc, dict) and "events" in doc:
+        if set(doc) != {"events"} or not isinstance(doc["events"], list):
+            raise Rejected(400, 'a batch object must be exactly {"events": [...]}', "bad_shape")
+        items: list[Any] = doc["events"]
+    elif isinstance(doc, list):
+        items = doc
+    elif isinstance(doc, dict):
+        items = [doc]
+    else:
+        raise Rejected(400, "body must be an event object, an array of events or {'events': [...]}", "bad_shape")
+    if not items:
+        raise Rejected(400, "body holds no events", "empty")
+    if len(items) > max_events:
+        raise Rejected(413, f"{len(items)} events in one request; the limit is {max_events}", "too_many_events")
+
+    future_limit = now + timedelta(seconds=max_future_skew_s)
+    events: list[Event] = []
+    encoded: list[tuple[bytes, bytes]] = []
+    errors: list[EventError] = []
+    for index, item in enumerate(items):
+        try:
+            event: Event = EVENT_ADAPTER.validate_python(item)
+        except ValidationError as exc:
+            errors.extend(_event_errors(index, exc))
+            continue
+        value = encode_event(event)
+        if len(value) > max_event_bytes:
+            errors.append(
+                EventError(index, None, f"event is {len(value)} bytes encoded; the limit is {max_event_bytes}")
+            )
+        elif event.ts > future_limit:
+            errors.append(
+                EventError(index, "ts", f"ts is more than {max_future_skew_s:.0f}s ahead of the collector's clock")
+            )
+        elif not errors:  # after the first error only the errors matter
+            events.append(event)
+            encoded.append((partition_key(event), value))
+    if errors:
+        return ParsedBody(len(items), [], [], errors)
+    return ParsedBody(len(items), events, encoded, [])
+
+
+def _event_errors(index: int, exc: ValidationError) -> Iterator[EventError]:
+    for err in exc.errors(include_url=False, include_input=False)[:ERRORS_PER_EVENT]:
+        loc = ".".join(str(p) for p in err["loc"])
+        if not loc and err["type"].startswith("union_tag"):
+            loc = "type"
+        yield EventError(index, loc or None, err["msg"])
