@@ -243,11 +243,13 @@ def aggregate_batch(
     now_s: float,
     max_event_bytes: int,
     max_future_skew_s: float,
+    max_age_s: float = math.inf,
 ) -> BatchResult:
     """Decode, validate, dedup and aggregate one batch (messages in offset order per partition)."""
     out = BatchResult()
     batch_start: dict[int, int] = {}
     future_limit = now_s + max_future_skew_s
+    past_limit = max(0.0, now_s - max_age_s)  # nothing before 1970: the store's DateTime columns cannot hold it
     raw_rows = out.raw_rows
     max_ts = watermarks.max_ts
     lateness = watermarks.allowed_lateness_s
@@ -265,6 +267,10 @@ def aggregate_batch(
                 detail = f"ts {ev.ts.isoformat()} is more than {max_future_skew_s:.0f}s ahead of now"
                 out.dead.append(DeadLetter(msg, index, value, DecodeError("future_ts", detail)))
                 continue
+            if ts < past_limit:
+                detail = f"ts {ev.ts.isoformat()} is before {_iso(past_limit)}, the oldest event time kept"
+                out.dead.append(DeadLetter(msg, index, value, DecodeError("past_ts", detail)))
+                continue
             if not seen.first(partition, offset * MAX_PACK_EVENTS + index, ev.event_id.int):
                 out.duplicates += 1
                 continue
@@ -281,6 +287,10 @@ def aggregate_batch(
                 lateness,
             )
     return out
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
 def _add(out: BatchResult, ev: Event, ts: float, key: PartialKey, max_ts: dict[int, float], lateness: float) -> None:

@@ -78,6 +78,7 @@ class Ingestor:
             now_s=time.time(),
             max_event_bytes=self.settings.max_event_bytes,
             max_future_skew_s=self.settings.max_future_skew_s,
+            max_age_s=self.settings.max_event_age_s,
         )
         t_agg = time.perf_counter()
         await self._retry("raw", self.sink.write_raw, batch.raw_rows)

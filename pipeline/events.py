@@ -170,7 +170,9 @@ RELEASE_ADAPTER: TypeAdapter[Release] = TypeAdapter(Release)
 class DecodeError:
     """Why a message could not become an event. ``reason`` is a short stable code."""
 
-    reason: Literal["oversized", "bad_json", "unknown_type", "invalid", "future_ts"]
+    reason: Literal[
+        "oversized", "bad_json", "unknown_type", "invalid", "future_ts", "past_ts", "rejected_by_store"
+    ]
     detail: str
 
 

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     batch_within_s: float = Field(1.0, gt=0, description="flush a partial batch after this many seconds")
     max_event_bytes: int = Field(64 * 1024, ge=256, description="larger messages go to the DLQ")
     max_future_skew_s: int = Field(3600, ge=0, description="events further in the future go to the DLQ")
+    max_event_age_days: int | None = Field(
+        None, ge=1, description="older events (and any before 1970) go to the DLQ; unset = events_ttl_days"
+    )
     allowed_lateness_s: int = Field(300, ge=0, description="watermark = max event time - allowed lateness")
     dedup_window: int = Field(1_000_000, ge=0, description="event_ids remembered per worker for dedup")
     web_port: int = Field(6066, ge=0, le=65535, description="Faust web server port (0 = off)")
@@ -106,6 +109,11 @@ class Settings(BaseSettings):
         if self.clickhouse_dsn is not None:
             return self.clickhouse_dsn.get_secret_value()
         return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    @property
+    def max_event_age_s(self) -> float:
+        """How far in the past an event may lie: older ones would expire from ``events`` at once."""
+        return 86_400.0 * (self.max_event_age_days or self.events_ttl_days)
 
     @property
     def embedded_clickhouse(self) -> bool:

@@ -142,6 +142,7 @@ class Collector:
             max_events=self.settings.collector_max_events,
             max_event_bytes=self.settings.max_event_bytes,
             max_future_skew_s=self.settings.max_future_skew_s,
+            max_age_s=self.settings.max_event_age_s,
             now=datetime.now(UTC),
         )
 

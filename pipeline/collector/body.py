@@ -6,7 +6,7 @@ import json
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -16,6 +16,7 @@ from pipeline.events import EVENT_ADAPTER, Event, encode_event, partition_key
 
 DECOMPRESSED_FACTOR = 8  # a gzip body may inflate to this many times collector_max_body_bytes
 ERRORS_PER_EVENT = 5
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,7 @@ def parse_events(
     max_event_bytes: int,
     max_future_skew_s: float,
     now: datetime,
+    max_age_s: float = float("inf"),
 ) -> ParsedBody:
     """Parse and validate a decoded body: one event object, an array of them, or ``{"events": [...]}``.
 
@@ -89,6 +91,7 @@ def parse_events(
         raise Rejected(413, f"{len(items)} events in one request; the limit is {max_events}", "too_many_events")
 
     future_limit = now + timedelta(seconds=max_future_skew_s)
+    past_limit = max(EPOCH, now - timedelta(seconds=min(max_age_s, (now - EPOCH).total_seconds())))
     events: list[Event] = []
     encoded: list[tuple[bytes, bytes]] = []
     errors: list[EventError] = []
@@ -107,6 +110,8 @@ def parse_events(
             errors.append(
                 EventError(index, "ts", f"ts is more than {max_future_skew_s:.0f}s ahead of the collector's clock")
             )
+        elif event.ts < past_limit:
+            errors.append(EventError(index, "ts", f"ts is before {past_limit.isoformat()}, the oldest event time kept"))
         elif not errors:  # after the first error only the errors matter
             events.append(event)
             encoded.append((partition_key(event), value))

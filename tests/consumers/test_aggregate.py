@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -53,6 +54,7 @@ def run(
     *,
     now_s: float = NOW_S,
     max_future_skew_s: float = 3600,
+    max_age_s: float = 400 * 86_400,
     lateness: float = 300,
 ) -> BatchResult:
     return aggregate_batch(
@@ -62,6 +64,7 @@ def run(
         now_s=now_s,
         max_event_bytes=64 * 1024,
         max_future_skew_s=max_future_skew_s,
+        max_age_s=max_age_s,
     )
 
 
@@ -324,6 +327,24 @@ def test_event_too_far_in_the_future_is_dead_lettered():
     assert [(d.message.offset, d.error.reason) for d in result.dead] == [(1, "future_ts")]
     assert "ahead" in result.dead[0].error.detail
     assert len(result.raw_rows) == 1
+
+
+def test_event_before_1970_or_older_than_the_age_limit_is_dead_lettered_as_past_ts():
+    before_epoch = ev("session_started", ts=datetime(1969, 12, 31, 23, 59, tzinfo=UTC))
+    too_old = ev("session_started", ts=datetime.fromtimestamp(NOW_S - 86_400 - 1, tz=UTC))
+    just_ok = ev("session_started", ts=datetime.fromtimestamp(NOW_S - 86_400, tz=UTC))
+    result = run([single(0, 1, before_epoch), single(0, 2, too_old), single(0, 3, just_ok)], max_age_s=86_400)
+    assert [(d.message.offset, d.error.reason) for d in result.dead] == [(1, "past_ts"), (2, "past_ts")]
+    assert "oldest event time kept" in result.dead[0].error.detail
+    assert len(result.raw_rows) == 1
+    assert [k.minute for k in result.partials] == [math.floor(NOW_S - 86_400) // 60 * 60]
+
+
+def test_an_unbounded_age_still_refuses_times_before_1970():
+    result = run([single(0, 1, ev("session_started", ts=datetime(1969, 12, 31, 23, 59, tzinfo=UTC)))],
+                 max_age_s=math.inf)  # fmt: skip
+    assert [d.error.reason for d in result.dead] == ["past_ts"]
+    assert result.partials == {}
 
 
 def test_future_skew_of_zero():
