@@ -76,6 +76,28 @@ class Settings(BaseSettings):
         10.0, gt=0, le=300, description="wait this long for the broker's acks before answering 503"
     )
 
+    # --- alerts ----------------------------------------------------------------
+    alert_rules_dir: Path | None = Field(
+        None, description="folder of alert rule files (*.yaml); unset = the shipped rule set in alerts/rules"
+    )
+    alert_eval_interval_s: float = Field(
+        60.0, gt=0, description="how often the evaluator runs a rule group that sets no interval of its own"
+    )
+    alert_resend_delay_s: float = Field(60.0, gt=0, description="re-send a firing alert to Alertmanager this often")
+    alertmanager_url: str | None = Field(None, description="Alertmanager base URL, e.g. http://127.0.0.1:9093")
+    alert_webhook_url: SecretStr | None = Field(
+        None, description="generic webhook that receives every notification as JSON (may carry a token)"
+    )
+    dashboard_url: str = Field(
+        "http://127.0.0.1:6066", description="base URL of the built-in dashboards, for links in notifications"
+    )
+    grafana_url: str | None = Field(
+        None, description="Grafana base URL; when set, notifications link to the Grafana panel instead"
+    )
+    metrics_host: str = Field(
+        "127.0.0.1", description="address /metrics and the worker's web server bind to (0.0.0.0 in containers)"
+    )
+
     @field_validator("clickhouse_database", "consumer_group")
     @classmethod
     def _plain_identifier(cls, v: str) -> str:

@@ -35,6 +35,27 @@ SINK_RETRIES = Counter(
 )
 WATERMARK_LAG = Gauge("pulse_watermark_lag_seconds", "Wall clock minus the newest event time seen", registry=REGISTRY)
 
+# --- alert evaluation and notifications (the evaluator runs in the worker, or in `pulse alerts run`) ---
+ALERT_EVALUATIONS = Counter("pulse_alert_evaluations_total", "Rule group evaluations", ["group"], registry=REGISTRY)
+ALERT_EVALUATION_FAILURES = Counter(
+    "pulse_alert_evaluation_failures_total", "Rule group evaluations that failed", ["group"], registry=REGISTRY
+)
+ALERT_EVALUATION_SECONDS = Histogram(
+    "pulse_alert_evaluation_seconds", "Time to evaluate one rule group", ["group"], registry=REGISTRY
+)
+ALERTS_ACTIVE = Gauge(
+    "pulse_alerts", "Alerts by state after the last evaluation", ["alertname", "state"], registry=REGISTRY
+)
+LAST_EVALUATION = Gauge(
+    "pulse_alert_last_evaluation_timestamp_seconds", "Unix time of the last completed evaluation", registry=REGISTRY
+)
+NOTIFICATIONS = Counter(
+    "pulse_notifications_total",
+    "Notification deliveries by notifier and result (sent, failed, dropped)",
+    ["notifier", "result"],
+    registry=REGISTRY,
+)
+
 
 def serve_metrics(port: int, addr: str = "127.0.0.1") -> None:
     """Serve ``/metrics`` in a background thread (port 0 = don't serve)."""
