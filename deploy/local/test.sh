@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The test command: set up, start the local Kafka, run ruff, mypy and pytest,
+# The test command: set up (Python packages, Kafka jars, the Debian packages of
+# Prometheus, Alertmanager and Chromium), start the local Kafka, run ruff, mypy and pytest,
 # stop what was started. Exits non-zero on any failure, including pytest
 # collecting no tests (its exit code 5). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash deploy/local/setup.sh
+bash deploy/local/system-packages.sh
 
 # A broker this script starts gets a fresh data folder, so no topic of an earlier run slows its start.
 started_kafka=0
