@@ -16,13 +16,18 @@ Exactness rules
 * Event time decides the minute. An event older than the partition's watermark
   (max event time seen - allowed lateness) is *late*: it still counts in its
   own minute, by a row with its batch's key, and is tallied in ``late_events``.
-  An event further in the future than the allowed skew is dead-lettered.
+  An event further in the future than the allowed skew is dead-lettered, and so
+  is one before 1970 or older than the maximum age (``past_ts``).
+* An event without ``event_id`` gets one derived from its position (topic,
+  partition, offset, index in pack), so every replay gives it the same id.
+* Positions the store refused (``rejected``) are dead-lettered with the store's
+  reason and left out of every row, so the partials agree with the raw rows.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -43,8 +48,11 @@ from pipeline.events import (
     decode_event,
     encode_event,
     is_pack,
+    position_event_id,
     split_pack,
 )
+
+Position = tuple[int, int, int]  # (partition, offset, index in pack) of one event
 
 # --- the partial row ------------------------------------------------------------
 # Counter columns of product_metrics_1m, in the order PartialRow keeps them.
@@ -244,8 +252,15 @@ def aggregate_batch(
     max_event_bytes: int,
     max_future_skew_s: float,
     max_age_s: float = math.inf,
+    topic: str = "",
+    rejected: Mapping[Position, str] | None = None,
 ) -> BatchResult:
-    """Decode, validate, dedup and aggregate one batch (messages in offset order per partition)."""
+    """Decode, validate, dedup and aggregate one batch (messages in offset order per partition).
+
+    ``topic`` names the source topic for ids derived from positions;
+    ``rejected`` maps (partition, offset, index) to the store's reason for
+    refusing that event's row (see :meth:`consumers.ingest.Ingestor.process`).
+    """
     out = BatchResult()
     batch_start: dict[int, int] = {}
     future_limit = now_s + max_future_skew_s
@@ -262,6 +277,12 @@ def aggregate_batch(
             if isinstance(ev, DecodeError):
                 out.dead.append(DeadLetter(msg, index, value, ev))
                 continue
+            if rejected and (partition, offset, index) in rejected:
+                reason = rejected[partition, offset, index]
+                out.dead.append(DeadLetter(msg, index, value, DecodeError("rejected_by_store", reason)))
+                continue
+            if "event_id" not in ev.model_fields_set:
+                ev = ev.model_copy(update={"event_id": position_event_id(topic, partition, offset, index)})
             ts = ev.ts.timestamp()
             if ts > future_limit:
                 detail = f"ts {ev.ts.isoformat()} is more than {max_future_skew_s:.0f}s ahead of now"

@@ -15,6 +15,7 @@ evaluator in), so this module knows nothing of them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -72,14 +73,13 @@ def create_app(settings: Settings, sink: ClickHouseSink) -> faust.App:
     async def ingest(stream: faust.StreamT[bytes]) -> None:
         batches = stream.take_events(settings.batch_max_messages, within=settings.batch_within_s)  # type: ignore[attr-defined]
         async for events in batches:
-            messages = [_message(e) for e in events]
-            await _durably(ingestor.process, messages)
+            await _durably(ingestor.process, events, settings)
 
     @app.agent(releases_topic, concurrency=1, name="releases")
     async def releases(stream: faust.StreamT[bytes]) -> None:
         batches = stream.take_events(100, within=settings.batch_within_s)  # type: ignore[attr-defined]
         async for events in batches:
-            await _durably(ingestor.process_releases, [_message(e) for e in events])
+            await _durably(ingestor.process_releases, events, settings)
 
     return app
 
@@ -89,15 +89,46 @@ def _message(event: faust.EventT) -> Message:
     return Message(m.partition, m.offset, m.key, m.value, m.headers)
 
 
-async def _durably(step: Callable[[list[Message]], Awaitable[object]], messages: list[Message]) -> None:
-    """Run a durable step; on an unexpected error end the process so take_events never acks the batch."""
+async def _durably(
+    step: Callable[[list[Message]], Awaitable[object]], events: Sequence[faust.EventT], settings: Settings
+) -> None:
+    """Run a durable step over a batch; the batch is acked (by ``take_events``) only if the step completed.
+
+    * The step completes: return, and ``take_events`` acks the batch.
+    * The worker is stopping (SIGTERM cancels the agent): the step may finish
+      within ``shutdown_grace_s``; otherwise it is abandoned and its events are
+      withheld from acking, so the next owner replays the batch exactly.
+    * The step fails (a store failure past its bound, a bug): the process exits
+      non-zero at once, acking nothing; a supervisor restarts it.
+    """
+    task = asyncio.ensure_future(step([_message(e) for e in events]))
     try:
-        await step(messages)
+        await asyncio.shield(task)
     except asyncio.CancelledError:
+        if not await _finish_within(task, settings.shutdown_grace_s):
+            _withhold_acks(events)
+            log.warning("event=batch_abandoned reason=shutdown messages=%d", len(events))
         raise
     except BaseException:
-        log.exception("event=ingest_crashed messages=%d", len(messages))
+        log.exception("event=ingest_crashed messages=%d", len(events))
+        logging.shutdown()
         os._exit(70)
+
+
+async def _finish_within(task: asyncio.Future[object], grace_s: float) -> bool:
+    """Whether ``task`` completed successfully within ``grace_s`` (it is cancelled if not)."""
+    with contextlib.suppress(asyncio.CancelledError):  # stopped again while waiting: give up at once
+        await asyncio.wait({task}, timeout=grace_s)
+    if task.done() and not task.cancelled() and task.exception() is None:
+        return True
+    task.cancel()
+    return False
+
+
+def _withhold_acks(events: Sequence[faust.EventT]) -> None:
+    """Make ``take_events``' final ack of these events a no-op, so their offsets are never committed."""
+    for event in events:
+        event.message.acked = True
 
 
 def _dlq_sender(topic: faust.TopicT, source_topic: str) -> Callable[[Sequence[DeadLetter]], Awaitable[None]]:
@@ -126,6 +157,8 @@ def run_worker(settings: Settings, leader_timers: Sequence[LeaderTimer] = (), lo
     logging.basicConfig(
         level=loglevel.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    # Faust creates its data folder without parents; make the whole path in every mode (server DSN included).
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     ensure_topics(settings)
     client = clickhouse.connect(settings)
     clickhouse.migrate(client, settings.clickhouse_database, settings.events_ttl_days)

@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from pydantic import ValidationError
 
-from consumers.aggregate import BatchResult, DeadLetter, Message, SeenIds, Watermarks, aggregate_batch
+from consumers.aggregate import BatchResult, DeadLetter, Message, Position, SeenIds, Watermarks, aggregate_batch
+from consumers.failures import StoreGaveUp, classify
 from consumers.sink import ClickHouseSink
 from pipeline import telemetry as m
 from pipeline.events import RELEASE_ADAPTER, DecodeError, Release, describe_errors
@@ -24,6 +27,7 @@ from pipeline.settings import Settings
 log = logging.getLogger(__name__)
 
 DeadLetterSender = Callable[[Sequence[DeadLetter]], Awaitable[None]]
+T = TypeVar("T")
 
 
 class Ingestor:
@@ -36,6 +40,7 @@ class Ingestor:
         self.seen = SeenIds(settings.dedup_window)
         self.watermarks = Watermarks(settings.allowed_lateness_s)
         self.owned: set[int] = set()
+        self.stop_at = settings.test_stop_at_step
 
     def revoke_all(self) -> None:
         """A rebalance began: every partition is taken over afresh on its next batch."""
@@ -47,7 +52,10 @@ class Ingestor:
         1. take over partitions new to this worker: delete their partials written
            past the offset we resume from, and warm the dedup memory;
         2. aggregate (decode, validate, dedup, minute partials) - pure, no I/O;
-        3. insert raw rows into ``events``;
+        3. insert raw rows into ``events``; rows the store refuses are isolated,
+           and the batch is aggregated again without them (they become dead
+           letters with reason ``rejected_by_store``), so partials agree with
+           the raw rows;
         4. insert dead letters into ``ingestion_errors``;
         5. insert minute partials into ``product_metrics_1m``;
         6. produce dead letters to the DLQ topic and wait for the broker's acks;
@@ -56,14 +64,18 @@ class Ingestor:
 
         A crash anywhere before 7 replays the batch from its first offset:
         raw rows collapse on event_id, partial keys are rewritten or rolled back
-        by step 1, so nothing is lost and nothing counted twice. A failing
-        ClickHouse or broker is retried with backoff until it recovers; the
-        batch is never skipped.
+        by step 1, so nothing is lost and nothing counted twice. Failures are
+        retried within the bounds of :mod:`consumers.failures`; past them
+        :class:`~consumers.failures.StoreGaveUp` is raised and the batch must
+        not be acked. ``settings.test_stop_at_step`` (fault tests only) sends
+        this process SIGKILL or SIGTERM just before step k, once, to prove that
+        stopping at any step is safe.
         """
         started = time.perf_counter()
         first_offsets: dict[int, int] = {}
         for msg in messages:
             first_offsets.setdefault(msg.partition, msg.offset)
+        self._step(1)
         for partition, offset in first_offsets.items():
             if partition not in self.owned:
                 await self._retry(
@@ -71,7 +83,31 @@ class Ingestor:
                 )
                 self.owned.add(partition)
 
-        batch = aggregate_batch(
+        self._step(2)
+        watermarks_before = dict(self.watermarks.max_ts)
+        batch = self._aggregate(messages)
+        t_agg = time.perf_counter()
+        self._step(3)
+        rejected = await self._retry("raw", self.sink.write_raw, batch.raw_rows)
+        if rejected:
+            # Aggregate again from the same starting state, leaving the refused rows out of every row.
+            self.watermarks.max_ts.clear()
+            self.watermarks.max_ts.update(watermarks_before)
+            batch = self._aggregate(messages, rejected)
+        self._step(4)
+        await self._retry("errors", self.sink.write_errors, batch, self.settings.events_topic)
+        self._step(5)
+        await self._retry("partials", self.sink.write_partials, batch)
+        t_ch = time.perf_counter()
+        self._step(6)
+        if batch.dead:
+            await self._retry_async("dlq", self.send_dead, batch.dead)
+        self._step(7)
+        self._observe(messages, batch, started, t_agg, t_ch)
+        return batch
+
+    def _aggregate(self, messages: Sequence[Message], rejected: dict[Position, str] | None = None) -> BatchResult:
+        return aggregate_batch(
             messages,
             self.seen,
             self.watermarks,
@@ -79,16 +115,15 @@ class Ingestor:
             max_event_bytes=self.settings.max_event_bytes,
             max_future_skew_s=self.settings.max_future_skew_s,
             max_age_s=self.settings.max_event_age_s,
+            topic=self.settings.events_topic,
+            rejected=rejected,
         )
-        t_agg = time.perf_counter()
-        await self._retry("raw", self.sink.write_raw, batch.raw_rows)
-        await self._retry("errors", self.sink.write_errors, batch, self.settings.events_topic)
-        await self._retry("partials", self.sink.write_partials, batch)
-        t_ch = time.perf_counter()
-        if batch.dead:
-            await self._retry_async("dlq", self.send_dead, batch.dead)
-        self._observe(messages, batch, started, t_agg, t_ch)
-        return batch
+
+    def _step(self, k: int) -> None:
+        if self.stop_at == k:
+            self.stop_at = None
+            log.warning("event=test_stop step=%d signal=%s", k, self.settings.test_stop_signal)
+            os.kill(os.getpid(), signal.SIGKILL if self.settings.test_stop_signal == "KILL" else signal.SIGTERM)
 
     async def process_releases(self, messages: Sequence[Message]) -> None:
         """Store release announcements; bad ones are dead-lettered like bad events."""
@@ -104,20 +139,39 @@ class Ingestor:
             await self._retry_async("dlq", self.send_dead, dead)
         log.info("event=releases_durable releases=%d dead=%d", len(releases), len(dead))
 
-    async def _retry(self, stage: str, fn: Callable[..., object], *args: object) -> None:
-        await self._retry_async(stage, lambda *a: self.sink.run(fn, *a), *args)
+    async def _retry(self, stage: str, fn: Callable[..., T], *args: object) -> T:
+        async def on_store(*a: object) -> T:
+            return await self.sink.run(fn, *a)
 
-    async def _retry_async(self, stage: str, fn: Callable[..., Awaitable[object]], *args: object) -> None:
-        delay = 0.2
+        return await self._retry_async(stage, on_store, *args)
+
+    async def _retry_async(self, stage: str, fn: Callable[..., Awaitable[T]], *args: object) -> T:
+        """Call ``fn`` until it succeeds, within the bounds of its failure class (see :mod:`consumers.failures`)."""
+        delay, attempts = 0.2, 0
+        give_up_at = time.monotonic() + self.settings.store_retry_timeout_s
         while True:
             try:
-                await fn(*args)
-                return
+                return await fn(*args)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - any failure is retried, never skipped
-                m.SINK_RETRIES.inc()
-                log.warning("event=sink_retry stage=%s error=%r retry_in_s=%.1f", stage, exc, delay)
+            except Exception as exc:  # noqa: BLE001 - classified below; nothing is retried without a bound
+                kind = classify(exc)
+                attempts += 1
+                m.SINK_RETRIES.labels(stage, kind).inc()
+                if kind == "rejected" or (kind == "unknown" and attempts >= self.settings.store_max_attempts):
+                    raise StoreGaveUp(f"{stage}: {kind} failure after {attempts} attempt(s): {exc!r}") from exc
+                if time.monotonic() + delay > give_up_at:
+                    raise StoreGaveUp(
+                        f"{stage}: still failing after {self.settings.store_retry_timeout_s:.0f} s: {exc!r}"
+                    ) from exc
+                log.warning(
+                    "event=store_retry stage=%s class=%s attempt=%d error=%r retry_in_s=%.1f",
+                    stage,
+                    kind,
+                    attempts,
+                    exc,
+                    delay,
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -17,7 +18,8 @@ from typing import Any, TypeVar
 
 from clickhouse_connect.driver.client import Client
 
-from consumers.aggregate import BREAKDOWN_COLUMNS, PARTIAL_COLUMNS, BatchResult, SeenIds
+from consumers.aggregate import BREAKDOWN_COLUMNS, PARTIAL_COLUMNS, BatchResult, Position, SeenIds
+from consumers.failures import classify
 from pipeline.events import MAX_PACK_EVENTS, Release
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,28 @@ RAW_INSERT_SETTINGS = {
 
 
 PARTIAL_TABLES = ("product_metrics_1m", "breakdown_metrics_1m")
+_ROW_POSITION = re.compile(rb'^\{"kafka_partition":(\d+),"kafka_offset":(\d+),"pack_index":(\d+),')
+_AT_ROW = re.compile(r"\(at row (\d+)\)")
+
+
+def raw_row_position(row: bytes) -> Position:
+    """(partition, offset, index) of a raw row, read from the prefix :func:`aggregate_batch` writes."""
+    match = _ROW_POSITION.match(row)
+    if match is None:
+        raise ValueError(f"not a raw row: {row[:80]!r}")
+    partition, offset, index = (int(g) for g in match.groups())
+    return partition, offset, index
+
+
+def _failing_row(exc: BaseException, rows: int) -> int:
+    """The 1-based row the store says it failed at, or 0 when it does not say (or says nonsense)."""
+    match = _AT_ROW.search(str(exc))
+    at = int(match.group(1)) if match else 0
+    return at if 1 <= at <= rows else 0
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
 
 
 class ClickHouseSink:
@@ -44,11 +68,46 @@ class ClickHouseSink:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     # --- writes (blocking; call through run()) ---------------------------------
-    def write_raw(self, rows: list[bytes]) -> None:
-        if rows:
-            self.client.raw_insert(
-                f"{self.db}.events", insert_block=b"\n".join(rows), fmt="JSONEachRow", settings=RAW_INSERT_SETTINGS
+    def write_raw(self, rows: list[bytes]) -> dict[Position, str]:
+        """Insert raw rows; rows the store refuses are isolated and returned with its reason, the rest land.
+
+        A refused insert is split - at the row the store names, else in halves -
+        until every refused row stands alone, so one bad row costs a few extra
+        inserts and never its neighbours. Transient and unknown failures raise.
+        Rows that landed before a failure are harmless when the insert is
+        repeated: ``events`` collapses on ``event_id``.
+        """
+        rejected: dict[Position, str] = {}
+        pending = [rows] if rows else []
+        while pending:
+            chunk = pending.pop()
+            try:
+                self._insert_raw(chunk)
+            except Exception as exc:
+                if classify(exc) != "rejected":
+                    raise
+                if len(chunk) == 1:
+                    rejected[raw_row_position(chunk[0])] = _first_line(exc)
+                    continue
+                at = _failing_row(exc, len(chunk))
+                parts = (
+                    [chunk[at:], chunk[at - 1 : at], chunk[: at - 1]]
+                    if at
+                    else [chunk[len(chunk) // 2 :], chunk[: len(chunk) // 2]]
+                )
+                pending.extend(p for p in parts if p)
+        if rejected:
+            log.warning(
+                "event=rows_rejected_by_store table=events rows=%d first=%r",
+                len(rejected),
+                next(iter(rejected.values())),
             )
+        return rejected
+
+    def _insert_raw(self, rows: list[bytes]) -> None:
+        self.client.raw_insert(
+            f"{self.db}.events", insert_block=b"\n".join(rows), fmt="JSONEachRow", settings=RAW_INSERT_SETTINGS
+        )
 
     def write_partials(self, batch: BatchResult) -> None:
         if batch.partials:

@@ -46,6 +46,20 @@ def new_event_id() -> uuid.UUID:
     return uuid.UUID(int=_ID_RNG.getrandbits(128), version=4)
 
 
+# The namespace of ids derived from a message's position (uuid5 of "topic/partition/offset/index").
+POSITION_ID_NAMESPACE = uuid.UUID("6f1d3a52-58a4-4c8e-9b1e-2d1f3c7a9e40")
+
+
+def position_event_id(topic: str, partition: int, offset: int, index: int) -> uuid.UUID:
+    """The id of an event that arrived without ``event_id``: the same on every replay of its message.
+
+    Only the SDK and the collector mint random ids; an id-less event from any
+    other producer is identified by where it sits in the log, so a replay
+    (crash, rebalance, offset reset) stores it once.
+    """
+    return uuid.uuid5(POSITION_ID_NAMESPACE, f"{topic}/{partition}/{offset}/{index}")
+
+
 def _utc(v: datetime) -> datetime:
     return v.astimezone(UTC)
 
@@ -170,9 +184,7 @@ RELEASE_ADAPTER: TypeAdapter[Release] = TypeAdapter(Release)
 class DecodeError:
     """Why a message could not become an event. ``reason`` is a short stable code."""
 
-    reason: Literal[
-        "oversized", "bad_json", "unknown_type", "invalid", "future_ts", "past_ts", "rejected_by_store"
-    ]
+    reason: Literal["oversized", "bad_json", "unknown_type", "invalid", "future_ts", "past_ts", "rejected_by_store"]
     detail: str
 
 

@@ -31,7 +31,10 @@ BATCH_SIZE = Histogram(
 )
 BATCH_SECONDS = Histogram("pulse_batch_seconds", "Time to make one batch durable", ["stage"], registry=REGISTRY)
 SINK_RETRIES = Counter(
-    "pulse_sink_retries_total", "Failed attempts to make a batch durable (retried)", registry=REGISTRY
+    "pulse_sink_retries_total",
+    "Failed attempts at a step of making a batch durable, by step and failure class (transient, rejected, unknown)",
+    ["stage", "class"],
+    registry=REGISTRY,
 )
 WATERMARK_LAG = Gauge("pulse_watermark_lag_seconds", "Wall clock minus the newest event time seen", registry=REGISTRY)
 
