@@ -14,3 +14,7 @@ from __future__ import annotations
 
 class PulseError(Exception):
     """Root of every exception ProductPulse raises on purpose."""
+
+
+class UsageError(PulseError):
+    """A command was asked for something it refuses to do as configured; the message says what to change."""

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path(".pulse-data")
@@ -57,6 +57,19 @@ class Settings(BaseSettings):
     )
     allowed_lateness_s: int = Field(300, ge=0, description="watermark = max event time - allowed lateness")
     dedup_window: int = Field(1_000_000, ge=0, description="event_ids remembered per worker for dedup")
+    store_retry_timeout_s: float = Field(
+        300.0, gt=0, description="retry a transient ClickHouse failure this long, then exit non-zero without acking"
+    )
+    store_max_attempts: int = Field(
+        5, ge=1, description="attempts at an unclassified ClickHouse failure before exiting non-zero without acking"
+    )
+    shutdown_grace_s: float = Field(
+        5.0, ge=0, description="on SIGTERM, let the in-flight batch finish this long, else abandon it uncommitted"
+    )
+    test_stop_at_step: int | None = Field(
+        None, ge=1, le=7, description="fault tests only: stop the worker just before step k of the durable batch"
+    )
+    test_stop_signal: Literal["KILL", "TERM"] = Field("KILL", description="fault tests only: how to stop at that step")
     web_port: int = Field(6066, ge=0, le=65535, description="Faust web server port (0 = off)")
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus /metrics port (0 = off)")
 
@@ -98,12 +111,44 @@ class Settings(BaseSettings):
         "127.0.0.1", description="address /metrics and the worker's web server bind to (0.0.0.0 in containers)"
     )
 
-    @field_validator("clickhouse_database", "consumer_group")
+    @field_validator("clickhouse_database")
     @classmethod
     def _plain_identifier(cls, v: str) -> str:
         if not re.fullmatch(r"_*[A-Za-z][A-Za-z0-9_]{0,62}", v):
-            raise ValueError("must be a plain ASCII identifier (letters, digits, underscore)")
+            raise ValueError("must be a plain ASCII identifier (letters, digits, underscore), e.g. pulse")
         return v
+
+    @field_validator("consumer_group")
+    @classmethod
+    def _kafka_group_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", v):
+            raise ValueError("may only hold ASCII letters, digits, '.', '_' and '-' (at most 200), e.g. pulse-prod")
+        return v
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _host_port_list(cls, v: str) -> str:
+        for address in v.split(","):
+            host, sep, port = address.strip().rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{address.strip()!r} is not host:port; give e.g. 127.0.0.1:9092,broker2:9092")
+        return ",".join(a.strip() for a in v.split(","))
+
+    @model_validator(mode="after")
+    def _security_is_complete(self) -> Settings:
+        proto = self.kafka_security_protocol
+        if proto.startswith("SASL") and (self.kafka_sasl_mechanism is None or not self.kafka_sasl_username):
+            raise ValueError(
+                f"PULSE_KAFKA_SECURITY_PROTOCOL={proto} needs PULSE_KAFKA_SASL_MECHANISM (PLAIN, SCRAM-SHA-256 or "
+                "SCRAM-SHA-512) and PULSE_KAFKA_SASL_USERNAME (and PULSE_KAFKA_SASL_PASSWORD)"
+            )
+        for name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"PULSE_{name.upper()}: no such file {str(path)!r}")
+        if self.kafka_ssl_keyfile is not None and self.kafka_ssl_certfile is None:
+            raise ValueError("PULSE_KAFKA_SSL_KEYFILE is set without PULSE_KAFKA_SSL_CERTFILE")
+        return self
 
     @field_validator("topic_prefix")
     @classmethod
@@ -151,6 +196,23 @@ class Settings(BaseSettings):
                 value = value.get_secret_value()
             env[f"PULSE_{name.upper()}"] = str(value)
         return env
+
+
+def describe_invalid(exc: ValidationError) -> list[str]:
+    """One line per problem, naming the environment variable: ``PULSE_TOPIC_PARTITIONS: Input should be ...``."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        field = ".".join(str(p) for p in err["loc"])
+        name = f"PULSE_{field.upper()}: " if field else ""
+        given = err.get("input")
+        shown = (
+            ""
+            if not field or "secret" in field or "password" in field or "dsn" in field or "keys" in field
+            else f" (got {given!r})"
+        )
+        message = str(err["msg"]).removeprefix("Value error, ")
+        lines.append(f"{name}{message}{shown if not isinstance(given, dict) else ''}")
+    return lines
 
 
 def load_settings(**overrides: object) -> Settings:

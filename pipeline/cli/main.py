@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
-from pipeline.settings import Settings, load_settings
+from pipeline.errors import UsageError
+from pipeline.settings import Settings, describe_invalid, load_settings
 
 
 def _settings(args: argparse.Namespace, **extra: object) -> Settings:
@@ -47,8 +48,10 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.cli.table import print_json_tables, render
     from pipeline.tools.demo import run_demo
+    from pipeline.tools.scratch import scratch_settings
 
-    tables = run_demo(_settings(args), duration_s=args.duration, rate=args.rate, scenario=args.scenario, seed=args.seed)
+    settings = scratch_settings(_settings(args), args.scratch_database, "pulse demo")
+    tables = run_demo(settings, duration_s=args.duration, rate=args.rate, scenario=args.scenario, seed=args.seed)
     if args.json:
         print_json_tables((t.name, t.columns, t.rows) for t in tables)
     else:
@@ -59,8 +62,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from pipeline.tools.bench import run_bench
+    from pipeline.tools.scratch import scratch_settings
 
-    return run_bench(_settings(args), events=args.events, baseline_events=args.baseline_events, json_out=args.json)
+    settings = scratch_settings(_settings(args), args.scratch_database, "pulse bench")
+    return run_bench(settings, events=args.events, baseline_events=args.baseline_events, json_out=args.json)
 
 
 def cmd_release(args: argparse.Namespace) -> int:
@@ -144,12 +149,21 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topic-prefix", help="topic prefix (env PULSE_TOPIC_PREFIX, default pulse)")
 
 
+def _scratch(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--scratch-database",
+        help="with a ClickHouse server (PULSE_CLICKHOUSE_DSN): a database this command may fill with synthetic "
+        "data (required there; the embedded default needs none)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pulse",
         description="ProductPulse: product telemetry through Kafka and Faust into ClickHouse. "
         "Settings come from PULSE_* environment variables; flags override them.",
     )
+    parser.add_argument("--debug", action="store_true", help="show a traceback when a command fails")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("worker", help="run a Faust worker: ingest events into ClickHouse until stopped")
@@ -177,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--json", action="store_true", help="print the product table as JSON lines (for scripts)")
+    _scratch(p)
     p.set_defaults(fn=cmd_demo)
 
     p = sub.add_parser(
@@ -192,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--baseline-events", type=int, default=None, help="events for the naive baseline (default: same as --events)"
     )
     p.add_argument("--json", action="store_true", help="print the results as JSON too")
+    _scratch(p)
     p.set_defaults(fn=cmd_bench)
 
     p = sub.add_parser("release", help="announce a release of a product on the releases topic")
@@ -254,7 +270,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--format", default="table", choices=["table", "json", "csv"])
     p.set_defaults(fn=cmd_metrics_query)
+    _debug_everywhere(parser)
     return parser
+
+
+def _debug_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Accept ``--debug`` after any (sub)command too, e.g. ``pulse worker --debug``."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                if "--debug" not in child._option_string_actions:
+                    child.add_argument(
+                        "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+                    )
+                _debug_everywhere(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -262,12 +291,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.fn(args) or 0)
     except ValidationError as exc:
-        print(f"pulse: invalid settings: {exc}", file=sys.stderr)
+        if args.debug:
+            raise
+        for line in describe_invalid(exc):
+            print(f"pulse: invalid setting {line}", file=sys.stderr)
+        return 2
+    except UsageError as exc:
+        if args.debug:
+            raise
+        print(f"pulse: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence prints, not a traceback
-        if getattr(args, "debug", False):
+        if args.debug:
             raise
-        print(f"pulse: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"pulse: {type(exc).__name__}: {exc} (run with --debug for a traceback)", file=sys.stderr)
         return 1

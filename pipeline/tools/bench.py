@@ -107,6 +107,10 @@ def _measure(
             "topic_prefix": f"bench-{run}-{name}",
             "consumer_group": f"bench_{run}_{name}",
             "data_dir": root / name,
+            # With a server, each contender gets its own scratch database (embedded: its own folder).
+            "clickhouse_database": base.clickhouse_database
+            if base.embedded_clickhouse
+            else f"{base.clickhouse_database}_{name}",
             "metrics_port": 0,
             "web_port": 0,
         }

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from pipeline.settings import Settings, load_settings
+from pipeline.settings import Settings, describe_invalid, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +51,8 @@ def test_env_overrides_are_parsed(monkeypatch):
     monkeypatch.setenv("PULSE_TOPIC_PARTITIONS", "3")
     monkeypatch.setenv("PULSE_BATCH_WITHIN_S", "0.25")
     monkeypatch.setenv("PULSE_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("PULSE_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("PULSE_KAFKA_SASL_USERNAME", "svc")
     monkeypatch.setenv("pulse_allowed_lateness_s", "60")  # env names are case-insensitive
     s = Settings()
     assert s.kafka_bootstrap == "k1:9093,k2:9093"
@@ -106,10 +108,15 @@ def test_database_must_be_a_plain_identifier(name):
         Settings(clickhouse_database=name)
 
 
-@pytest.mark.parametrize("name", ["my-group", "9lives"])
-def test_consumer_group_must_be_a_plain_identifier(name):
+@pytest.mark.parametrize("name", ["my group", "", "grüppe", "a/b", "x" * 201])
+def test_consumer_group_must_be_a_kafka_name(name):
     with pytest.raises(ValidationError, match="consumer_group"):
         Settings(consumer_group=name)
+
+
+@pytest.mark.parametrize("name", ["my-group", "9lives", "pulse.prod", "pulse_2024"])
+def test_consumer_group_accepts_ordinary_kafka_names(name):
+    assert Settings(consumer_group=name).consumer_group == name
 
 
 @pytest.mark.parametrize("name", ["pulse_2024", "_staging", "Analytics"])
@@ -201,3 +208,44 @@ def test_to_env_round_trips(monkeypatch):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert Settings() == s
+
+
+# --- configuration traps: each is refused at start with one line naming the variable ---------------------------
+
+
+@pytest.mark.parametrize("bootstrap", ["localhost", "broker:", ":9092", "broker:99999", "a:9092,b"])
+def test_bootstrap_without_a_valid_port_is_refused(bootstrap):
+    with pytest.raises(ValidationError) as info:
+        Settings(kafka_bootstrap=bootstrap)
+    (line,) = describe_invalid(info.value)
+    assert line.startswith("PULSE_KAFKA_BOOTSTRAP: ") and "host:port" in line and "127.0.0.1:9092" in line
+
+
+def test_bootstrap_list_is_normalised():
+    assert Settings(kafka_bootstrap=" k1:9092, k2:9093 ").kafka_bootstrap == "k1:9092,k2:9093"
+
+
+def test_sasl_without_a_mechanism_is_refused_for_every_client():
+    with pytest.raises(ValidationError, match="PULSE_KAFKA_SASL_MECHANISM"):
+        Settings(kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_username="u", kafka_sasl_password="p")
+    ok = Settings(kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_mechanism="PLAIN", kafka_sasl_username="u")
+    assert ok.kafka_sasl_mechanism == "PLAIN"
+
+
+def test_missing_ssl_files_are_refused_at_start(tmp_path):
+    with pytest.raises(ValidationError, match="PULSE_KAFKA_SSL_CAFILE: no such file"):
+        Settings(kafka_security_protocol="SSL", kafka_ssl_cafile=tmp_path / "nope.pem")
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    assert Settings(kafka_security_protocol="SSL", kafka_ssl_cafile=ca).kafka_ssl_cafile == ca
+
+
+def test_each_problem_is_one_line_naming_its_variable_and_no_secret(monkeypatch):
+    monkeypatch.setenv("PULSE_TOPIC_PARTITIONS", "twelve")
+    monkeypatch.setenv("PULSE_BATCH_WITHIN_S", "-1")
+    monkeypatch.setenv("PULSE_KAFKA_SASL_PASSWORD", "hunter2")
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    lines = describe_invalid(info.value)
+    assert [line.split(":")[0] for line in lines] == ["PULSE_TOPIC_PARTITIONS", "PULSE_BATCH_WITHIN_S"]
+    assert all("\n" not in line and "hunter2" not in line for line in lines)
