@@ -139,7 +139,7 @@ def _dlq_sender(topic: faust.TopicT, source_topic: str) -> Callable[[Sequence[De
             headers = {
                 "error.reason": d.error.reason.encode(),
                 "error.detail": d.error.detail[:1000].encode(),
-                "error.stage": b"decode",
+                "error.stage": d.error.stage.encode(),
                 "error.at": at.encode(),
                 "source.topic": source_topic.encode(),
                 "source.partition": str(d.message.partition).encode(),

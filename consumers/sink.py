@@ -128,7 +128,7 @@ class ClickHouseSink:
                 d.message.partition,
                 d.message.offset,
                 d.index,
-                "decode",
+                d.error.stage,
                 d.error.reason,
                 d.error.detail,
                 (d.value or b"")[:4096].decode("utf-8", "replace"),

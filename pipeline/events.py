@@ -187,6 +187,11 @@ class DecodeError:
     reason: Literal["oversized", "bad_json", "unknown_type", "invalid", "future_ts", "past_ts", "rejected_by_store"]
     detail: str
 
+    @property
+    def stage(self) -> str:
+        """Where the event was refused: ``store`` when ClickHouse refused its row, else ``decode``."""
+        return "store" if self.reason == "rejected_by_store" else "decode"
+
 
 def decode_event(raw: bytes | None, max_bytes: int = 64 * 1024) -> Event | DecodeError:
     """Parse and validate one message; returns a :class:`DecodeError` instead of raising."""

@@ -65,9 +65,8 @@ def write_events(client: Client, database: str, events: Iterable[Event], partiti
 
 def write_releases(client: Client, database: str, cfg: synth.TrafficConfig) -> None:
     rows = [[r.product, r.version, r.released_at, r.channel, r.rollout_pct, r.commit] for r in synth.releases(cfg)]
-    client.insert(
-        f"{database}.releases", rows, column_names=["product", "version", "released_at", "channel", "rollout_pct", "commit"]
-    )
+    columns = ["product", "version", "released_at", "channel", "rollout_pct", "commit"]
+    client.insert(f"{database}.releases", rows, column_names=columns)
 
 
 def open_scenario(
@@ -82,7 +81,8 @@ def open_scenario(
 ) -> Scenario:
     """Open an embedded store under ``data_dir`` and fill it with ``days`` of the scenario ending at ``end``.
 
-    Close it with :func:`close_scenario` (one embedded store per process at a time). About 40k events per 100 users and week.
+    Close it with :func:`close_scenario` (one embedded store per process at a time).
+    About 16k events per 100 users and week.
     """
     settings = Settings(data_dir=data_dir)
     end = end or datetime.now(UTC).replace(minute=0, second=0, microsecond=0)

@@ -21,7 +21,7 @@ from consumers.aggregate import (
     aggregate_batch,
 )
 from pipeline.catalog.histogram import bucket_of
-from pipeline.events import EVENT_ADAPTER, Event, encode_event, encode_pack, partition_key
+from pipeline.events import EVENT_ADAPTER, Event, encode_event, encode_pack, partition_key, position_event_id
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 MINUTE0 = int(T0.timestamp())
@@ -572,3 +572,39 @@ def test_partial_key_with_partition_key_helper():
     msg = Message(2, 8, partition_key(e), encode_event(e))
     (key,) = run([msg]).partials
     assert key == PartialKey("shop", "1.0", MINUTE0, 2, 8)
+
+
+# --- ids derived from positions ------------------------------------------------------
+
+
+def _id_less(**fields: object) -> bytes:
+    body = {"type": "session_started", "product": "shop", "version": "1.0", "ts": T0.isoformat(), "user_id": "u1"}
+    return json.dumps(body | fields).encode()
+
+
+def _stored_ids(result: BatchResult) -> list[str]:
+    return [json.loads(row)["event_id"] for row in result.raw_rows]
+
+
+def test_an_id_less_event_gets_the_same_id_on_every_replay():
+    messages = [single(0, 7, _id_less()), pack(0, 8, _id_less(), _id_less())]
+    first = aggregate_batch(messages, SeenIds(100), Watermarks(300), now_s=NOW_S, max_event_bytes=65536,
+                            max_future_skew_s=3600, topic="pulse.events")  # fmt: skip
+    replay = aggregate_batch(messages, SeenIds(100), Watermarks(300), now_s=NOW_S, max_event_bytes=65536,
+                             max_future_skew_s=3600, topic="pulse.events")  # fmt: skip
+    ids = _stored_ids(first)
+    assert ids == _stored_ids(replay)
+    assert len(set(ids)) == 3, "each position has its own id"
+    assert ids[0] == str(position_event_id("pulse.events", 0, 7, 0))
+
+
+def test_an_event_with_its_own_id_keeps_it():
+    own = "0f7c2a8e-3b1d-4c5e-9a6f-1b2c3d4e5f60"
+    result = run([single(0, 1, _id_less(event_id=own))])
+    assert _stored_ids(result) == [own]
+
+
+def test_the_same_bytes_at_another_offset_are_another_event():
+    result = run([single(0, 1, _id_less()), single(0, 2, _id_less())])
+    assert len(set(_stored_ids(result))) == 2
+    assert result.duplicates == 0
