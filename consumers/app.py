@@ -8,8 +8,9 @@ acks the batch only after it returned, so offsets are committed after
 ClickHouse holds the rows. An unexpected error ends the process without
 acking: a supervisor restarts it and the batch replays exactly.
 
-Other rooms add their timers through ``leader_timers`` (the CLI hands the alert
-evaluator in), so this module knows nothing of them.
+Other rooms add leader-only timers and read-only pages through
+:mod:`consumers.extensions` (the CLI hands in the alert evaluator, the
+dashboards and the read API), so this module knows nothing of them.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import faust
 
 from consumers.aggregate import DeadLetter, Message
+from consumers.extensions import LeaderTimer, Page, Reply
 from consumers.ingest import Ingestor
 from consumers.sink import ClickHouseSink
 from pipeline import clickhouse, telemetry
@@ -34,11 +37,11 @@ from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
-LeaderTimer = tuple[float, Callable[[], Awaitable[None]]]
 
-
-def create_app(settings: Settings, sink: ClickHouseSink) -> faust.App:
-    """Build the Faust app: the ingest and release agents, writing through ``sink``."""
+def create_app(
+    settings: Settings, sink: ClickHouseSink, timers: Sequence[LeaderTimer] = (), pages: Sequence[Page] = ()
+) -> faust.App:
+    """Build the Faust app: the ingest and release agents writing through ``sink``, timers and pages."""
     datadir = settings.data_dir / "faust"
     app = faust.App(
         settings.consumer_group,
@@ -56,8 +59,8 @@ def create_app(settings: Settings, sink: ClickHouseSink) -> faust.App:
         broker_commit_interval=1.0,
         web_enabled=settings.web_port != 0,
         web_port=settings.web_port or 6066,
-        web_bind="127.0.0.1",
-        web_host="127.0.0.1",
+        web_bind=settings.metrics_host,
+        web_host="127.0.0.1" if settings.metrics_host in ("0.0.0.0", "::") else settings.metrics_host,
         **faust_broker_config(settings),
     )
     events_topic = app.topic(settings.events_topic, value_type=bytes, key_type=bytes, internal=False)
@@ -81,7 +84,40 @@ def create_app(settings: Settings, sink: ClickHouseSink) -> faust.App:
         async for events in batches:
             await _durably(ingestor.process_releases, events, settings)
 
+    for timer in timers:
+        _schedule(app, sink, timer)
+    for page in pages:
+        _mount(app, sink, page)
     return app
+
+
+def _schedule(app: faust.App, sink: ClickHouseSink, timer: LeaderTimer) -> None:
+    async def tick() -> None:
+        started = time.monotonic()
+        try:
+            await sink.run(timer.run, sink.client)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a failing timer is logged and counted by its owner; ingestion goes on
+            log.exception("event=timer_failed timer=%s", timer.name)
+        else:
+            log.info("event=timer_done timer=%s seconds=%.3f", timer.name, time.monotonic() - started)
+
+    app.timer(timer.interval_s, on_leader=True, name=timer.name)(tick)
+
+
+def _mount(app: faust.App, sink: ClickHouseSink, page: Page) -> None:
+    async def get(view: faust.web.View, request: faust.web.Request, **params: str) -> faust.web.Response:
+        try:
+            reply = await sink.run(page.render, sink.client, params, dict(request.query))  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001 - one failing page answers 500, the worker goes on
+            log.exception("event=page_failed path=%s", page.path)
+            reply = Reply(500, "text/plain; charset=utf-8", f"internal error: {type(exc).__name__}")
+        body = reply.body.encode() if isinstance(reply.body, str) else reply.body
+        return view.bytes(body, content_type=reply.content_type, status=reply.status)
+
+    get.__name__ = "page_" + "".join(c if c.isalnum() else "_" for c in page.path)
+    app.page(page.path, name=get.__name__)(get)
 
 
 def _message(event: faust.EventT) -> Message:
@@ -152,8 +188,13 @@ def _dlq_sender(topic: faust.TopicT, source_topic: str) -> Callable[[Sequence[De
     return send
 
 
-def run_worker(settings: Settings, leader_timers: Sequence[LeaderTimer] = (), loglevel: str = "info") -> None:
-    """Run one worker until SIGTERM/SIGINT: topics, schema, metrics, then the Faust app."""
+def run_worker(
+    settings: Settings,
+    timers: Sequence[LeaderTimer] = (),
+    pages: Sequence[Page] = (),
+    loglevel: str = "info",
+) -> None:
+    """Run one worker until SIGTERM/SIGINT: topics, schema, metrics, then the Faust app with timers and pages."""
     logging.basicConfig(
         level=loglevel.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
@@ -163,11 +204,9 @@ def run_worker(settings: Settings, leader_timers: Sequence[LeaderTimer] = (), lo
     client = clickhouse.connect(settings)
     clickhouse.migrate(client, settings.clickhouse_database, settings.events_ttl_days)
     sink = ClickHouseSink(client, settings.clickhouse_database)
-    telemetry.serve_metrics(settings.metrics_port)
+    telemetry.serve_metrics(settings.metrics_port, settings.metrics_host)
 
-    app = create_app(settings, sink)
-    for interval, fn in leader_timers:
-        app.timer(interval, on_leader=True)(fn)
+    app = create_app(settings, sink, timers, pages)
     log.info(
         "event=worker_start topic=%s group=%s clickhouse=%s pid=%d",
         settings.events_topic,

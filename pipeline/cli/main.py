@@ -30,8 +30,10 @@ def _settings(args: argparse.Namespace, **extra: object) -> Settings:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from consumers.app import run_worker
+    from pipeline.cli import api, reads
 
-    run_worker(_settings(args), loglevel=args.loglevel)
+    settings = _settings(args)
+    run_worker(settings, pages=api.pages(settings, reads.READERS), loglevel=args.loglevel)
     return 0
 
 
@@ -123,24 +125,24 @@ def cmd_metrics_list(args: argparse.Namespace) -> int:
 
 
 def cmd_metrics_query(args: argparse.Namespace) -> int:
-    from pipeline import catalog, clickhouse
+    from pipeline.cli import api, reads
     from pipeline.cli.table import render
 
-    settings = _settings(args)
-    since = datetime.now(UTC) - catalog.parse_since(args.since)
-    with clickhouse.opened(settings) as client:
-        cols, rows = catalog.query(
-            client,
-            settings.clickhouse_database,
-            args.names,
-            since,
-            product=args.product,
-            version=args.version,
-            by=tuple(args.by),
-            step_s=int(catalog.parse_since(args.step).total_seconds()) if args.step else None,
-        )
-    render(cols, rows, args.format)
+    params = {"names": ",".join(args.names), "since": args.since, "by": ",".join(args.by)}
+    params |= {k: v for k, v in (("step", args.step), ("product", args.product), ("version", args.version)) if v}
+    answer = api.read(_settings(args), "metrics/query", reads.metrics_query, params)
+    render(answer["columns"], [tuple(_datetime(v) for v in row) for row in answer["rows"]], args.format)
     return 0
+
+
+def _datetime(value: object) -> object:
+    """A time bucket that came back from the worker's API as text, as the datetime it was."""
+    if isinstance(value, str) and len(value) >= 19 and value[4] == "-" and value[10] in " T":
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -1,0 +1,79 @@
+"""The worker's read-only HTTP API, and the CLI's way of using it when the embedded store is taken.
+
+Embedded chDB serves one process: while a worker runs on it, ``pulse metrics
+query``, ``pulse alerts status`` and ``pulse scorecard`` cannot open the folder.
+So the worker serves the same answers under ``/api/`` on its web server
+(``PULSE_WEB_PORT``, loopback by default), and each read command calls
+:func:`read` - which opens the store when it is free and asks the worker when
+it is not. Both paths run the same function, so they answer alike.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from pipeline import clickhouse
+from pipeline.errors import PulseError
+from pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
+    from consumers.extensions import Page
+
+# What a read computes from the store and its string parameters; the result is JSON-serialisable.
+Reader = Callable[["Client", Settings, Mapping[str, str]], Any]
+
+
+class WorkerUnreachable(PulseError):
+    """The store is locked by a worker whose read API does not answer."""
+
+
+def read(settings: Settings, name: str, reader: Reader, params: Mapping[str, str]) -> Any:
+    """``reader``'s answer: from the store when this process may open it, else from the worker's ``/api/{name}``."""
+    try:
+        client = clickhouse.connect(settings)
+    except clickhouse.ClickHouseLocked:
+        return _ask_worker(settings, name, params)
+    try:
+        return reader(client, settings, params)
+    finally:
+        client.close()
+        clickhouse.release(settings)
+
+
+def _ask_worker(settings: Settings, name: str, params: Mapping[str, str]) -> Any:
+    url = f"http://127.0.0.1:{settings.web_port}/api/{name}?{urllib.parse.urlencode(params)}"
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")[:500]
+        raise WorkerUnreachable(f"the worker answered {exc.code} at {url}: {detail}") from None
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        raise WorkerUnreachable(
+            f"the embedded store is in use by a worker, and its read API at {url} does not answer ({exc}); "
+            "set PULSE_WEB_PORT to that worker's web port"
+        ) from None
+
+
+def pages(settings: Settings, readers: Mapping[str, Reader]) -> list[Page]:
+    """The worker's ``/api/{name}`` routes, one per reader."""
+    from consumers.extensions import Page, Reply
+
+    def page(reader: Reader) -> Callable[[Client, Mapping[str, str], Mapping[str, str]], Reply]:
+        def render(client: Client, _: Mapping[str, str], query: Mapping[str, str]) -> Reply:
+            try:
+                body = json.dumps(reader(client, settings, query), default=str, allow_nan=True)
+            except (PulseError, ValueError, KeyError) as exc:
+                return Reply(400, "application/json", json.dumps({"error": str(exc)}))
+            return Reply(200, "application/json", body)
+
+        return render
+
+    return [Page(f"/api/{name}", page(reader)) for name, reader in readers.items()]
