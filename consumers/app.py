@@ -77,6 +77,7 @@ def create_app(
         batches = stream.take_events(settings.batch_max_messages, within=settings.batch_within_s)  # type: ignore[attr-defined]
         async for events in batches:
             await _durably(ingestor.process, events, settings)
+            _observe_lag(app, events)
 
     @app.agent(releases_topic, concurrency=1, name="releases")
     async def releases(stream: faust.StreamT[bytes]) -> None:
@@ -118,6 +119,18 @@ def _mount(app: faust.App, sink: ClickHouseSink, page: Page) -> None:
 
     get.__name__ = "page_" + "".join(c if c.isalnum() else "_" for c in page.path)
     app.page(page.path, name=get.__name__)(get)
+
+
+def _observe_lag(app: faust.App, events: Sequence[faust.EventT]) -> None:
+    """Per partition: messages behind the high watermark after this batch (0 = caught up)."""
+    done: dict[faust.types.TP, int] = {}
+    for event in events:
+        tp = event.message.tp
+        done[tp] = max(done.get(tp, -1), event.message.offset)
+    for tp, offset in done.items():
+        highwater = app.consumer.highwater(tp)
+        if highwater is not None:
+            telemetry.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - offset - 1))
 
 
 def _message(event: faust.EventT) -> Message:

@@ -181,8 +181,16 @@ class Ingestor:
         m.BATCH_SECONDS.labels("aggregate").observe(t_agg - t0)
         m.BATCH_SECONDS.labels("clickhouse").observe(t_ch - t_agg)
         m.BATCH_SECONDS.labels("total").observe(done - t0)
+        m.EVENTS_CONSUMED.labels(self.settings.events_topic).inc(
+            len(batch.raw_rows) + len(batch.dead) + batch.duplicates
+        )
         for product, n in batch.products.items():
-            m.EVENTS_INGESTED.labels(product).inc(n)
+            m.EVENTS_INGESTED.labels(m.product_label(product)).inc(n)
+        now = time.time()
+        for partition in {msg.partition for msg in messages}:
+            newest = self.watermarks.max_ts.get(partition)
+            if newest is not None:
+                m.FRESHNESS.observe(max(0.0, now - newest))
         for dead in batch.dead:
             m.EVENTS_DEAD_LETTERED.labels(dead.error.reason).inc()
         m.EVENTS_DUPLICATE.inc(batch.duplicates)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -20,6 +22,7 @@ from clickhouse_connect.driver.client import Client
 
 from consumers.aggregate import BREAKDOWN_COLUMNS, PARTIAL_COLUMNS, BatchResult, Position, SeenIds
 from consumers.failures import classify
+from pipeline import telemetry
 from pipeline.events import MAX_PACK_EVENTS, Release
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,21 @@ RAW_INSERT_SETTINGS = {
 PARTIAL_TABLES = ("product_metrics_1m", "breakdown_metrics_1m")
 _ROW_POSITION = re.compile(rb'^\{"kafka_partition":(\d+),"kafka_offset":(\d+),"pack_index":(\d+),')
 _AT_ROW = re.compile(r"\(at row (\d+)\)")
+
+
+@contextmanager
+def _measured(table: str, rows: int, nbytes: int = 0) -> Iterator[None]:
+    """Count and time one insert; a failure is counted by its class and re-raised."""
+    started = time.perf_counter()
+    try:
+        yield
+    except Exception as exc:
+        telemetry.INSERT_ERRORS.labels(table, classify(exc)).inc()
+        raise
+    telemetry.INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
+    telemetry.INSERT_ROWS.labels(table).inc(rows)
+    if nbytes:
+        telemetry.INSERT_BYTES.labels(table).inc(nbytes)
 
 
 def raw_row_position(row: bytes) -> Position:
@@ -105,9 +123,11 @@ class ClickHouseSink:
         return rejected
 
     def _insert_raw(self, rows: list[bytes]) -> None:
-        self.client.raw_insert(
-            f"{self.db}.events", insert_block=b"\n".join(rows), fmt="JSONEachRow", settings=RAW_INSERT_SETTINGS
-        )
+        block = b"\n".join(rows)
+        with _measured("events", len(rows), len(block)):
+            self.client.raw_insert(
+                f"{self.db}.events", insert_block=block, fmt="JSONEachRow", settings=RAW_INSERT_SETTINGS
+            )
 
     def write_partials(self, batch: BatchResult) -> None:
         if batch.partials:
@@ -116,7 +136,8 @@ class ClickHouseSink:
             self._insert_columns("breakdown_metrics_1m", batch.breakdown_columns(), BREAKDOWN_COLUMNS)
 
     def _insert_columns(self, table: str, columns: list[list[object]], names: tuple[str, ...]) -> None:
-        self.client.insert(f"{self.db}.{table}", columns, column_names=list(names), column_oriented=True)
+        with _measured(table, len(columns[0]) if columns else 0):
+            self.client.insert(f"{self.db}.{table}", columns, column_names=list(names), column_oriented=True)
 
     def write_errors(self, batch: BatchResult, topic: str) -> None:
         if not batch.dead:
@@ -147,7 +168,8 @@ class ClickHouseSink:
             "payload",
             "at",
         ]
-        self.client.insert(f"{self.db}.ingestion_errors", rows, column_names=cols)
+        with _measured("ingestion_errors", len(rows)):
+            self.client.insert(f"{self.db}.ingestion_errors", rows, column_names=cols)
 
     def write_releases(self, releases: list[Release]) -> None:
         if releases:

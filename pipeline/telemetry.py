@@ -37,6 +37,34 @@ SINK_RETRIES = Counter(
     registry=REGISTRY,
 )
 WATERMARK_LAG = Gauge("pulse_watermark_lag_seconds", "Wall clock minus the newest event time seen", registry=REGISTRY)
+EVENTS_CONSUMED = Counter(
+    "pulse_events_consumed_total", "Events read from Kafka (stored, dead-lettered or duplicate)", ["topic"],
+    registry=REGISTRY,
+)  # fmt: skip
+CONSUMER_LAG = Gauge(
+    "pulse_consumer_lag_messages",
+    "Messages of a partition not yet made durable by this worker (high watermark - next offset)",
+    ["topic", "partition"],
+    registry=REGISTRY,
+)
+FRESHNESS = Histogram(
+    "pulse_freshness_seconds",
+    "End-to-end freshness: wall clock when a batch became queryable minus the newest event time in it, per partition",
+    buckets=(0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 86_400),
+    registry=REGISTRY,
+)
+INSERT_ROWS = Counter("pulse_clickhouse_insert_rows_total", "Rows inserted", ["table"], registry=REGISTRY)
+INSERT_BYTES = Counter(
+    "pulse_clickhouse_insert_bytes_total", "Bytes of raw rows inserted (JSONEachRow blocks)", ["table"],
+    registry=REGISTRY,
+)  # fmt: skip
+INSERT_SECONDS = Histogram("pulse_clickhouse_insert_seconds", "Time per insert", ["table"], registry=REGISTRY)
+INSERT_ERRORS = Counter(
+    "pulse_clickhouse_insert_errors_total", "Failed inserts by failure class", ["table", "class"], registry=REGISTRY
+)
+COLLECTOR_REQUESTS = Counter(
+    "pulse_collector_requests_total", "HTTP collector requests by status code", ["status"], registry=REGISTRY
+)
 
 # --- alert evaluation and notifications (the evaluator runs in the worker, or in `pulse alerts run`) ---
 ALERT_EVALUATIONS = Counter("pulse_alert_evaluations_total", "Rule group evaluations", ["group"], registry=REGISTRY)
@@ -58,6 +86,20 @@ NOTIFICATIONS = Counter(
     ["notifier", "result"],
     registry=REGISTRY,
 )
+
+
+MAX_PRODUCT_LABELS = 100
+_products: set[str] = set()
+
+
+def product_label(product: str) -> str:
+    """``product`` as a label value, or ``_other`` past the first :data:`MAX_PRODUCT_LABELS` (bounded cardinality)."""
+    if product in _products:
+        return product
+    if len(_products) < MAX_PRODUCT_LABELS:
+        _products.add(product)
+        return product
+    return "_other"
 
 
 def serve_metrics(port: int, addr: str = "127.0.0.1") -> None:

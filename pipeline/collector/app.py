@@ -13,10 +13,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import prometheus_client
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from kafka.errors import KafkaError, MessageSizeTooLargeError
 
+from pipeline import telemetry
 from pipeline.collector.auth import authorize, parse_write_keys
 from pipeline.collector.body import DECOMPRESSED_FACTOR, ParsedBody, decode_body, parse_events
 from pipeline.collector.errors import EventError, Rejected
@@ -86,6 +88,7 @@ class Collector:
             log.exception("event=collect_crashed")
             outcome.reason = "internal_error"
             response = web.json_response({"error": "internal error"}, status=500)
+        telemetry.COLLECTOR_REQUESTS.labels(str(response.status)).inc()
         log.log(
             logging.WARNING if response.status >= 500 else logging.INFO,
             "event=collect status=%d products=%s events=%d bytes=%d duration_ms=%.1f reason=%s",
@@ -167,6 +170,12 @@ class Collector:
             ) from None
 
 
+async def _metrics(request: web.Request) -> web.Response:
+    """The collector's Prometheus metrics (requests by status), beside its API."""
+    body = prometheus_client.generate_latest(telemetry.REGISTRY)
+    return web.Response(body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
+
+
 def create_app(settings: Settings, emitter_factory: EmitterFactory = connect_emitter) -> web.Application:
     """The collector as an aiohttp application (run it with :func:`run_collector` or aiohttp's test server)."""
     collector = Collector(settings, emitter_factory)
@@ -174,6 +183,7 @@ def create_app(settings: Settings, emitter_factory: EmitterFactory = connect_emi
     app = web.Application(client_max_size=settings.collector_max_body_bytes, handler_args={"auto_decompress": False})
     app.router.add_post("/v1/events", collector.post_events)
     app.router.add_get("/healthz", collector.healthz)
+    app.router.add_get("/metrics", _metrics)
     app.on_startup.append(collector.on_startup)
     app.on_cleanup.append(collector.on_cleanup)
     return app
