@@ -1,0 +1,250 @@
+"""Panel SQL with Grafana macros, built from the metric catalog (no panel has SQL typed by hand).
+
+:func:`metric_queries` turns catalog metric names into one query per catalog
+source, the same SELECT the catalog's own query builder writes, with the time
+range, bucket and filters as the ClickHouse plugin's macros and template
+variables instead of bound parameters:
+
+* time filter ``$__timeFilter(col)`` (``$__dateFilter(day)`` for daily sketches),
+* time bucket ``$__timeInterval(col) AS t``,
+* product / version filters ``$__conditionalAll(product IN (${product:sqlstring}), $product)``:
+  the whole condition turns into ``1=1`` when the variable is "All" (or unset),
+  which is also how the built-in view asks for every product or version.
+
+Every macro here takes its argument in parentheses: the plugin's parser scans
+an argument-less macro (``$__fromTime``) forward to the next parenthesis and
+would swallow the SQL in between (see :func:`dashboards.macros.check`).
+The other queries (scorecards, verdicts, alerts, releases, variable options)
+read the tables the alert evaluator fills (migration 3) and are built here too.
+
+This module is the proposal for ``pipeline.catalog.metrics.metric_sql``: the
+catalog may take it over unchanged; dashboards then import it from there.
+"""
+
+from __future__ import annotations
+
+from dashboards.errors import DashboardError
+from dashboards.model import Query
+from pipeline.catalog.metrics import CATALOG, SOURCES, Metric
+
+GroupKey = str
+DIMENSIONS = ("business impact", "customer experience", "post-launch support", "performance")
+
+
+def condition(column: str, variable: str) -> str:
+    """``column IN (<variable's values>)``, or ``1=1`` when the variable is All or unset."""
+    return f"$__conditionalAll({column} IN (${{{variable}:sqlstring}}), ${variable})"
+
+
+# Sources whose inner SELECT aliases ``any(version) AS version``: ClickHouse would resolve a bare
+# ``version`` in their WHERE to that aggregate (ILLEGAL_AGGREGATION), so the filter names the table's column.
+_VERSION_COLUMN = {"tickets": "events.version"}
+
+
+def _filters(source: str, product: bool, version: bool) -> list[str]:
+    out = [condition("product", "product")] if product else []
+    if version:
+        out.append(condition(_VERSION_COLUMN.get(source, "version"), "version"))
+    return out
+
+
+def metric_sql(
+    database: str,
+    names: list[str],
+    by: tuple[GroupKey, ...] = ("product",),
+    series: bool = False,
+    product: bool = False,
+    version: bool = False,
+) -> str:
+    """The catalog's SELECT for metrics of ONE source, with Grafana macros for time, bucket and filters.
+
+    Columns: ``t`` (when ``series``), the ``by`` keys, then ``metric_<name>`` per metric.
+    """
+    metrics = [_metric(n) for n in names]
+    sources = {m.source for m in metrics}
+    if len(sources) != 1:
+        raise DashboardError(f"metrics {names} come from several sources {sorted(sources)}: one query per source")
+    source = SOURCES[metrics[0].source]
+    for key in by:
+        if key not in source.keys:
+            raise DashboardError(f"metric {names[0]!r} cannot be grouped by {key!r} (it has {source.keys})")
+    if series and source.nested and not source.outer_time:
+        raise DashboardError(f"metric {names[0]!r} has no time series; show it per window")
+    where = ["$__dateFilter(day)" if source.time == "day" else f"$__timeFilter({source.time})"]
+    where += _filters(metrics[0].source, product, version)
+    if source.filter:
+        where.append(source.filter)
+    columns = dict(source.key_columns)
+    group = [f"{columns.get(k, k)} AS {k}" for k in by]
+    if series:
+        group.insert(0, f"$__timeInterval({source.outer_time or source.time}) AS t")
+    per_product = "PARTITION BY t, product" if series else "PARTITION BY product"
+    exprs = [m.expr.replace("{per_product}", per_product) for m in metrics]
+    select = ", ".join(group + [f"{e} AS metric_{m.name}" for e, m in zip(exprs, metrics, strict=True)])
+    keys = ", ".join(g.split(" AS ")[-1] for g in group) or "tuple()"
+    if source.nested:
+        inner_group = ", ".join(k for k in ("product", "version") if k in by) or "product"
+        src = source.sql.format(db=database, where=" AND ".join(where), inner_group=inner_group)
+        return f"SELECT {select} FROM {src} GROUP BY {keys} ORDER BY {keys}"
+    src = source.sql.format(db=database)
+    return f"SELECT {select} FROM {src} WHERE {' AND '.join(where)} GROUP BY {keys} ORDER BY {keys}"
+
+
+def metric_queries(
+    database: str,
+    names: list[str],
+    by: tuple[GroupKey, ...] = ("product",),
+    series: bool = False,
+    product: bool = False,
+    version: bool = False,
+) -> tuple[Query, ...]:
+    """One :class:`Query` per catalog source of ``names`` (in first-seen order)."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(_metric(name).source, []).append(name)
+    keys = (("t",) if series else ()) + tuple(by)
+    return tuple(
+        Query(
+            metric_sql(database, group, by, series, product, version),
+            "timeseries" if series else "table",
+            keys,
+            tuple(f"metric_{n}" for n in group),
+        )
+        for group in groups.values()
+    )
+
+
+_UNITS = {"ratio": "percentunit", "ms": "ms", "currency": "currencyUSD", "score": "none", "hours": "h"}
+
+
+def unit_of(column: str) -> str | None:
+    """Grafana unit of a ``metric_<name>`` column (from the catalog), None for other columns."""
+    metric = CATALOG.get(column.removeprefix("metric_")) if column.startswith("metric_") else None
+    return _UNITS.get(metric.unit, "short") if metric else None
+
+
+def _metric(name: str) -> Metric:
+    try:
+        return CATALOG[name]
+    except KeyError:
+        raise DashboardError(f"unknown catalog metric {name!r}") from None
+
+
+# --- scorecards, verdicts, alerts, releases (migration 3 and 2 tables) ---
+
+_SCORE_COLUMNS = tuple(d.replace(" ", "_").replace("-", "_") for d in DIMENSIONS)
+
+
+def _latest_scorecards(database: str) -> str:
+    """(product, at) of each product's newest scorecard evaluation in the time range."""
+    return (
+        f"SELECT product, max(at) FROM {database}.product_scorecards FINAL "
+        f"WHERE $__timeFilter(at) AND {condition('product', 'product')} GROUP BY product"
+    )
+
+
+def scorecard_query(database: str) -> Query:
+    """Every product's newest four dimension scores (and composite) in one row, with its candidate flag."""
+    scores = ", ".join(
+        f"maxIf(score, dimension = '{d}') AS {c}" for d, c in zip(DIMENSIONS, _SCORE_COLUMNS, strict=True)
+    )
+    sql = (
+        f"SELECT product, {scores}, maxIf(score, dimension = 'composite') AS composite, "
+        "toUInt8(countIf(below_floor = 1 AND dimension != 'composite')) AS dimensions_below_floor, "
+        "max(days_below) AS days_below, max(redesign_candidate) AS redesign_candidate, max(at) AS evaluated_at "
+        f"FROM {database}.product_scorecards FINAL WHERE (product, at) IN ({_latest_scorecards(database)}) "
+        "GROUP BY product ORDER BY redesign_candidate DESC, product"
+    )
+    return Query(
+        sql,
+        "table",
+        ("product",),
+        _SCORE_COLUMNS + ("composite", "dimensions_below_floor", "days_below", "redesign_candidate", "evaluated_at"),
+    )
+
+
+def candidates_query(database: str) -> Query:
+    """The redesign candidates' dimensions below floor (and composite), with the evaluator's evidence."""
+    latest = _latest_scorecards(database)
+    sql = (
+        "SELECT product, dimension, score, floor, days_below, trend, evidence "
+        f"FROM {database}.product_scorecards FINAL WHERE (product, at) IN ({latest}) "
+        f"AND product IN (SELECT product FROM {database}.product_scorecards FINAL WHERE (product, at) IN ({latest}) "
+        "GROUP BY product HAVING max(redesign_candidate) = 1) "
+        "AND (below_floor = 1 OR dimension = 'composite') ORDER BY product, dimension"
+    )
+    return Query(sql, "table", ("product", "dimension"), ("score", "floor", "days_below", "trend", "evidence"))
+
+
+def scorecard_trend_query(database: str) -> Query:
+    """Mean of the four dimension scores per product over time (the scorecard's own history)."""
+    dims = ", ".join(f"'{d}'" for d in DIMENSIONS)
+    sql = (
+        f"SELECT $__timeInterval(at) AS t, product, avg(score) AS mean_score FROM {database}.product_scorecards FINAL "
+        f"WHERE $__timeFilter(at) AND {condition('product', 'product')} AND dimension IN ({dims}) "
+        "GROUP BY t, product ORDER BY t, product"
+    )
+    return Query(sql, "timeseries", ("t", "product"), ("mean_score",))
+
+
+def firing_alerts_query(database: str) -> Query:
+    """Alerts whose newest state in the time range is firing (one row per fingerprint)."""
+    sql = (
+        "SELECT alertname, product, state, value, since FROM ("
+        "SELECT alertname, fingerprint, argMax(labels['product'], at) AS product, argMax(state, at) AS state, "
+        "argMax(value, at) AS value, argMax(fired_at, at) AS since "
+        f"FROM {database}.alert_events FINAL WHERE $__timeFilter(at) GROUP BY alertname, fingerprint) "
+        f"WHERE state = 'firing' AND {condition('product', 'product')} ORDER BY since DESC, alertname"
+    )
+    return Query(sql, "table", ("alertname", "product"), ("state", "value", "since"))
+
+
+def verdicts_query(database: str) -> Query:
+    """Regression verdicts per release and signal (newest per key), severe and regressed first."""
+    sql = (
+        "SELECT product, version, baseline_version, signal, candidate_value, baseline_value, test, p_value, "
+        f"verdict, severe, released_at, bake_s, evidence FROM {database}.release_verdicts FINAL "
+        f"WHERE $__timeFilter(at) AND {condition('product', 'product')} "
+        "ORDER BY severe DESC, verdict = 'regression' DESC, product, version, signal"
+    )
+    return Query(
+        sql,
+        "table",
+        ("product", "version", "baseline_version", "signal"),
+        ("candidate_value", "baseline_value", "test", "p_value", "verdict", "severe", "released_at", "bake_s",
+         "evidence"),
+    )  # fmt: skip
+
+
+def releases_query(database: str) -> Query:
+    sql = (
+        "SELECT product, version, released_at, channel, rollout_pct, commit "
+        f"FROM {database}.releases FINAL WHERE $__timeFilter(released_at) AND {condition('product', 'product')} "
+        "ORDER BY released_at DESC, product"
+    )
+    return Query(sql, "table", ("product", "version"), ("released_at", "channel", "rollout_pct", "commit"))
+
+
+def release_annotations_query(database: str) -> Query:
+    """Release markers for time series: ``time`` and ``text`` (the plugin's annotation columns)."""
+    sql = (
+        "SELECT released_at AS time, concat(product, ' ', version, ' released (', channel, ', ', "
+        f"toString(rollout_pct), '%)') AS text FROM {database}.releases FINAL "
+        f"WHERE $__timeFilter(released_at) AND {condition('product', 'product')} ORDER BY time"
+    )
+    return Query(sql, "table", ("time",), ("text",))
+
+
+def products_query(database: str) -> Query:
+    """Products with users in the time range (the ``product`` variable's options)."""
+    sql = f"SELECT DISTINCT product FROM {database}.users_1d WHERE $__dateFilter(day) ORDER BY product"
+    return Query(sql, "table", ("product",), ())
+
+
+def versions_query(database: str) -> Query:
+    """Versions of the chosen product(s) with users in the time range (the ``version`` variable's options)."""
+    sql = (
+        f"SELECT DISTINCT version FROM {database}.users_1d WHERE $__dateFilter(day) "
+        f"AND {condition('product', 'product')} ORDER BY version"
+    )
+    return Query(sql, "table", ("version",), ())

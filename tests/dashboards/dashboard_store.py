@@ -1,0 +1,113 @@
+"""A scenario store for dashboard tests: synthetic traffic plus the evaluator's tables (filled by hand here).
+
+The scenario (``tests/scenario_store.py``) writes weeks of traffic through the
+worker's write path. Scorecards, release verdicts and alert events are the
+alert evaluator's output, which these tests do not run: the fixture inserts a
+plausible history of them (the decaying product below floor on two dimensions
+and marked as a redesign candidate; the regressing release with a severe
+verdict), plus a product whose name is HTML, to prove the pages escape it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from scenario_store import Scenario, close_scenario, open_scenario, write_events
+
+from pipeline.tools import synth
+
+EVIL = "<script>alert(1)</script>"
+DIMENSIONS = ("business impact", "customer experience", "post-launch support", "performance")
+
+
+def _scorecards(products: list[str], decaying: str, end: datetime) -> list[list[object]]:
+    rows: list[list[object]] = []
+    for day in range(14, -1, -1):
+        at = end - timedelta(days=day, hours=1)
+        for p_index, product in enumerate(products):
+            scores = []
+            for d_index, dim in enumerate(DIMENSIONS):
+                score = 70.0 + 3 * p_index + 2 * d_index
+                below = 0
+                days_below = 0
+                if product == decaying and dim in ("customer experience", "performance"):
+                    score = 62.0 - (14 - day) * 1.5
+                    below = int(score < 55)
+                    days_below = sum(1 for k in range(day, 15) if 62.0 - (14 - k) * 1.5 < 55)
+                scores.append((dim, score, below, days_below))
+            n_below = sum(b for _, _, b, _ in scores)
+            candidate = int(n_below >= 2)
+            for dim, score, below, days_below in scores:
+                evidence = {"dimension": dim, "score": score, "floor": 55.0}
+                if below:
+                    evidence["signals"] = {"crash_free_sessions": 0.94, "latency_p95_ms": 870.0}
+                rows.append([at, product, dim, score, 55.0, below, days_below, -1.5 if below else 0.1, candidate,
+                             json.dumps(evidence)])  # fmt: skip
+            composite = sum(s for _, s, _, _ in scores) / 4
+            rows.append([at, product, "composite", composite, 60.0, int(composite < 60), 0, 0.0, candidate,
+                         json.dumps({"dimensions_below_floor": n_below, "sustained_days": 7})])  # fmt: skip
+    return rows
+
+
+def fill_evaluator_tables(sc: Scenario, extra_products: list[str]) -> None:
+    """Scorecards, verdicts and alert events like the evaluator writes them."""
+    db, client, story = sc.database, sc.client, sc.story
+    end = sc.cfg.start + sc.cfg.span
+    products = list(sc.cfg.products) + extra_products
+    client.insert(
+        f"{db}.product_scorecards",
+        _scorecards(products, story["decaying_product"], end),
+        column_names=["at", "product", "dimension", "score", "floor", "below_floor", "days_below", "trend",
+                      "redesign_candidate", "evidence"],
+    )  # fmt: skip
+    released = datetime.fromisoformat(story["regression_released_at"])
+    verdicts = [
+        [end - timedelta(hours=2), story["regressing_product"], story["regressing_version"], story["previous_version"],
+         released, 86_400, signal, cand, base, test, p, verdict, severe, json.dumps({"signal": signal})]
+        for signal, cand, base, test, p, verdict, severe in (
+            ("crash_free_sessions", 0.91, 0.985, "two-proportion z", 1e-9, "regression", 1),
+            ("latency_p95_ms", 840.0, 310.0, "mann-whitney u", 1e-6, "regression", 0),
+            ("error_rate", 0.012, 0.011, "two-proportion z", 0.41, "no_change", 0),
+        )
+    ] + [[end - timedelta(hours=2), EVIL, "1.0.0", "0.9.0", end - timedelta(days=1), 3600, "error_rate",
+          0.01, 0.01, "two-proportion z", 0.9, "no_change", 0, "{}"]]  # fmt: skip
+    client.insert(
+        f"{db}.release_verdicts",
+        verdicts,
+        column_names=["at", "product", "version", "baseline_version", "released_at", "bake_s", "signal",
+                      "candidate_value", "baseline_value", "test", "p_value", "verdict", "severe", "evidence"],
+    )  # fmt: skip
+    t = end - timedelta(hours=3)
+    zero = datetime(1970, 1, 1, tzinfo=UTC)
+    alerts = [
+        [t, "releases", "ReleaseRegression", "fp-1", {"product": story["regressing_product"]}, {"summary": "crash"},
+         "firing", "fired", 0.91, t, t, t, zero, t, "{}"],
+        [t, "products", "RedesignCandidate", "fp-2", {"product": story["decaying_product"]}, {"summary": "decay"},
+         "firing", "fired", 2.0, t, t, t, zero, t, "{}"],
+        [t, "products", "LowNps", "fp-3", {"product": EVIL}, {"summary": EVIL}, "firing", "fired", 1.0, t, t, t,
+         zero, t, "{}"],
+    ]  # fmt: skip
+    client.insert(
+        f"{db}.alert_events",
+        alerts,
+        column_names=["at", "rule_group", "alertname", "fingerprint", "labels", "annotations", "state", "transition",
+                      "value", "active_at", "fired_at", "last_match_at", "resolved_at", "last_sent_at", "evidence"],
+    )  # fmt: skip
+
+
+def open_store(data_dir: Path) -> Scenario:
+    """Two weeks of the regression-and-decay scenario (100 users per product), the HTML-named product, the tables."""
+    sc = open_scenario(data_dir, users_per_product=100)
+    try:
+        evil = synth.TrafficConfig(
+            seed=3, start=sc.cfg.start + sc.cfg.span - timedelta(days=2), span=timedelta(days=2),
+            products=(EVIL,), users_per_product=5,
+        )  # fmt: skip
+        write_events(sc.client, sc.database, synth.traffic(evil))
+        fill_evaluator_tables(sc, [EVIL])
+    except BaseException:
+        close_scenario(sc)
+        raise
+    return sc
