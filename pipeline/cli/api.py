@@ -1,4 +1,6 @@
-"""The worker's read-only HTTP API, and the CLI's way of using it when the embedded store is taken.
+"""What the worker serves besides ingesting: the read-only API and the built-in dashboards.
+
+Read API: the CLI's way of reading when the embedded store is taken.
 
 Embedded chDB serves one process: while a worker runs on it, ``pulse metrics
 query``, ``pulse alerts status`` and ``pulse scorecard`` cannot open the folder.
@@ -15,6 +17,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pipeline import clickhouse
@@ -77,3 +80,26 @@ def pages(settings: Settings, readers: Mapping[str, Reader]) -> list[Page]:
         return render
 
     return [Page(f"/api/{name}", page(reader)) for name, reader in readers.items()]
+
+
+def dashboard_pages(settings: Settings) -> list[Page]:
+    """The built-in dashboards (``/``, ``/products/{product}``, ``/releases``) as worker pages."""
+    from urllib.parse import quote
+
+    from consumers.extensions import Page, Reply
+    from dashboards import render_page
+
+    def page(
+        path_of: Callable[[Mapping[str, str]], str],
+    ) -> Callable[[Client, Mapping[str, str], Mapping[str, str]], Reply]:
+        def render(client: Client, params: Mapping[str, str], query: Mapping[str, str]) -> Reply:
+            now = datetime.now(UTC)
+            return Reply(*render_page(path_of(params), query, client, settings.clickhouse_database, now))
+
+        return render
+
+    return [
+        Page("/", page(lambda _: "/")),
+        Page("/products/{product}", page(lambda p: "/products/" + quote(p["product"], safe=""))),
+        Page("/releases", page(lambda _: "/releases")),
+    ]

@@ -11,11 +11,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 from pydantic import ValidationError
 
 from pipeline.errors import UsageError
 from pipeline.settings import Settings, describe_invalid, load_settings
+
+DASHBOARDS_DIR = Path(__file__).resolve().parents[2] / "dashboards" / "grafana"
 
 
 def _settings(args: argparse.Namespace, **extra: object) -> Settings:
@@ -33,7 +36,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from pipeline.cli import api, reads
 
     settings = _settings(args)
-    run_worker(settings, pages=api.pages(settings, reads.READERS), loglevel=args.loglevel)
+    pages = api.pages(settings, reads.READERS) + api.dashboard_pages(settings)
+    run_worker(settings, pages=pages, loglevel=args.loglevel)
     return 0
 
 
@@ -113,6 +117,14 @@ def cmd_collector(args: argparse.Namespace) -> int:
     from pipeline.collector.app import run_collector
 
     run_collector(_settings(args, collector_host=args.host, collector_port=args.port))
+    return 0
+
+
+def cmd_dashboards_build(args: argparse.Namespace) -> int:
+    from dashboards import build_all
+
+    for path in build_all(Path(args.out), database=args.database):
+        print(path)
     return 0
 
 
@@ -252,6 +264,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to bind (env PULSE_COLLECTOR_HOST, default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (env PULSE_COLLECTOR_PORT, default 8088)")
     p.set_defaults(fn=cmd_collector)
+
+    boards = sub.add_parser("dashboards", help="Grafana dashboards as code").add_subparsers(
+        dest="dashboards_command", required=True
+    )
+    p = boards.add_parser(
+        "build",
+        help="render every dashboard definition as Grafana JSON (committed under dashboards/grafana)",
+        description="Writes <uid>.json per dashboard for the grafana-clickhouse-datasource plugin and Prometheus; "
+        "files are rewritten only when their content changes. Provision them with deploy/grafana/provisioning.",
+    )
+    p.add_argument("--out", default=str(DASHBOARDS_DIR), help=f"output folder (default {DASHBOARDS_DIR})")
+    p.add_argument("--database", default="pulse", help="ClickHouse database the panels query (default pulse)")
+    p.set_defaults(fn=cmd_dashboards_build)
 
     metrics = sub.add_parser("metrics", help="the metric catalog").add_subparsers(dest="metrics_command", required=True)
     p = metrics.add_parser("list", help="list catalog metrics")
