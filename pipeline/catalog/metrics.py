@@ -90,12 +90,14 @@ SOURCES: dict[str, Source] = {
         nested=True,
     ),
     "tickets": Source(
-        "(SELECT product, any(version) AS version, ticket_id, minIf(ts, action = 'opened') AS opened, "
+        "(SELECT product, any(version) AS ticket_version, ticket_id, minIf(ts, action = 'opened') AS opened, "
         "maxIf(ts, action = 'resolved') AS resolved FROM {db}.events FINAL WHERE type = 'support_ticket' "
         "AND {where} GROUP BY product, ticket_id HAVING opened > 0)",
         "ts",
         nested=True,
         outer_time="opened",
+        # Not `AS version`: the inner WHERE filters on the events' version column, which that alias would shadow.
+        key_columns=(("version", "ticket_version"),),
     ),
 }
 
