@@ -1,0 +1,106 @@
+"""Release verdicts on a real chDB store with two weeks of ``regression_and_decay``: the bad release is caught.
+
+``search`` ships 1.10.0 mid-span (about 5x the crash rate, 2x the latency); every other release is healthy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from alerts.regression import SIGNALS, Verdict, regression_samples, release_verdicts, store_verdicts
+from tests.scenario_store import Scenario, close_scenario, open_scenario
+
+END = datetime.now(UTC).replace(hour=13, minute=0, second=0, microsecond=0) - timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+def sc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+    scenario = open_scenario(
+        Path(tmp_path_factory.mktemp("regression")), scenario="regression_and_decay", users_per_product=150, end=END
+    )
+    yield scenario
+    close_scenario(scenario)
+
+
+def _released(sc: Scenario) -> datetime:
+    return datetime.fromisoformat(sc.story["regression_released_at"])
+
+
+def _of(verdicts: list[Verdict], product: str, version: str) -> dict[str, Verdict]:
+    return {v.signal: v for v in verdicts if v.product == product and v.version == version}
+
+
+def test_the_bad_release_is_severe_on_crash_rate_and_latency(sc: Scenario) -> None:
+    product, version = sc.story["regressing_product"], sc.story["regressing_version"]
+    now = _released(sc) + timedelta(days=3)
+    verdicts = release_verdicts(sc.client, sc.database, now)
+    bad = _of(verdicts, product, version)
+    assert set(bad) == set(SIGNALS)
+    assert all(v.baseline_version == sc.story["previous_version"] for v in bad.values())
+    for signal in ("crash_rate", "latency"):
+        v = bad[signal]
+        assert (v.verdict, v.severe) == ("regression", True), v.to_json()
+        assert v.p_value < 0.001
+    assert bad["crash_rate"].candidate_value >= 2 * bad["crash_rate"].baseline_value
+    assert bad["latency"].candidate_value >= 1.5 * bad["latency"].baseline_value
+    assert bad["latency"].test == "mann_whitney_u" and bad["crash_rate"].test == "two_proportion_z"
+    # every other release in the lookback is healthy: nothing pages
+    others = [v for v in verdicts if (v.product, v.version) != (product, version)]
+    assert not any(v.severe for v in others), [v.to_json() for v in others if v.severe]
+
+
+def test_no_verdict_before_the_release_exists(sc: Scenario) -> None:
+    before = release_verdicts(sc.client, sc.database, _released(sc) - timedelta(minutes=1))
+    assert _of(before, sc.story["regressing_product"], sc.story["regressing_version"]) == {}
+
+
+def test_right_after_the_release_there_is_not_enough_data(sc: Scenario) -> None:
+    verdicts = release_verdicts(sc.client, sc.database, _released(sc) + timedelta(minutes=30))
+    bad = _of(verdicts, sc.story["regressing_product"], sc.story["regressing_version"])
+    assert {v.verdict for v in bad.values()} == {"insufficient_data"}
+    assert not any(v.severe for v in bad.values())
+
+
+def test_severe_within_hours_of_the_release(sc: Scenario) -> None:
+    # At 150 users per product the new version serves ~200 requests in its first 9 h (latency reaches its
+    # minimum volume then); crashes need ~200 sessions, about a day.
+    verdicts = release_verdicts(sc.client, sc.database, _released(sc) + timedelta(hours=12))
+    bad = _of(verdicts, sc.story["regressing_product"], sc.story["regressing_version"])
+    assert bad["latency"].severe and bad["latency"].bake_s == 12 * 3600
+    assert bad["crash_rate"].verdict == "insufficient_data"
+
+
+def test_samples_and_stored_rows_round_trip(sc: Scenario) -> None:
+    now = _released(sc) + timedelta(days=3)
+    samples = regression_samples(sc.client, sc.database, now, store=True)
+    key = (sc.story["regressing_product"], sc.story["regressing_version"])
+    by_release = {(s.labels["product"], s.labels["version"]): s for s in samples}
+    assert all(set(s.labels) == {"product", "version", "baseline_version"} for s in samples)
+    bad = by_release[key]
+    assert bad.value == 1.0 and bad.labels["baseline_version"] == sc.story["previous_version"]
+    assert bad.volume >= 200 and set(bad.evidence["severe_signals"]) >= {"crash_rate", "latency"}
+    assert bad.evidence["signals"]["crash_rate"]["verdict"] == "regression"
+    assert all(s.value == 0.0 for k, s in by_release.items() if k != key)
+
+    verdicts = release_verdicts(sc.client, sc.database, now)
+    at = now + timedelta(seconds=1)
+    store_verdicts(sc.client, sc.database, verdicts, at)
+    rows = sc.client.query(
+        f"SELECT product, version, baseline_version, bake_s, signal, candidate_value, baseline_value, test, p_value, "
+        f"verdict, severe, evidence FROM {sc.database}.release_verdicts FINAL WHERE at = {{at:DateTime64(3)}}",
+        parameters={"at": at},
+    ).result_rows
+    assert len(rows) == len(verdicts)
+    stored = {(r[0], r[1], r[4]): r for r in rows}
+    for v in verdicts:
+        r = stored[(v.product, v.version, v.signal)]
+        assert (r[2], r[3], r[7], r[9], r[10]) == (v.baseline_version, v.bake_s, v.test, v.verdict, int(v.severe))
+        assert r[5] == pytest.approx(v.candidate_value, nan_ok=True)
+        assert (math.isnan(r[8]) and math.isnan(v.p_value)) or r[8] == pytest.approx(v.p_value)
+        assert json.loads(r[11])["candidate_volume"] == v.candidate_volume
