@@ -145,7 +145,8 @@ class DeadLetter:
 def unpack(msg: Message) -> list[bytes | None]:
     """The event payloads of a message: the lines of a pack, or the message itself."""
     if msg.value is not None and is_pack(msg.headers):
-        return list(split_pack(msg.value))
+        lines: list[bytes | None] = list(split_pack(msg.value))
+        return lines or [None]  # a pack of no events is one bad message, not none
     return [msg.value]
 
 

@@ -25,10 +25,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import faust
+from faust.types import TP
 
 from consumers.aggregate import DeadLetter, Message
 from consumers.extensions import LeaderTimer, Page, Reply
-from consumers.ingest import Ingestor
+from consumers.ingest import BatchAbandoned, Ingestor
 from consumers.sink import ClickHouseSink
 from pipeline import clickhouse, telemetry
 from pipeline.kafka.admin import ensure_topics
@@ -36,6 +37,9 @@ from pipeline.kafka.config import faust_broker_config
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
+
+DLQ_MAX_VALUE_BYTES = 512 * 1024  # a dead letter's bytes beyond this are cut (header error.truncated_from)
+REVOKE_DRAIN_S = 30.0  # the longest a revocation waits for the write in progress
 
 
 def create_app(
@@ -66,11 +70,18 @@ def create_app(
     events_topic = app.topic(settings.events_topic, value_type=bytes, key_type=bytes, internal=False)
     releases_topic = app.topic(settings.releases_topic, value_type=bytes, key_type=bytes, internal=False)
     dlq_topic = app.topic(settings.dlq_topic, value_type=bytes, key_type=bytes, internal=False)
-    ingestor = Ingestor(settings, sink, _dlq_sender(dlq_topic, settings.events_topic))
+
+    def owns(partition: int) -> bool:
+        return TP(settings.events_topic, partition) in app.consumer.assignment()
+
+    ingestor = Ingestor(settings, sink, _dlq_sender(dlq_topic, settings.events_topic), owns)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _revoked(app: faust.App, revoked: object, **kwargs: object) -> None:  # type: ignore[misc]
         ingestor.revoke_all()
+        # Kafka hands the partitions on only after this returns: let the write in progress land first.
+        if not await sink.drain(REVOKE_DRAIN_S):
+            log.warning("event=revoke_drain_timeout seconds=%.0f", REVOKE_DRAIN_S)
 
     @app.agent(events_topic, concurrency=1, name="ingest")
     async def ingest(stream: faust.StreamT[bytes]) -> None:
@@ -153,6 +164,10 @@ async def _durably(
     task = asyncio.ensure_future(step([_message(e) for e in events]))
     try:
         await asyncio.shield(task)
+    except BatchAbandoned as exc:
+        _withhold_acks(events)
+        log.warning("event=batch_abandoned reason=%r messages=%d", str(exc), len(events))
+        return
     except asyncio.CancelledError:
         if not await _finish_within(task, settings.shutdown_grace_s):
             _withhold_acks(events)
@@ -195,7 +210,11 @@ def _dlq_sender(topic: faust.TopicT, source_topic: str) -> Callable[[Sequence[De
                 "source.offset": str(d.message.offset).encode(),
                 "source.index": str(d.index).encode(),
             }
-            futures.append(await topic.send(key=d.message.key, value=d.value or b"", headers=headers))
+            value = d.value or b""
+            if len(value) > DLQ_MAX_VALUE_BYTES:  # the producer would refuse it, and the batch could never commit
+                headers["error.truncated_from"] = str(len(value)).encode()
+                value = value[:DLQ_MAX_VALUE_BYTES]
+            futures.append(await topic.send(key=d.message.key, value=value, headers=headers))
         await asyncio.gather(*futures)
 
     return send

@@ -12,7 +12,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
 
 from pydantic import ValidationError
@@ -21,6 +21,7 @@ from consumers.aggregate import BatchResult, DeadLetter, Message, Position, Seen
 from consumers.failures import StoreGaveUp, classify
 from consumers.sink import ClickHouseSink
 from pipeline import telemetry as m
+from pipeline.errors import PulseError
 from pipeline.events import RELEASE_ADAPTER, DecodeError, Release, describe_errors
 from pipeline.settings import Settings
 
@@ -30,21 +31,42 @@ DeadLetterSender = Callable[[Sequence[DeadLetter]], Awaitable[None]]
 T = TypeVar("T")
 
 
+class BatchAbandoned(PulseError):
+    """The batch must not be written further or acked: its partitions moved to another worker."""
+
+
 class Ingestor:
     """Turns batches of messages into durable rows; holds per-partition state."""
 
-    def __init__(self, settings: Settings, sink: ClickHouseSink, send_dead: DeadLetterSender) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sink: ClickHouseSink,
+        send_dead: DeadLetterSender,
+        owns: Callable[[int], bool] = lambda partition: True,
+    ) -> None:
         self.settings = settings
         self.sink = sink
         self.send_dead = send_dead
         self.seen = SeenIds(settings.dedup_window)
         self.watermarks = Watermarks(settings.allowed_lateness_s)
         self.owned: set[int] = set()
+        self.owns = owns  # whether the consumer is assigned a partition of the events topic right now
+        self.generation = 0  # bumped by every revocation: a batch begun before it writes nothing more
         self.stop_at = settings.test_stop_at_step
 
     def revoke_all(self) -> None:
-        """A rebalance began: every partition is taken over afresh on its next batch."""
+        """A rebalance began: fence the batch in flight, and take every partition over afresh on its next batch."""
         self.owned.clear()
+        self.generation += 1
+
+    def _fence(self, generation: int, partitions: Iterable[int]) -> None:
+        """Refuse to write for a batch that began before a revocation, or holds a partition no longer assigned."""
+        if generation != self.generation:
+            raise BatchAbandoned("a rebalance began while the batch was in flight")
+        lost = sorted(p for p in partitions if not self.owns(p))
+        if lost:
+            raise BatchAbandoned(f"partitions {lost} are no longer assigned to this worker")
 
     async def process(self, messages: Sequence[Message]) -> BatchResult:
         """Make one batch durable. The steps, in order:
@@ -62,6 +84,13 @@ class Ingestor:
         7. return - only now may the caller ack, so offsets are committed after
            ClickHouse accepted every row of the batch.
 
+        Before every write the batch is *fenced*: if a rebalance began since it
+        started, or one of its partitions is no longer assigned here, it raises
+        :class:`BatchAbandoned` and writes nothing more (the caller withholds its
+        acks; the partition's next owner replays it). The revocation handler
+        waits for the write in progress to finish, so none lands after the next
+        owner's takeover.
+
         A crash anywhere before 7 replays the batch from its first offset:
         raw rows collapse on event_id, partial keys are rewritten or rolled back
         by step 1, so nothing is lost and nothing counted twice. Failures are
@@ -72,10 +101,12 @@ class Ingestor:
         stopping at any step is safe.
         """
         started = time.perf_counter()
+        generation = self.generation
         first_offsets: dict[int, int] = {}
         for msg in messages:
             first_offsets.setdefault(msg.partition, msg.offset)
         self._step(1)
+        self._fence(generation, first_offsets)
         for partition, offset in first_offsets.items():
             if partition not in self.owned:
                 await self._retry(
@@ -88,6 +119,7 @@ class Ingestor:
         batch = self._aggregate(messages)
         t_agg = time.perf_counter()
         self._step(3)
+        self._fence(generation, first_offsets)
         rejected = await self._retry("raw", self.sink.write_raw, batch.raw_rows)
         if rejected:
             # Aggregate again from the same starting state, leaving the refused rows out of every row.
@@ -95,11 +127,14 @@ class Ingestor:
             self.watermarks.max_ts.update(watermarks_before)
             batch = self._aggregate(messages, rejected)
         self._step(4)
+        self._fence(generation, first_offsets)
         await self._retry("errors", self.sink.write_errors, batch, self.settings.events_topic)
         self._step(5)
+        self._fence(generation, first_offsets)
         await self._retry("partials", self.sink.write_partials, batch)
         t_ch = time.perf_counter()
         self._step(6)
+        self._fence(generation, first_offsets)
         if batch.dead:
             await self._retry_async("dlq", self.send_dead, batch.dead)
         self._step(7)

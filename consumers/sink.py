@@ -85,6 +85,14 @@ class ClickHouseSink:
         """Run a blocking ClickHouse call on the sink's thread."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
+    async def drain(self, timeout_s: float) -> bool:
+        """Wait until the ClickHouse call in progress (and any queued before now) has finished; False on timeout."""
+        try:
+            await asyncio.wait_for(self.run(lambda: None), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
     # --- writes (blocking; call through run()) ---------------------------------
     def write_raw(self, rows: list[bytes]) -> dict[Position, str]:
         """Insert raw rows; rows the store refuses are isolated and returned with its reason, the rest land.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ from conftest import ground_truth, make_events
 
 from consumers.aggregate import DeadLetter, Message
 from consumers.failures import StoreGaveUp, classify
-from consumers.ingest import Ingestor
+from consumers.ingest import BatchAbandoned, Ingestor
 from consumers.sink import ClickHouseSink
 from pipeline import clickhouse
 from pipeline.events import PACK_FORMAT, PACK_HEADER
@@ -38,28 +39,37 @@ class MisbehavingStore:
         self.refuse_event: str | None = None
         self.failures: list[BaseException] = []  # raised by the next inserts, one each
         self.stall_s = 0.0
+        self.stall_table: str | None = None  # stall only inserts into this table
+        self.stalling = threading.Event()  # set while a stalled insert waits
         self.inserts = 0
+        self.landed: list[str] = []  # tables whose inserts reached the engine, in order
 
-    def _before_insert(self) -> None:
+    def _before_insert(self, table: str) -> None:
         self.inserts += 1
-        if self.stall_s:
+        if self.stall_s and self.stall_table in (None, table.split(".")[-1]):
+            self.stalling.set()
             time.sleep(self.stall_s)
+            self.stalling.clear()
         if self.failures:
             raise self.failures.pop(0)
 
     def raw_insert(self, table: str, insert_block: bytes, **kw: Any) -> Any:
-        self._before_insert()
+        self._before_insert(table)
         if self.refuse_event and self.refuse_event.encode() in insert_block:
             lines = [
                 line.replace(b'"ts":"', b'"ts":"not a time ') if self.refuse_event.encode() in line else line
                 for line in insert_block.split(b"\n")
             ]
             insert_block = b"\n".join(lines)
-        return self.client.raw_insert(table, insert_block=insert_block, **kw)
+        result = self.client.raw_insert(table, insert_block=insert_block, **kw)
+        self.landed.append(table.split(".")[-1])
+        return result
 
-    def insert(self, *args: Any, **kw: Any) -> Any:
-        self._before_insert()
-        return self.client.insert(*args, **kw)
+    def insert(self, table: str, *args: Any, **kw: Any) -> Any:
+        self._before_insert(table)
+        result = self.client.insert(table, *args, **kw)
+        self.landed.append(table.split(".")[-1])
+        return result
 
     def __getattr__(self, name: str) -> Any:  # query, command, close: the real client's
         return getattr(self.client, name)
@@ -181,3 +191,50 @@ def test_a_transient_failure_that_lasts_gives_up_after_the_timeout(store):
 )
 def test_failure_classes(exc, kind):
     assert classify(exc) == kind
+
+
+# --- fencing: a revocation stops the batch in flight, after the write in progress landed --------------------------
+
+
+def test_a_revocation_during_a_stalled_write_waits_for_it_and_then_fences_the_batch(store):
+    settings, client = store
+    events = make_events(3_000, PRODUCTS, seed=71)
+    client.stall_s, client.stall_table = 2.0, "product_metrics_1m"
+    assigned = {0}
+
+    async def run() -> tuple[bool, list[str]]:
+        sink = ClickHouseSink(client, settings.clickhouse_database)  # type: ignore[arg-type]
+        ingestor = Ingestor(settings, sink, _no_dead_letters, owns=lambda p: p in assigned)
+        task = asyncio.ensure_future(ingestor.process(packs(events)))
+        while not client.stalling.is_set():  # the partials insert is hanging inside the store call
+            await asyncio.sleep(0.01)
+        ingestor.revoke_all()  # what the worker's on_partitions_revoked does ...
+        assigned.clear()
+        drained = await sink.drain(10)  # ... and it returns only once the hanging write is over
+        landed_at_drain = list(client.landed)
+        with pytest.raises(BatchAbandoned, match="rebalance"):
+            await task
+        return drained, landed_at_drain
+
+    drained, landed_at_drain = asyncio.run(run())
+    assert drained
+    assert "product_metrics_1m" in landed_at_drain, "the partition may move on only after the write in progress"
+    assert client.landed == landed_at_drain, "nothing is written for the batch after the revocation"
+
+
+def test_a_batch_whose_partition_is_gone_writes_nothing(store):
+    settings, client = store
+
+    async def run() -> None:
+        sink = ClickHouseSink(client, settings.clickhouse_database)  # type: ignore[arg-type]
+        ingestor = Ingestor(settings, sink, _no_dead_letters, owns=lambda p: p != 3)
+        with pytest.raises(BatchAbandoned, match=r"partitions \[3\]"):
+            await ingestor.process(packs(make_events(500, PRODUCTS, seed=73), partition=3))
+
+    asyncio.run(run())
+    assert client.landed == []
+    assert client.client.query("SELECT count() FROM pulse.events").result_rows[0][0] == 0
+
+
+async def _no_dead_letters(batch: Sequence[DeadLetter]) -> None:
+    raise AssertionError(f"unexpected dead letters: {batch[:3]}")
