@@ -33,6 +33,11 @@ from pydantic import (
 )
 
 Name = Annotated[str, Field(min_length=1, max_length=128)]
+# Bounds that keep one absurd event from breaking a column or a sum: a value past them is `invalid`.
+UINT32_MAX = 2**32 - 1
+MAX_DURATION_MS = 86_400_000.0  # a feature use or a request: one day
+MAX_SESSION_MS = 30 * 86_400_000.0  # a session: thirty days
+MAX_VALUE = 1e12  # one conversion's value
 Label = Annotated[str, Field(max_length=64)]
 
 
@@ -89,21 +94,21 @@ class SessionStarted(_Envelope):
 class SessionEnded(_Envelope):
     type: Literal["session_ended"] = "session_ended"
     status: Literal["ok", "exited", "crashed", "abnormal"]
-    errors: Annotated[int, Field(ge=0)] = 0
-    duration_ms: Annotated[float, Field(ge=0)] = 0.0
+    errors: Annotated[int, Field(ge=0, le=UINT32_MAX)] = 0  # stored as UInt32
+    duration_ms: Annotated[float, Field(ge=0, le=MAX_SESSION_MS)] = 0.0
 
 
 class FeatureUsed(_Envelope):
     type: Literal["feature_used"] = "feature_used"
     feature: Name
     success: bool = True
-    duration_ms: Annotated[float, Field(ge=0)] = 0.0
+    duration_ms: Annotated[float, Field(ge=0, le=MAX_DURATION_MS)] = 0.0
 
 
 class Request(_Envelope):
     type: Literal["request"] = "request"
     operation: Name
-    latency_ms: Annotated[float, Field(ge=0, le=86_400_000)]
+    latency_ms: Annotated[float, Field(ge=0, le=MAX_DURATION_MS)]
     status_code: Annotated[int, Field(ge=0, le=599)] = 0
     error: Label = ""
 
@@ -121,7 +126,7 @@ class Error(_Envelope):
 class Conversion(_Envelope):
     type: Literal["conversion"] = "conversion"
     goal: Name
-    value: Annotated[float, Field(ge=0)] = 0.0
+    value: Annotated[float, Field(ge=0, le=MAX_VALUE)] = 0.0
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
 
 

@@ -43,7 +43,9 @@ class Settings(BaseSettings):
         None, description="http(s)://user:pass@host:8123/db or chdb:///path; default embedded chDB under data_dir"
     )
     clickhouse_database: str = "pulse"
-    events_ttl_days: int = Field(400, ge=1)
+    events_ttl_days: int = Field(
+        400, ge=1, le=20_000, description="raw events expire after this (ClickHouse DateTime ends in 2106)"
+    )
 
     # --- worker --------------------------------------------------------------
     batch_max_messages: int = Field(
