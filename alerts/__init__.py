@@ -1,1 +1,13 @@
-"""Alert rules, evaluator and redesign scorecards (to come; see DESIGN.md)."""
+"""Alerts: rule files, the evaluator and its state machine, notifiers, scorecards and release regressions.
+
+* ``rules/`` - the shipped rule files (YAML) and their rule unit tests (``rules/tests/``);
+* :mod:`alerts.rules` - the rule model and :func:`~alerts.rules.load_rules` (all problems, one line each);
+* :mod:`alerts.template` - the annotation template language;
+* :mod:`alerts.evaluator` - the pure state machine (Prometheus semantics, hysteresis, min volume);
+* :mod:`alerts.state` - alert state in ClickHouse ``alert_events``;
+* :mod:`alerts.sources` - where rules get values (catalog metrics, burn rates, signals);
+* :mod:`alerts.notify` - Alertmanager API v2 and webhook notifiers;
+* :mod:`alerts.ruletest` - rule unit tests in the spirit of ``promtool test rules``;
+* :mod:`alerts.service` - what the CLI and the worker call (evaluator, status, backtest, check, test);
+* :mod:`alerts.scorecard`, :mod:`alerts.regression` - the redesign and release-regression signals.
+"""

@@ -1,0 +1,33 @@
+"""Alertmanager API v2 notifier: ``POST {url}/api/v2/alerts``, the way Prometheus sends.
+
+The evaluator decides *when* (firing alerts every resend delay, resolved ones
+for 15 minutes); this module only delivers, off the evaluation path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from alerts.notify.delivery import DeliveryQueue, post_json
+from alerts.notify.message import Notification
+
+
+class AlertmanagerNotifier:
+    def __init__(self, url: str, *, timeout_s: float = 5.0, attempts: int = 4, backoff_s: float = 0.5) -> None:
+        self.name = "alertmanager"
+        self.endpoint = f"{url.rstrip('/')}/api/v2/alerts"
+        self.timeout_s = timeout_s
+        self._queue = DeliveryQueue(self.name, self._post, attempts=attempts, backoff_s=backoff_s)
+
+    def _post(self, notifications: Sequence[Notification]) -> None:
+        body = json.dumps([n.to_alertmanager() for n in notifications]).encode()
+        post_json(self.endpoint, body, self.timeout_s)
+
+    def notify(self, notifications: Sequence[Notification]) -> bool:
+        if not notifications:
+            return True
+        return self._queue.put(list(notifications))
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        self._queue.close(timeout_s)

@@ -1,0 +1,120 @@
+"""Deliveries off the evaluation path: a bounded queue, one thread, bounded retries with backoff.
+
+:meth:`DeliveryQueue.put` never blocks: when the queue is full the delivery is
+dropped and counted (``result="dropped"``). Each delivery is tried at most
+``attempts`` times with exponential backoff; a permanent refusal (HTTP 4xx
+other than 408/429) is not retried. Outcomes are counted in
+``pulse_notifications_total{notifier,result}`` with result sent, failed or dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from pipeline.telemetry import NOTIFICATIONS
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+class PermanentFailure(Exception):
+    """The receiver refused the delivery for good (retrying cannot help)."""
+
+
+def post_json(url: str, body: bytes, timeout_s: float, headers: dict[str, str] | None = None) -> None:
+    """POST ``body``; raises PermanentFailure on 4xx (not 408/429), another exception on transient errors."""
+    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            resp.read()
+    except urllib.error.HTTPError as e:
+        if 400 <= e.code < 500 and e.code not in (408, 429):
+            raise PermanentFailure(f"HTTP {e.code}: {e.read()[:200]!r}") from None
+        raise
+
+
+class DeliveryQueue:
+    def __init__(
+        self,
+        name: str,
+        deliver: Callable[[Any], None],
+        *,
+        maxsize: int = 256,
+        attempts: int = 4,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 8.0,
+    ) -> None:
+        self.name = name
+        self._deliver = deliver
+        self._q: queue.Queue[Any] = queue.Queue(maxsize)
+        self._attempts = max(1, attempts)
+        self._backoff_s = backoff_s
+        self._max_backoff_s = max_backoff_s
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"notify-{name}", daemon=True)
+        self._thread.start()
+
+    def put(self, item: Any) -> bool:
+        if self._closing.is_set():
+            NOTIFICATIONS.labels(self.name, "dropped").inc()
+            return False
+        try:
+            self._q.put_nowait(item)
+        except queue.Full:
+            NOTIFICATIONS.labels(self.name, "dropped").inc()
+            log.warning("event=notification_dropped notifier=%s reason=queue_full", self.name)
+            return False
+        return True
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is _STOP:
+                return
+            self._attempt(item)
+
+    def _attempt(self, item: Any) -> None:
+        delay = self._backoff_s
+        for attempt in range(1, self._attempts + 1):
+            try:
+                self._deliver(item)
+            except PermanentFailure as e:
+                NOTIFICATIONS.labels(self.name, "failed").inc()
+                log.error("event=notification_failed notifier=%s permanent=true error=%r", self.name, str(e))
+                return
+            except Exception as e:  # noqa: BLE001 - any transport error is retried a bounded number of times
+                if attempt == self._attempts:
+                    NOTIFICATIONS.labels(self.name, "failed").inc()
+                    log.error("event=notification_failed notifier=%s attempts=%d error=%r", self.name, attempt, str(e))
+                    return
+                log.warning("event=notification_retry notifier=%s attempt=%d error=%r", self.name, attempt, str(e))
+                # While closing, stop waiting between attempts so close() stays bounded.
+                if self._closing.wait(delay):
+                    delay = 0.0
+                delay = min(self._max_backoff_s, max(delay, self._backoff_s) * 2)
+            else:
+                NOTIFICATIONS.labels(self.name, "sent").inc()
+                return
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Deliver what is queued, waiting at most ``timeout_s``; later puts are dropped."""
+        self._closing.set()
+        deadline = time.monotonic() + timeout_s
+        try:
+            self._q.put(_STOP, timeout=max(0.0, timeout_s))
+        except queue.Full:
+            log.warning("event=notifier_close_timeout notifier=%s queued=%d", self.name, self._q.qsize())
+            return
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        if self._thread.is_alive():
+            log.warning("event=notifier_close_timeout notifier=%s queued=%d", self.name, self._q.qsize())

@@ -1,0 +1,265 @@
+"""End to end with the real Alertmanager: the scenario's regressing release pages on-call exactly once.
+
+The test starts ``prometheus-alertmanager`` on a free loopback port with a config
+derived from the shipped one (receivers pointed at a webhook server in this
+test, short group timers), fills an embedded store with the synthetic scenario
+and steps the evaluator through event time across the regressing release,
+with the shipped ``product.yaml`` rules and the real release-regression signal:
+
+* exactly one firing notification for the regressing release reaches the
+  on-call receiver, also across an evaluator restart;
+* while that page fires, a redesign ticket for the same product (a fake
+  redesign signal) is inhibited: Alertmanager reports it suppressed and the
+  PM receiver gets nothing; once the page resolves the ticket reaches the PM;
+* stepping past the regression judge's lookback (the release is no longer
+  judged) resolves the page: exactly one resolved notification.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from scenario_store import Scenario, close_scenario, open_scenario
+
+from alerts.notify.alertmanager import AlertmanagerNotifier
+from alerts.rules import load_rules, shipped_rules_dir
+from alerts.sample import Sample
+from alerts.service import Evaluator
+from alerts.sources import default_signals
+
+pytestmark = pytest.mark.integration
+CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "alertmanager" / "alertmanager.yml"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+class Hooks:
+    """Webhook receivers: every POST Alertmanager makes, by path (/oncall, /pm, /default)."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, dict[str, Any]]] = []
+        self.lock = threading.Lock()
+        hooks = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with hooks.lock:
+                    hooks.posts.append((self.path, body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def alerts(self, path: str, **labels: str) -> list[dict[str, Any]]:
+        """Alerts in notifications to ``path`` whose labels include ``labels`` (one entry per notification)."""
+        with self.lock:
+            posts = list(self.posts)
+        return [
+            a for p, body in posts if p == path for a in body["alerts"]
+            if all(a["labels"].get(k) == v for k, v in labels.items())
+        ]  # fmt: skip
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class Alertmanager:
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def alerts(self, **filters: str) -> list[dict[str, Any]]:
+        query = urllib.parse.urlencode([("filter", f'{k}="{v}"') for k, v in filters.items()])
+        with urllib.request.urlopen(f"{self.url}/api/v2/alerts?{query}", timeout=5) as resp:
+            return list(json.loads(resp.read()))
+
+
+@pytest.fixture
+def hooks() -> Iterator[Hooks]:
+    h = Hooks()
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path, hooks: Hooks) -> Iterator[Alertmanager]:
+    config = yaml.safe_load(CONFIG.read_text())
+    config["route"].update(group_wait="1s", group_interval="1s", repeat_interval="1h")
+    for receiver in config["receivers"]:
+        for hook in receiver["webhook_configs"]:
+            hook["url"] = hooks.url + urllib.parse.urlsplit(hook["url"]).path
+    (tmp_path / "am.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    log = open(tmp_path / "alertmanager.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [
+            "prometheus-alertmanager", f"--config.file={tmp_path / 'am.yml'}",
+            f"--storage.path={tmp_path / 'am-data'}", f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    am = Alertmanager(f"http://127.0.0.1:{port}", proc)
+
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(f"{am.url}/-/ready", timeout=1) as resp:
+                return resp.status == 200
+        except OSError:
+            return proc.poll() is not None  # exited: stop waiting, fail below
+
+    try:
+        wait_for("alertmanager to be ready", ready)
+        assert proc.poll() is None, (tmp_path / "alertmanager.log").read_text()
+        yield am
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+
+
+@pytest.fixture
+def scenario(tmp_path: Path) -> Iterator[Scenario]:
+    sc = open_scenario(tmp_path / "store", days=2, users_per_product=150)
+    yield sc
+    close_scenario(sc)
+
+
+class Redesign:
+    """A fake redesign-candidate source: flags ``product`` once switched on."""
+
+    def __init__(self, product: str) -> None:
+        self.product = product
+        self.on = False
+
+    def __call__(self, client: Any, database: str, now: datetime, *, store: bool = False) -> list[Sample]:
+        return [Sample({"product": self.product}, 1.0 if self.on else 0.0, evidence={"dimensions": ["test"]})]
+
+
+def test_regression_pages_once_inhibits_the_pm_ticket_and_resolves_once(
+    scenario: Scenario, alertmanager: Alertmanager, hooks: Hooks
+) -> None:
+    story = scenario.story
+    product, version = story["regressing_product"], story["regressing_version"]
+    released = datetime.fromisoformat(story["regression_released_at"])
+    rules = load_rules([shipped_rules_dir() / "product.yaml"])
+    redesign = Redesign(product)
+    signals = {**default_signals(), "redesign_candidate": redesign}
+    evaluators: list[Evaluator] = []
+
+    def new_evaluator() -> Evaluator:
+        ev = Evaluator(
+            rules, database=scenario.database, resend_delay_s=60, signals=signals,
+            notifiers=[AlertmanagerNotifier(alertmanager.url, attempts=3, backoff_s=0.2)],
+        )  # fmt: skip
+        evaluators.append(ev)
+        return ev
+
+    def page_state(ev: Evaluator) -> str | None:
+        states = [a.state for a in ev.active() if a.alertname == "ReleaseRegression" and a.labels["product"] == product]
+        return states[0] if states else None
+
+    def oncall(status: str) -> list[dict[str, Any]]:
+        return [
+            a for a in hooks.alerts("/oncall", alertname="ReleaseRegression", product=product, version=version)
+            if a["status"] == status
+        ]  # fmt: skip
+
+    try:
+        ev = new_evaluator()
+        now = released - timedelta(minutes=30)
+        fired_at = None
+        while now <= released + timedelta(hours=20):
+            report = ev.evaluate(scenario.client, now)
+            assert not report.errors, report.errors
+            if page_state(ev) == "firing":
+                fired_at = now
+                break
+            now += timedelta(minutes=30)
+        assert fired_at is not None and fired_at > released, "the regression never paged"
+        wait_for("the page at the on-call receiver", lambda: oncall("firing"))
+
+        # Restart: a new evaluator from the store continues the firing alert and does not re-send it early.
+        ev.close(5)
+        ev = new_evaluator()
+        report = ev.evaluate(scenario.client, now + timedelta(seconds=30))
+        assert page_state(ev) == "firing" and report.notifications == 0 and not report.transitions
+
+        # While the page fires, the product becomes a redesign candidate: the PM ticket is inhibited.
+        redesign.on = True
+        for _ in range(3):
+            now += timedelta(minutes=30)
+            ev.evaluate(scenario.client, now)  # firing alerts are re-sent every resend delay: no new notification
+        assert page_state(ev) == "firing"
+        assert [a.state for a in ev.active() if a.alertname == "RedesignCandidate"] == ["firing"]
+
+        def ticket_suppressed() -> bool:
+            found = alertmanager.alerts(alertname="RedesignCandidate", product=product)
+            return bool(found) and found[0]["status"]["state"] == "suppressed"
+
+        wait_for("the redesign ticket to be inhibited", ticket_suppressed)
+        (ticket,) = alertmanager.alerts(alertname="RedesignCandidate", product=product)
+        assert ticket["status"]["inhibitedBy"], ticket
+        time.sleep(3)  # several group intervals (1s): an uninhibited ticket would have been sent by now
+        assert hooks.alerts("/pm", product=product) == []
+        assert len(oncall("firing")) == 1
+
+        # Past the judge's lookback the release is no longer judged: no sample, the page resolves.
+        ev.close(5)
+        ev = new_evaluator()
+        later = released + timedelta(days=7, hours=1)
+        report = ev.evaluate(scenario.client, later)
+        assert [t.state for t in report.transitions if t.alertname == "ReleaseRegression"] == ["resolved"]
+        ev.evaluate(scenario.client, later + timedelta(minutes=5))  # resolved alerts are re-sent: still one
+        wait_for("the resolved notification", lambda: oncall("resolved"))
+        # With the page gone the ticket is no longer inhibited and reaches the PM.
+        wait_for("the redesign ticket at the PM receiver", lambda: hooks.alerts("/pm", product=product))
+        time.sleep(2)
+        assert len(oncall("firing")) == 1 and len(oncall("resolved")) == 1
+        (resolved,) = oncall("resolved")
+        assert resolved["labels"]["severity"] == "page" and resolved["labels"]["baseline_version"]
+        assert resolved["generatorURL"].endswith(f"/products/{product}?version={version}")
+        assert hooks.alerts("/pm", alertname="ReleaseRegression") == []
+        assert hooks.alerts("/oncall", alertname="RedesignCandidate") == []
+    finally:
+        for e in evaluators:
+            e.close(5)

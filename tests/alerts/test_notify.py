@@ -1,0 +1,168 @@
+"""Notifiers against a real local HTTP server: payloads, retries, outages, the bounded queue."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from alerts.notify.alertmanager import AlertmanagerNotifier
+from alerts.notify.delivery import DeliveryQueue
+from alerts.notify.message import Notification, generator_url
+from alerts.notify.webhook import WebhookNotifier
+from pipeline.telemetry import NOTIFICATIONS
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+class Receiver:
+    """A local HTTP server that records POSTs and answers with the statuses queued in ``answers``."""
+
+    def __init__(self) -> None:
+        self.bodies: list[tuple[str, Any]] = []
+        self.answers: list[int] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with receiver.lock:
+                    code = receiver.answers.pop(0) if receiver.answers else 200
+                    receiver.bodies.append((self.path, body))
+                self.send_response(code)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def note(status: str = "firing", product: str = "search") -> Notification:
+    return Notification(
+        fingerprint="abc", status=status, labels={"alertname": "A", "product": product, "severity": "page"},
+        annotations={"summary": "s"}, starts_at=T0, ends_at=T0 + timedelta(minutes=4),
+        generator_url=generator_url({"product": product}, "http://127.0.0.1:6066"),
+    )  # fmt: skip
+
+
+def count(notifier: str, result: str) -> float:
+    return NOTIFICATIONS.labels(notifier, result)._value.get()
+
+
+def test_alertmanager_payload_is_api_v2(receiver: Receiver) -> None:
+    n = AlertmanagerNotifier(receiver.url)
+    sent = count("alertmanager", "sent")
+    assert n.notify([note(), note("resolved", "feed")])
+    n.close(5)
+    ((path, body),) = receiver.bodies
+    assert path == "/api/v2/alerts"
+    assert body[0] == {
+        "labels": {"alertname": "A", "product": "search", "severity": "page"},
+        "annotations": {"summary": "s"},
+        "startsAt": "2026-03-01T12:00:00.000Z",
+        "endsAt": "2026-03-01T12:04:00.000Z",
+        "generatorURL": "http://127.0.0.1:6066/products/search",
+    }
+    assert len(body) == 2 and count("alertmanager", "sent") == sent + 1
+
+
+def test_webhook_body_and_secret_url(receiver: Receiver) -> None:
+    from pydantic import SecretStr
+
+    n = WebhookNotifier(SecretStr(receiver.url + "/hook?token=t0ps3cret"))
+    assert "t0ps3cret" not in repr(n.__dict__)
+    n.notify([note("resolved")])
+    n.close(5)
+    ((path, body),) = receiver.bodies
+    assert path == "/hook?token=t0ps3cret"
+    assert body["status"] == "resolved" and body["sender"] == "productpulse"
+    assert body["alerts"][0]["status"] == "resolved" and body["alerts"][0]["fingerprint"] == "abc"
+    assert body["alerts"][0]["labels"]["product"] == "search"
+
+
+def test_transient_failures_are_retried_a_bounded_number_of_times(receiver: Receiver) -> None:
+    receiver.answers = [503, 502]
+    sent, failed = count("alertmanager", "sent"), count("alertmanager", "failed")
+    n = AlertmanagerNotifier(receiver.url, attempts=3, backoff_s=0.01)
+    n.notify([note()])
+    n.close(10)
+    assert len(receiver.bodies) == 3 and count("alertmanager", "sent") == sent + 1
+    receiver.answers = [503, 503, 503, 503]
+    n = AlertmanagerNotifier(receiver.url, attempts=3, backoff_s=0.01)
+    n.notify([note()])
+    n.close(10)
+    assert len(receiver.bodies) == 6 and count("alertmanager", "failed") == failed + 1
+
+
+def test_a_permanent_refusal_is_not_retried(receiver: Receiver) -> None:
+    receiver.answers = [400]
+    failed = count("webhook", "failed")
+    n = WebhookNotifier(receiver.url, attempts=4, backoff_s=0.01)
+    n.notify([note()])
+    n.close(10)
+    assert len(receiver.bodies) == 1 and count("webhook", "failed") == failed + 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_an_outage_never_blocks_the_caller_and_is_counted() -> None:
+    failed = count("alertmanager", "failed")
+    n = AlertmanagerNotifier(f"http://127.0.0.1:{free_port()}", attempts=2, backoff_s=0.01, timeout_s=1)
+    assert n.notify([note()]) is True  # queued, not delivered: returns at once
+    n.close(10)
+    assert count("alertmanager", "failed") == failed + 1
+
+
+def test_a_full_queue_drops_and_counts() -> None:
+    release = threading.Event()
+    delivered: list[Any] = []
+
+    def slow(item: Any) -> None:
+        release.wait(10)
+        delivered.append(item)
+
+    q = DeliveryQueue("test-queue", slow, maxsize=2, attempts=1)
+    dropped = count("test-queue", "dropped")
+    results = [q.put(i) for i in range(6)]  # one in flight, two queued, the rest dropped
+    assert results.count(False) >= 3 and count("test-queue", "dropped") == dropped + results.count(False)
+    release.set()
+    q.close(10)
+    assert len(delivered) == results.count(True)
+
+
+def test_generator_urls() -> None:
+    assert generator_url({"product": "search"}, "http://h:6066/") == "http://h:6066/products/search"
+    assert (
+        generator_url({"product": "search", "version": "1.10.0"}, "http://h:6066")
+        == "http://h:6066/products/search?version=1.10.0"
+    )
+    assert (
+        generator_url({"product": "a b", "version": "2"}, "http://h:6066", "https://grafana.example/")
+        == "https://grafana.example/d/pulse-product-detail?var-product=a+b&var-version=2"
+    )
