@@ -8,14 +8,18 @@ and calls one function in its room. No logic lives here. Worker-side rooms
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
-from pipeline.errors import UsageError
+from pipeline.cli import api, reads
+from pipeline.errors import PulseError, UsageError
 from pipeline.settings import Settings, describe_invalid, load_settings
 
 DASHBOARDS_DIR = Path(__file__).resolve().parents[2] / "dashboards" / "grafana"
@@ -32,12 +36,18 @@ def _settings(args: argparse.Namespace, **extra: object) -> Settings:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from alerts.service import build_evaluator
     from consumers.app import run_worker
-    from pipeline.cli import api, reads
+    from consumers.extensions import LeaderTimer
 
     settings = _settings(args)
+    evaluator = build_evaluator(settings)  # refuses to start on any bad rule file
+    timers = [LeaderTimer("alerts", settings.alert_eval_interval_s, evaluator.evaluate)]
     pages = api.pages(settings, reads.READERS) + api.dashboard_pages(settings)
-    run_worker(settings, pages=pages, loglevel=args.loglevel)
+    try:
+        run_worker(settings, timers=timers, pages=pages, loglevel=args.loglevel)
+    finally:
+        evaluator.close()
     return 0
 
 
@@ -52,12 +62,14 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from pipeline.cli.findings import demo_findings
     from pipeline.cli.table import print_json_tables, render
     from pipeline.tools.demo import run_demo
     from pipeline.tools.scratch import scratch_settings
 
     settings = scratch_settings(_settings(args), args.scratch_database, "pulse demo")
-    tables = run_demo(settings, duration_s=args.duration, rate=args.rate, scenario=args.scenario, seed=args.seed)
+    tables = run_demo(settings, duration_s=args.duration, rate=args.rate, scenario=args.scenario, seed=args.seed,
+                      findings=demo_findings, serve=args.serve)  # fmt: skip
     if args.json:
         print_json_tables((t.name, t.columns, t.rows) for t in tables)
     else:
@@ -120,6 +132,114 @@ def cmd_collector(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alerts_check(args: argparse.Namespace) -> int:
+    from alerts.service import check_files, rules_paths
+
+    paths = args.files or rules_paths(_settings(args))
+    problems = check_files(paths)
+    for line in problems:
+        print(line, file=sys.stderr)
+    if not problems:
+        print(f"OK: {', '.join(map(str, paths))}")
+    return 1 if problems else 0
+
+
+def cmd_alerts_test(args: argparse.Namespace) -> int:
+    from alerts.rules import shipped_rules_dir
+    from alerts.service import run_rule_tests
+
+    report = run_rule_tests(args.files or [shipped_rules_dir() / "tests"])
+    print(json.dumps(report.to_json(), indent=2) if args.format == "json" else report.text())
+    return 0 if report.ok else 1
+
+
+def cmd_alerts_run(args: argparse.Namespace) -> int:
+    from alerts.service import build_evaluator
+    from pipeline import clickhouse
+
+    settings = _settings(args)
+    evaluator = build_evaluator(settings)
+    at = reads._time(args.at) if args.at else None
+    try:
+        with clickhouse.opened(settings) as client:
+            clickhouse.migrate(client, settings.clickhouse_database, settings.events_ttl_days)
+            while True:
+                report = evaluator.evaluate(client, at)
+                if args.format == "json":
+                    print(json.dumps(report.to_json()), flush=True)
+                else:
+                    print(
+                        f"{report.at:%Y-%m-%d %H:%M:%S} groups={','.join(report.groups) or '-'} firing={report.firing} "
+                        f"pending={report.pending} nodata={report.nodata} notifications={report.notifications}",
+                        flush=True,
+                    )
+                    for t in report.transitions:
+                        print(f"  {t.to_json()}", flush=True)
+                if args.once or at is not None:
+                    return 1 if report.errors else 0
+                time.sleep(settings.alert_eval_interval_s)
+    finally:
+        evaluator.close()
+
+
+def cmd_alerts_status(args: argparse.Namespace) -> int:
+    alerts = api.read(_settings(args), "alerts/status", reads.alerts_status, {})
+    _print_records(alerts, args.format, ["alertname", "state", "since", "value", "labels"])
+    return 0
+
+
+def cmd_alerts_backtest(args: argparse.Namespace) -> int:
+    params = {"since": args.since, "step": args.step} | ({"until": args.until} if args.until else {})
+    transitions = api.read(_settings(args), "alerts/backtest", reads.alerts_backtest, params)
+    _print_records(transitions, args.format, ["at", "alertname", "state", "value", "labels"])
+    return 0
+
+
+def cmd_scorecard(args: argparse.Namespace) -> int:
+    cards = api.read(_settings(args), "scorecard", reads.scorecard, {"at": args.at} if args.at else {})
+    if args.format == "json":
+        print(json.dumps(cards, indent=2, default=str))
+        return 0
+    from pipeline.cli.table import render
+
+    dims = sorted({d for card in cards for d in card["dimensions"]})
+    rows = []
+    for card in cards:
+        scores = [_score(card["dimensions"].get(d)) for d in dims]
+        why = "; ".join(str(e) for e in card.get("evidence", [])[:3]) if card["redesign_candidate"] else ""
+        rows.append((card["product"], *scores, "REDESIGN CANDIDATE" if card["redesign_candidate"] else "", why))
+    render(["product", *dims, "flag", "why"], rows, title="Product scorecards (score / floor; * = below floor)")
+    return 0
+
+
+def _score(dim: dict[str, Any] | None) -> str:
+    if not dim or dim.get("score") is None:
+        return "-"
+    return f"{dim['score']:.0f}/{dim['floor']:.0f}{'*' if dim['below_floor'] else ''}"
+
+
+def cmd_releases(args: argparse.Namespace) -> int:
+    verdicts = api.read(_settings(args), "releases", reads.release_verdicts, {"at": args.at} if args.at else {})
+    _print_records(verdicts, args.format, ["product", "version", "baseline_version", "signal", "candidate_value",
+                                           "baseline_value", "p_value", "verdict", "severe"])  # fmt: skip
+    return 0
+
+
+def _print_records(records: list[dict[str, Any]], fmt: str, columns: list[str]) -> None:
+    if fmt == "json":
+        print(json.dumps(records, indent=2, default=str))
+        return
+    from pipeline.cli.table import render
+
+    render(columns, [tuple(_cell(r.get(c)) for c in columns) for r in records])
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in sorted(value.items()))
+    return _datetime(value) if value is not None else "-"
+
+
 def cmd_dashboards_build(args: argparse.Namespace) -> int:
     from dashboards import build_all
 
@@ -137,7 +257,6 @@ def cmd_metrics_list(args: argparse.Namespace) -> int:
 
 
 def cmd_metrics_query(args: argparse.Namespace) -> int:
-    from pipeline.cli import api, reads
     from pipeline.cli.table import render
 
     params = {"names": ",".join(args.names), "since": args.since, "by": ",".join(args.by)}
@@ -205,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--json", action="store_true", help="print the product table as JSON lines (for scripts)")
+    p.add_argument("--serve", action="store_true", help="after the report, serve the built-in dashboards until Ctrl-C")
     _scratch(p)
     p.set_defaults(fn=cmd_demo)
 
@@ -264,6 +384,67 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to bind (env PULSE_COLLECTOR_HOST, default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (env PULSE_COLLECTOR_PORT, default 8088)")
     p.set_defaults(fn=cmd_collector)
+
+    alerts = sub.add_parser("alerts", help="alert rules: check, test, run, backtest, status").add_subparsers(
+        dest="alerts_command", required=True
+    )
+    p = alerts.add_parser("check", help="validate rule files (errors name file, group, rule and field)")
+    _common(p)
+    p.add_argument("files", nargs="*", help="rule files or folders (default: PULSE_ALERT_RULES_DIR or the shipped set)")
+    p.set_defaults(fn=cmd_alerts_check)
+    p = alerts.add_parser(
+        "test",
+        help="run rule unit tests (input series -> expected alerts), like promtool test rules",
+        description="Each test file names rule files, input series per metric or signal (promtool's values "
+        "notation, e.g. '0.99x10 0.90x20'), evaluation times and the alerts expected to fire then.",
+    )
+    p.add_argument("files", nargs="*", help="test files or folders (default: the shipped rules' tests)")
+    p.add_argument("--format", default="table", choices=["table", "json"])
+    p.set_defaults(fn=cmd_alerts_test)
+    p = alerts.add_parser(
+        "run",
+        help="evaluate the rules against the store (when no worker holds it) and notify",
+        description="The evaluator a worker runs as a leader-only timer, from the command line: for a store no "
+        "worker holds, or a one-off evaluation at a given time (--at, no notifications are repeated: state is kept "
+        "in alert_events).",
+    )
+    _common(p)
+    p.add_argument("--once", action="store_true", help="evaluate once and exit (default: every interval until Ctrl-C)")
+    p.add_argument("--at", help="evaluate at this time (ISO with timezone) instead of now; implies --once")
+    p.add_argument("--format", default="table", choices=["table", "json"])
+    p.set_defaults(fn=cmd_alerts_run)
+    p = alerts.add_parser(
+        "backtest",
+        help="replay the rules over stored history without notifying: when each alert would have fired",
+    )
+    _common(p)
+    p.add_argument("--since", default="28d", help="how far back (15m, 6h, 28d) or an ISO time (default 28d)")
+    p.add_argument("--until", help="end (ISO time with timezone; default now)")
+    p.add_argument("--step", default="15m", help="evaluation step (default 15m)")
+    p.add_argument("--format", default="table", choices=["table", "json"])
+    p.set_defaults(fn=cmd_alerts_backtest)
+    p = alerts.add_parser("status", help="pending and firing alerts now (asks the worker when it holds the store)")
+    _common(p)
+    p.add_argument("--format", default="table", choices=["table", "json"])
+    p.set_defaults(fn=cmd_alerts_status)
+
+    p = sub.add_parser(
+        "scorecard",
+        help="products x dimension scores, the redesign-candidate flag and why",
+        description="Scores each product 0-100 on business impact, customer experience, post-launch support and "
+        "performance against its own baseline; a product below the floor on two dimensions for a sustained "
+        "period (or whose composite falls release after release) is a redesign candidate, with evidence.",
+    )
+    _common(p)
+    p.add_argument("--at", help="score at this time (ISO with timezone; default now)")
+    p.add_argument("--format", default="table", choices=["table", "json"])
+    p.set_defaults(fn=cmd_scorecard)
+
+    p = sub.add_parser("releases", help="recent releases against their predecessors: the regression verdicts")
+    _common(p)
+    p.add_argument("--at", help="judge at this time (ISO with timezone; default now)")
+    p.add_argument("--format", default="table", choices=["table", "json"])
+    p.set_defaults(fn=cmd_releases)
 
     boards = sub.add_parser("dashboards", help="Grafana dashboards as code").add_subparsers(
         dest="dashboards_command", required=True
@@ -328,6 +509,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"pulse: {exc}", file=sys.stderr)
         return 2
+    except PulseError as exc:  # the project's own refusals: a clear message, no traceback
+        if args.debug:
+            raise
+        problems = getattr(exc, "problems", None) or [str(exc)]
+        for line in problems:  # e.g. every problem of every rule file, one line each
+            print(f"pulse: {line}", file=sys.stderr)
+        return 2 if getattr(exc, "problems", None) else 1
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence prints, not a traceback

@@ -38,4 +38,57 @@ def metrics_query(client: Client, settings: Settings, params: Mapping[str, str])
     return {"columns": columns, "rows": [list(r) for r in rows]}
 
 
-READERS = {"metrics/query": metrics_query}
+def alerts_status(client: Client, settings: Settings, params: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Pending and firing alerts as last evaluated."""
+    from alerts.service import status
+
+    return status(client, settings.clickhouse_database)
+
+
+def alerts_backtest(client: Client, settings: Settings, params: Mapping[str, str]) -> list[dict[str, Any]]:
+    """``since`` (28d), ``until`` (now), ``step`` (15m): every transition the rules would have made."""
+    from alerts.service import backtest, rules_paths
+
+    until = _time(params["until"]) if params.get("until") else datetime.now(UTC)
+    since = (
+        _time(params["since"])
+        if "T" in params.get("since", "")
+        else until - catalog.parse_since(params.get("since", "28d"))
+    )
+    step = catalog.parse_since(params.get("step", "15m"))
+    return backtest(
+        client, settings.clickhouse_database, rules_paths(settings), since, until, step,
+        interval_s=settings.alert_eval_interval_s,
+    )  # fmt: skip
+
+
+def scorecard(client: Client, settings: Settings, params: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Every product's dimension scores now, the redesign-candidate flag and its evidence."""
+    from alerts.scorecard import compute_scorecards
+
+    at = _time(params["at"]) if params.get("at") else datetime.now(UTC)
+    return [card.to_json() for card in compute_scorecards(client, settings.clickhouse_database, at)]
+
+
+def release_verdicts(client: Client, settings: Settings, params: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Recent releases against their predecessors, one row per signal."""
+    from alerts.regression import release_verdicts as verdicts
+
+    at = _time(params["at"]) if params.get("at") else datetime.now(UTC)
+    return [v.to_json() for v in verdicts(client, settings.clickhouse_database, at)]
+
+
+def _time(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError(f"{text!r}: give a time with a timezone, e.g. 2026-11-25T10:00:00Z")
+    return value.astimezone(UTC)
+
+
+READERS = {
+    "metrics/query": metrics_query,
+    "alerts/status": alerts_status,
+    "alerts/backtest": alerts_backtest,
+    "scorecard": scorecard,
+    "releases": release_verdicts,
+}

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import time
 import uuid
-from datetime import timedelta
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from rich.console import Console
 
@@ -29,7 +31,13 @@ from pipeline.tools import localkafka, synth
 from pipeline.tools.load import send_traffic, traffic_config
 from pipeline.tools.workerproc import WorkerProcess
 
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
 SPAN = timedelta(days=14)
+
+
+Findings = Callable[["Client", Settings, datetime, datetime, Console], list["Table"]]
 
 
 class Table(NamedTuple):
@@ -62,8 +70,15 @@ def run_demo(
     rate: int = 5000,
     scenario: str = "regression_and_decay",
     seed: int = 7,
+    findings: Findings | None = None,
+    serve: bool = False,
 ) -> list[Table]:
-    """Run the demo end to end; the tables it read back from ClickHouse, for the caller to print."""
+    """Run the demo end to end; the tables it read back from ClickHouse, for the caller to print.
+
+    ``findings`` (handed in by the CLI: this module knows nothing of alerts) adds
+    what the rules found over the demo's event time. With ``serve`` the worker is
+    started again after the report and serves the built-in dashboards until Ctrl-C.
+    """
     console = Console(stderr=True)
     demo = demo_settings(settings)
     shutil.rmtree(demo.data_dir, ignore_errors=True)
@@ -78,7 +93,9 @@ def run_demo(
         console.print(f"sent {sent:,} events; waiting for the worker to store them ...")
         worker.wait_drained(demo.events_topic, timeout_s=max(120.0, duration_s * 4))
         worker.stop()
-        tables = _report(demo, cfg, sent)
+        tables = _report(demo, cfg, sent, findings, console)
+        if serve:
+            _serve(demo, console)
         console.print(
             f"explore further: PULSE_DATA_DIR={demo.data_dir} pulse metrics query crash_rate latency_p95_ms "
             "--by product version"
@@ -92,11 +109,31 @@ def run_demo(
             localkafka.stop(demo.kafka_bootstrap)
 
 
-def _report(settings: Settings, cfg: synth.TrafficConfig, sent: int) -> list[Table]:
+def _serve(settings: Settings, console: Console) -> None:
+    """Serve the built-in dashboards on the demo's store until Ctrl-C."""
+    worker = WorkerProcess(settings, settings.data_dir / "serve.log")
+    try:
+        worker.start().wait_ready()
+        console.print(
+            f"[bold]dashboards[/] at http://127.0.0.1:{settings.web_port}/ (portfolio), /products/<product>, "
+            "/releases - Ctrl-C to stop"
+        )
+        while worker.alive():
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        worker.stop()
+
+
+def _report(
+    settings: Settings, cfg: synth.TrafficConfig, sent: int, findings: Findings | None, console: Console
+) -> list[Table]:
     since = cfg.start - timedelta(days=1)
     story = synth.scenario_story(cfg)
     with clickhouse.opened(settings) as client:
         db = settings.clickhouse_database
+        extra = findings(client, settings, cfg.start, cfg.start + cfg.span, console) if findings else []
         cols, rows = catalog.query(client, db, SUMMARY_METRICS, since)
         stored = client.query(f"SELECT count() FROM {db}.events FINAL").result_rows[0][0]
         release_rows: list[tuple[Any, ...]] = []
@@ -141,4 +178,4 @@ def _report(settings: Settings, cfg: synth.TrafficConfig, sent: int) -> list[Tab
                 decay_rows,
             )
         )
-    return tables
+    return tables + extra

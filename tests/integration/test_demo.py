@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 def test_demo_prints_what_clickhouse_holds(settings):
     env = {**os.environ, **settings.to_env()}
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "demo", "--duration", "8", "--rate", "5000", "--json"],
+        [sys.executable, "-m", "pipeline.cli", "demo", "--duration", "20", "--rate", "5000", "--json"],
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -27,7 +27,7 @@ def test_demo_prints_what_clickhouse_holds(settings):
     printed = {row["product"]: row for row in lines if row["table"] == "products"}
     assert set(printed) == {"checkout", "search", "profile", "feed", "billing"}
     sent = int(re.search(r"sent ([\d,]+) events", done.stderr).group(1).replace(",", ""))
-    assert 30_000 <= sent <= 40_000  # 8 s at 5,000/s, or all the traffic the compressed fortnight holds
+    assert 90_000 <= sent <= 100_000  # 20 s at 5,000/s, or all the traffic the compressed fortnight holds
     assert sum(r["events"] for r in printed.values()) == sent
 
     demo = settings.model_copy(update={"data_dir": settings.data_dir / "demo"})
@@ -55,3 +55,14 @@ def test_demo_prints_what_clickhouse_holds(settings):
     decay = {r["period"]: r for r in lines if r["table"] == "decaying_product"}
     assert decay["last week"]["product"] == "profile"
     assert decay["last week"]["sessions"] < decay["first week"]["sessions"]
+
+    # What the rules found, read from the pipeline's own output: the regressing release paged (after its release,
+    # never before), no healthy product paged, and the decaying product - only it - is a redesign candidate.
+    pages = [r for r in lines if r["table"] == "pages"]
+    regression = [p for p in pages if p["alertname"] == "ReleaseRegression"]
+    assert [(p["product"], p["version"]) for p in regression] == [("search", newest)]
+    assert regression[0]["after_release"].endswith(" h") and float(regression[0]["after_release"][:-2]) > 0
+    assert {p["product"] for p in pages} <= {"search", "profile"}, "no page for a healthy product"
+    candidates = [r for r in lines if r["table"] == "redesign_candidates"]
+    assert [c["product"] for c in candidates] == ["profile"]
+    assert "below floor" in candidates[0]["evidence"]
