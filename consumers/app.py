@@ -126,7 +126,7 @@ def _mount(app: faust.App, sink: ClickHouseSink, page: Page) -> None:
             log.exception("event=page_failed path=%s", page.path)
             reply = Reply(500, "text/plain; charset=utf-8", f"internal error: {type(exc).__name__}")
         body = reply.body.encode() if isinstance(reply.body, str) else reply.body
-        return view.bytes(body, content_type=reply.content_type, status=reply.status)
+        return view.bytes(body, status=reply.status, headers={"Content-Type": reply.content_type})
 
     get.__name__ = "page_" + "".join(c if c.isalnum() else "_" for c in page.path)
     app.page(page.path, name=get.__name__)(get)
