@@ -17,15 +17,15 @@ would swallow the SQL in between (see :func:`dashboards.macros.check`).
 The other queries (scorecards, verdicts, alerts, releases, variable options)
 read the tables the alert evaluator fills (migration 3) and are built here too.
 
-This module is the proposal for ``pipeline.catalog.metrics.metric_sql``: the
-catalog may take it over unchanged; dashboards then import it from there.
+The SELECT itself is the catalog's (:func:`pipeline.catalog.metrics.select_sql`),
+the same one ``pulse metrics query`` and the alert rules run.
 """
 
 from __future__ import annotations
 
 from dashboards.errors import DashboardError
 from dashboards.model import Query
-from pipeline.catalog.metrics import CATALOG, SOURCES, Metric
+from pipeline.catalog.metrics import CATALOG, SOURCES, Metric, select_sql
 
 GroupKey = str
 DIMENSIONS = ("business impact", "customer experience", "post-launch support", "performance")
@@ -36,16 +36,8 @@ def condition(column: str, variable: str) -> str:
     return f"$__conditionalAll({column} IN (${{{variable}:sqlstring}}), ${variable})"
 
 
-# Sources whose inner SELECT aliases ``any(version) AS version``: ClickHouse would resolve a bare
-# ``version`` in their WHERE to that aggregate (ILLEGAL_AGGREGATION), so the filter names the table's column.
-_VERSION_COLUMN = {"tickets": "events.version"}
-
-
-def _filters(source: str, product: bool, version: bool) -> list[str]:
-    out = [condition("product", "product")] if product else []
-    if version:
-        out.append(condition(_VERSION_COLUMN.get(source, "version"), "version"))
-    return out
+def _filters(product: bool, version: bool) -> list[str]:
+    return [condition(key, key) for key, wanted in (("product", product), ("version", version)) if wanted]
 
 
 def metric_sql(
@@ -61,33 +53,17 @@ def metric_sql(
     Columns: ``t`` (when ``series``), the ``by`` keys, then ``metric_<name>`` per metric.
     """
     metrics = [_metric(n) for n in names]
-    sources = {m.source for m in metrics}
-    if len(sources) != 1:
-        raise DashboardError(f"metrics {names} come from several sources {sorted(sources)}: one query per source")
     source = SOURCES[metrics[0].source]
-    for key in by:
-        if key not in source.keys:
-            raise DashboardError(f"metric {names[0]!r} cannot be grouped by {key!r} (it has {source.keys})")
-    if series and source.nested and not source.outer_time:
-        raise DashboardError(f"metric {names[0]!r} has no time series; show it per window")
     where = ["$__dateFilter(day)" if source.time == "day" else f"$__timeFilter({source.time})"]
-    where += _filters(metrics[0].source, product, version)
-    if source.filter:
-        where.append(source.filter)
-    columns = dict(source.key_columns)
-    group = [f"{columns.get(k, k)} AS {k}" for k in by]
-    if series:
-        group.insert(0, f"$__timeInterval({source.outer_time or source.time}) AS t")
-    per_product = "PARTITION BY t, product" if series else "PARTITION BY product"
-    exprs = [m.expr.replace("{per_product}", per_product) for m in metrics]
-    select = ", ".join(group + [f"{e} AS metric_{m.name}" for e, m in zip(exprs, metrics, strict=True)])
-    keys = ", ".join(g.split(" AS ")[-1] for g in group) or "tuple()"
-    if source.nested:
-        inner_group = ", ".join(k for k in ("product", "version") if k in by) or "product"
-        src = source.sql.format(db=database, where=" AND ".join(where), inner_group=inner_group)
-        return f"SELECT {select} FROM {src} GROUP BY {keys} ORDER BY {keys}"
-    src = source.sql.format(db=database)
-    return f"SELECT {select} FROM {src} WHERE {' AND '.join(where)} GROUP BY {keys} ORDER BY {keys}"
+    where += _filters(product, version)
+    try:
+        return select_sql(database, metrics, by, where, _time_interval if series else None)
+    except ValueError as exc:
+        raise DashboardError(str(exc)) from None
+
+
+def _time_interval(column: str) -> str:
+    return f"$__timeInterval({column})"
 
 
 def metric_queries(

@@ -24,6 +24,7 @@ catalog only; the time range, product and version are bound parameters.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -250,24 +251,48 @@ def query(
 def _source_sql(
     db: str, source: Source, metrics: list[Metric], by: tuple[GroupKey, ...], step_s: int | None, params: dict[str, Any]
 ) -> str:
-    for key in by:
-        if key not in source.keys:
-            raise ValueError(f"metric {metrics[0].name!r} cannot be grouped by {key!r} (it has {source.keys})")
     if source.time == "day":  # daily sketches: every UTC day the window touches counts whole
         where = ["day >= toDate({since:DateTime})", "day <= toDate({until:DateTime} - 1)"]
     else:
         where = [f"{source.time} >= {{since:DateTime}}", f"{source.time} < {{until:DateTime}}"]
     where += [f"{k} = {{{k}:String}}" for k in ("product", "version") if k in params]
-    if source.filter:
-        where.append(source.filter)
+    if step_s is not None and step_s <= 0:
+        raise ValueError("step must be positive")
+
+    def bucket(column: str) -> str:
+        return f"toStartOfInterval({column}, INTERVAL {int(step_s or 0)} SECOND)"
+
+    return select_sql(db, metrics, by, where, bucket if step_s else None)
+
+
+def select_sql(
+    db: str,
+    metrics: Sequence[Metric],
+    by: Sequence[str],
+    where: Sequence[str],
+    bucket: Callable[[str], str] | None = None,
+) -> str:
+    """The one SELECT of catalog metrics that share a source: every metric query (CLI, rules, dashboards) is this.
+
+    Columns: ``t`` (the time bucket ``bucket(time column)``, when given), the
+    ``by`` keys, then ``metric_<name>`` per metric. ``where`` holds conditions
+    on the source's time and key columns - bound parameters for the CLI,
+    Grafana macros for dashboards.
+    """
+    source = SOURCES[metrics[0].source]
+    if any(m.source != metrics[0].source for m in metrics):
+        raise ValueError(f"metrics {[m.name for m in metrics]} come from several sources: one query per source")
+    for key in by:
+        if key not in source.keys:
+            raise ValueError(f"metric {metrics[0].name!r} cannot be grouped by {key!r} (it has {source.keys})")
+    where = [*where, source.filter] if source.filter else list(where)
     columns = dict(source.key_columns)
     group = [f"{columns.get(k, k)} AS {k}" for k in by]
-    if step_s and source.nested and not source.outer_time:
+    if bucket is not None and source.nested and not source.outer_time:
         raise ValueError(f"metric {metrics[0].name!r} has no time series (--step); query it per window")
-    if step_s:
-        time = source.outer_time or source.time
-        group.insert(0, f"toStartOfInterval({time}, INTERVAL {int(step_s)} SECOND) AS t")
-    per_product = "PARTITION BY t, product" if step_s else "PARTITION BY product"
+    if bucket is not None:
+        group.insert(0, f"{bucket(source.outer_time or source.time)} AS t")
+    per_product = "PARTITION BY t, product" if bucket is not None else "PARTITION BY product"
     exprs = [m.expr.replace("{per_product}", per_product) for m in metrics]
     # Output aliases differ from every column name: ClickHouse would otherwise resolve a
     # column in a later expression (sum(conversions)) to an earlier alias of the same name.
