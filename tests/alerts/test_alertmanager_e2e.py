@@ -18,7 +18,6 @@ with the shipped ``product.yaml`` rules and the real release-regression signal:
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -33,6 +32,7 @@ from typing import Any
 
 import pytest
 import yaml
+from net import free_port
 from scenario_store import Scenario, close_scenario, open_scenario
 
 from alerts.notify.alertmanager import AlertmanagerNotifier
@@ -43,12 +43,6 @@ from alerts.sources import default_signals
 
 pytestmark = pytest.mark.integration
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "alertmanager" / "alertmanager.yml"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 20.0) -> Any:

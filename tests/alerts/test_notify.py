@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -11,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from net import free_port
 
 from alerts.notify.alertmanager import AlertmanagerNotifier
 from alerts.notify.delivery import DeliveryQueue
@@ -123,12 +123,6 @@ def test_a_permanent_refusal_is_not_retried(receiver: Receiver) -> None:
     n.notify([note()])
     n.close(10)
     assert len(receiver.bodies) == 1 and count("webhook", "failed") == failed + 1
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_an_outage_never_blocks_the_caller_and_is_counted() -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ground_truth, make_events
+from truth import ground_truth, make_events
 
 from consumers.aggregate import DeadLetter, Message
 from consumers.failures import StoreGaveUp, classify

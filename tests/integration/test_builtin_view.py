@@ -16,8 +16,8 @@ from html import unescape
 from pathlib import Path
 
 import pytest
+from net import free_port
 from scenario_store import close_scenario, open_scenario
-from test_read_api import free_port
 
 from alerts.service import build_evaluator
 

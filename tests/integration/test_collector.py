@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import make_events
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
+from net import free_port
 from pydantic import SecretStr
+from truth import make_events
 
 from pipeline.collector.app import create_app
 from pipeline.collector.link import connect_emitter
@@ -83,12 +83,6 @@ def stored(settings: Settings) -> list[dict[str, Any]]:
         return events
     finally:
         consumer.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ids(events: list[dict[str, Any]]) -> list[str]:

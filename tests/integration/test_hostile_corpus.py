@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import assert_totals_equal, ground_truth, make_events, stored_totals
 from kafka import KafkaConsumer, KafkaProducer
+from truth import assert_totals_equal, ground_truth, make_events, stored_totals
 
 from pipeline import clickhouse
 from pipeline.events import DecodeError, decode_event, encode_event, split_pack

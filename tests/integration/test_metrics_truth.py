@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import make_events
 from kafka.partitioner.default import murmur2
+from truth import make_events
 
 from pipeline import catalog, clickhouse
 from pipeline.kafka.emitter import Emitter

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import emit_all, make_events
-from test_read_api import free_port
+from net import free_port
+from truth import emit_all, make_events
 
 pytestmark = pytest.mark.integration
 

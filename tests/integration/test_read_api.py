@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import urllib.error
 import urllib.request
 
 import pytest
-from conftest import emit_all, ground_truth, make_events
+from net import free_port
+from truth import emit_all, ground_truth, make_events
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_metrics_query_while_the_worker_runs_on_the_embedded_store(settings, start_worker):

@@ -9,8 +9,8 @@ import sys
 from datetime import UTC, datetime
 
 import pytest
-from conftest import emit_all, make_events
 from kafka import KafkaConsumer
+from truth import emit_all, make_events
 
 from pipeline import clickhouse
 from pipeline.kafka.config import kafka_python_config

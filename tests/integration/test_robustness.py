@@ -10,9 +10,9 @@ import time
 import uuid
 
 import pytest
-from conftest import assert_totals_equal, ground_truth, make_events, stored_totals
 from kafka import KafkaConsumer, KafkaProducer
 from pydantic import SecretStr
+from truth import assert_totals_equal, ground_truth, make_events, stored_totals
 
 from pipeline import clickhouse
 from pipeline.kafka.config import kafka_python_config
