@@ -318,7 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
     p.add_argument("--duration", type=float, default=30.0, help="seconds of traffic to send (default 30)")
-    p.add_argument("--rate", type=int, default=5000, help="events per second to send (default 5000)")
+    # 300k events over the compressed fortnight: ~190 users per product, enough for the scorecards to tell a
+    # decaying product from noise (below ~100 users, day-to-day noise can push a healthy product under a floor).
+    p.add_argument("--rate", type=int, default=10_000, help="events per second to send (default 10000)")
     p.add_argument(
         "--scenario", default="regression_and_decay", help="synthetic scenario (default regression_and_decay)"
     )

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 def test_demo_prints_what_clickhouse_holds(settings):
     env = {**os.environ, **settings.to_env()}
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "demo", "--duration", "20", "--rate", "5000", "--json"],
+        [sys.executable, "-m", "pipeline.cli", "demo", "--duration", "30", "--rate", "10000", "--json"],
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -27,7 +27,7 @@ def test_demo_prints_what_clickhouse_holds(settings):
     printed = {row["product"]: row for row in lines if row["table"] == "products"}
     assert set(printed) == {"checkout", "search", "profile", "feed", "billing"}
     sent = int(re.search(r"sent ([\d,]+) events", done.stderr).group(1).replace(",", ""))
-    assert 90_000 <= sent <= 100_000  # 20 s at 5,000/s, or all the traffic the compressed fortnight holds
+    assert 280_000 <= sent <= 300_000  # the default: 30 s at 10,000/s, or all the compressed fortnight holds
     assert sum(r["events"] for r in printed.values()) == sent
 
     demo = settings.model_copy(update={"data_dir": settings.data_dir / "demo"})
