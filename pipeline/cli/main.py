@@ -18,7 +18,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pipeline.cli import api, reads
 from pipeline.errors import PulseError, UsageError
 from pipeline.settings import Settings, describe_invalid, load_settings
 
@@ -39,6 +38,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from alerts.service import build_evaluator
     from consumers.app import run_worker
     from consumers.extensions import LeaderTimer
+    from pipeline.cli import api, reads
 
     settings = _settings(args)
     evaluator = build_evaluator(settings)  # refuses to start on any bad rule file
@@ -79,11 +79,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from pipeline.tools.bench import run_bench
+    from pipeline.tools.bench import run
     from pipeline.tools.scratch import scratch_settings
 
-    settings = scratch_settings(_settings(args), args.scratch_database, "pulse bench")
-    return run_bench(settings, events=args.events, baseline_events=args.baseline_events, json_out=args.json)
+    return run(scratch_settings(_settings(args), args.scratch_database, "pulse bench"), args)
 
 
 def cmd_release(args: argparse.Namespace) -> int:
@@ -156,6 +155,7 @@ def cmd_alerts_test(args: argparse.Namespace) -> int:
 def cmd_alerts_run(args: argparse.Namespace) -> int:
     from alerts.service import build_evaluator
     from pipeline import clickhouse
+    from pipeline.cli import reads
 
     settings = _settings(args)
     evaluator = build_evaluator(settings)
@@ -183,12 +183,16 @@ def cmd_alerts_run(args: argparse.Namespace) -> int:
 
 
 def cmd_alerts_status(args: argparse.Namespace) -> int:
+    from pipeline.cli import api, reads
+
     alerts = api.read(_settings(args), "alerts/status", reads.alerts_status, {})
     _print_records(alerts, args.format, ["alertname", "state", "since", "value", "labels"])
     return 0
 
 
 def cmd_alerts_backtest(args: argparse.Namespace) -> int:
+    from pipeline.cli import api, reads
+
     params = {"since": args.since, "step": args.step} | ({"until": args.until} if args.until else {})
     transitions = api.read(_settings(args), "alerts/backtest", reads.alerts_backtest, params)
     _print_records(transitions, args.format, ["at", "alertname", "state", "value", "labels"])
@@ -196,6 +200,8 @@ def cmd_alerts_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_scorecard(args: argparse.Namespace) -> int:
+    from pipeline.cli import api, reads
+
     cards = api.read(_settings(args), "scorecard", reads.scorecard, {"at": args.at} if args.at else {})
     if args.format == "json":
         print(json.dumps(cards, indent=2, default=str))
@@ -219,6 +225,8 @@ def _score(dim: dict[str, Any] | None) -> str:
 
 
 def cmd_releases(args: argparse.Namespace) -> int:
+    from pipeline.cli import api, reads
+
     verdicts = api.read(_settings(args), "releases", reads.release_verdicts, {"at": args.at} if args.at else {})
     _print_records(verdicts, args.format, ["product", "version", "baseline_version", "signal", "candidate_value",
                                            "baseline_value", "p_value", "verdict", "severe"])  # fmt: skip
@@ -257,6 +265,7 @@ def cmd_metrics_list(args: argparse.Namespace) -> int:
 
 
 def cmd_metrics_query(args: argparse.Namespace) -> int:
+    from pipeline.cli import api, reads
     from pipeline.cli.table import render
 
     params = {"names": ",".join(args.names), "since": args.since, "by": ",".join(args.by)}
@@ -332,17 +341,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "bench",
-        help="end-to-end throughput and worker RSS against a naive consumer baseline",
-        description="Produces N events, runs the Faust worker until every row is in ClickHouse and measures "
-        "events/s and peak RSS; then the same for a naive kafka-python consumer that inserts small batches. "
-        "Prints both and the ratio.",
+        help="throughput, CPU and memory of the worker against a ceiling, textbook Faust, quixstreams and a naive "
+        "consumer on the same topic; also freshness and soak",
+        description="Produces N synthetic events once (--format single: one event per message; pack: the SDK's "
+        "packs), then runs every contender on that topic from a cold consumer group until its results are "
+        "queryable, checks each one's stored totals against the ground truth, and prints events/s, CPU seconds "
+        "per million events, peak RSS and the ratio to ProductPulse. `freshness` and `soak` run a steady load.",
     )
     _common(p)
-    p.add_argument("--events", type=int, default=1_000_000, help="events to produce (default 1,000,000)")
-    p.add_argument(
-        "--baseline-events", type=int, default=None, help="events for the naive baseline (default: same as --events)"
-    )
-    p.add_argument("--json", action="store_true", help="print the results as JSON too")
+    from pipeline.tools.bench import add_arguments as add_bench_arguments
+
+    add_bench_arguments(p)
     _scratch(p)
     p.set_defaults(fn=cmd_bench)
 

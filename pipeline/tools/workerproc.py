@@ -21,10 +21,13 @@ from pipeline.settings import Settings
 
 
 class WorkerProcess:
-    def __init__(self, settings: Settings, log_path: Path, args: tuple[str, ...] = ("worker",)) -> None:
+    def __init__(
+        self, settings: Settings, log_path: Path, args: tuple[str, ...] = ("worker",), module: str = "pipeline.cli"
+    ) -> None:
         self.settings = settings
         self.log_path = log_path
         self.args = args
+        self.module = module  # `python -m <module> <args>`: the CLI, or a tool's own entry point
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -33,7 +36,7 @@ class WorkerProcess:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         env = {**os.environ, **self.settings.to_env()}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", *self.args], stdout=self._log, stderr=subprocess.STDOUT, env=env
+            [sys.executable, "-m", self.module, *self.args], stdout=self._log, stderr=subprocess.STDOUT, env=env
         )
         return self
 
@@ -78,6 +81,18 @@ class WorkerProcess:
         status = Path(f"/proc/{self.pid}/status").read_text()
         for line in status.splitlines():
             if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the process (all its threads) has used so far, from /proc/<pid>/stat."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+    def rss_bytes(self) -> int:
+        """The process's resident set size now (VmRSS)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
         return 0
 

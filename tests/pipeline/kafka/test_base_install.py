@@ -30,6 +30,9 @@ loaded = sorted(m for m in {WORKER_ONLY!r} if m in sys.modules)
 installed = sorted(m for m in {WORKER_ONLY!r} if importlib.util.find_spec(m) is not None)
 print("loaded", loaded, "installed", installed)
 assert not loaded and not installed, (loaded, installed)
+from pipeline.cli.main import build_parser
+build_parser().format_help()  # the `pulse` command an emit-only install gets parses without the worker extra
+assert not [m for m in {WORKER_ONLY!r} if m in sys.modules]
 """
 
 
