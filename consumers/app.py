@@ -1,12 +1,16 @@
 """The Faust app "pulse": the ingest agent and the worker that runs it.
 
-One agent consumes the events topic in batches (``stream.take_events``) with
-concurrency 1 - scale with partitions and worker processes, never with agent
-concurrency, which reorders events and can commit past unprocessed ones.
-Each batch goes through :meth:`consumers.ingest.Ingestor.process`; the agent
-acks the batch only after it returned, so offsets are committed after
-ClickHouse holds the rows. An unexpected error ends the process without
-acking: a supervisor restarts it and the batch replays exactly.
+One agent consumes the events topic in batches with concurrency 1 - scale
+with partitions and worker processes, never with agent concurrency, which
+reorders events and can commit past unprocessed ones. The consumer hands the
+topic's records over per fetch, not per message (:mod:`consumers.batching`:
+Faust's per-message costs capped single-event messages at a few thousand per
+second), and a batch holds up to ``batch_max_messages`` packs' worth of events
+(``batch_max_messages * 100`` lone events). Each batch goes through
+:meth:`consumers.ingest.Ingestor.process`; the agent acks the batch only after
+it returned, so offsets are committed after ClickHouse holds the rows. An
+unexpected error ends the process without acking: a supervisor restarts it and
+the batch replays exactly.
 
 Other rooms add leader-only timers and read-only pages through
 :mod:`consumers.extensions` (the CLI hands in the alert evaluator, the
@@ -17,17 +21,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import gc
 import logging
 import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import faust
 from faust.types import TP
 
-from consumers.aggregate import DeadLetter, Message
+from consumers.aggregate import DeadLetter, DecodedBatch, Message
+from consumers.batching import PACK_EVENTS, Batches, BatchingConsumer, Chunk, PulseApp
 from consumers.extensions import LeaderTimer, Page, Reply
 from consumers.ingest import BatchAbandoned, Ingestor
 from consumers.sink import ClickHouseSink
@@ -47,7 +55,8 @@ def create_app(
 ) -> faust.App:
     """Build the Faust app: the ingest and release agents writing through ``sink``, timers and pages."""
     datadir = settings.data_dir / "faust"
-    app = faust.App(
+    batch_events = settings.batch_max_messages * PACK_EVENTS
+    app = PulseApp(
         settings.consumer_group,
         datadir=str(datadir),
         store="memory://",
@@ -58,7 +67,7 @@ def create_app(
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         stream_buffer_maxsize=max(settings.batch_max_messages * 2, 4096),
-        broker_max_poll_records=max(settings.batch_max_messages, 500),
+        broker_max_poll_records=1000,  # records per fetch hand-over: 20 per batch of lone events, ~35 MB of packs
         consumer_max_fetch_size=8 * 1024 * 1024,
         broker_commit_interval=1.0,
         web_enabled=settings.web_port != 0,
@@ -75,20 +84,64 @@ def create_app(
         return TP(settings.events_topic, partition) in app.consumer.assignment()
 
     ingestor = Ingestor(settings, sink, _dlq_sender(dlq_topic, settings.events_topic), owns)
+    batches = app.batches = Batches({settings.events_topic}, max_buffered_events=batch_events)
+    # Iterating a topic is how Faust learns to subscribe to it (and to commit its acked offsets); its
+    # records then arrive through `batches`, never through this channel.
+    aiter(events_topic)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _revoked(app: faust.App, revoked: object, **kwargs: object) -> None:  # type: ignore[misc]
         ingestor.revoke_all()
+        batches.clear()
         # Kafka hands the partitions on only after this returns: let the write in progress land first.
         if not await sink.drain(REVOKE_DRAIN_S):
             log.warning("event=revoke_drain_timeout seconds=%.0f", REVOKE_DRAIN_S)
 
-    @app.agent(events_topic, concurrency=1, name="ingest")
-    async def ingest(stream: faust.StreamT[bytes]) -> None:
-        batches = stream.take_events(settings.batch_max_messages, within=settings.batch_within_s)  # type: ignore[attr-defined]
-        async for events in batches:
-            await _durably(ingestor.process, events, settings)
-            _observe_lag(app, events)
+    decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
+
+    @app.agent(app.channel(), concurrency=1, name="ingest")
+    async def ingest(stream: faust.StreamT[bytes]) -> None:  # its stream stays empty: batches come from `batches`
+        """Take batches, decode the next one on the decode thread while this one is stored, store them in order."""
+        _tune_gc()
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Queue[tuple[list[Chunk], DecodedBatch]] = asyncio.Queue(maxsize=1)
+
+        def generation() -> int:
+            return app.consumer_generation_id
+
+        def ack(chunks: Sequence[Chunk]) -> None:
+            consumer = app.consumer
+            assert isinstance(consumer, BatchingConsumer)
+            for chunk in chunks:
+                consumer.ack_offsets(chunk.tp, [m.offset for m in chunk.messages])
+            _observe_chunk_lag(app, chunks)
+
+        async def prefetch() -> None:
+            try:
+                while True:
+                    chunks = await batches.take(batch_events, settings.batch_within_s, generation)
+                    if chunks:
+                        messages = [m for chunk in chunks for m in chunk.messages]
+                        decoded = await loop.run_in_executor(decoder, ingestor.decode, messages)
+                        await ready.put((chunks, decoded))
+                        await ready.join()  # one batch ahead at most: the next take waits until this one is taken
+            except asyncio.CancelledError:
+                raise
+            except BaseException:  # a bug in decoding: end the process unacked, like a failing batch
+                log.exception("event=decode_crashed")
+                logging.shutdown()
+                os._exit(70)
+
+        fetching = asyncio.ensure_future(prefetch())
+        try:
+            while True:
+                chunks, decoded = await ready.get()
+                ready.task_done()
+                if any(c.generation != app.consumer_generation_id or c.epoch != batches.epoch for c in chunks):
+                    continue  # fetched before a rebalance: Faust re-reads them from the committed offsets
+                await _durably_chunks(functools.partial(ingestor.process, decoded=decoded), chunks, settings, ack)
+        finally:
+            fetching.cancel()
 
     @app.agent(releases_topic, concurrency=1, name="releases")
     async def releases(stream: faust.StreamT[bytes]) -> None:
@@ -132,16 +185,62 @@ def _mount(app: faust.App, sink: ClickHouseSink, page: Page) -> None:
     app.page(page.path, name=get.__name__)(get)
 
 
-def _observe_lag(app: faust.App, events: Sequence[faust.EventT]) -> None:
+def _tune_gc() -> None:
+    """Keep the cyclic GC from re-scanning the heap several times per batch.
+
+    A batch keeps ~50k decoded events alive until it is stored; with the
+    default thresholds (a young collection every 700 allocations) the
+    collector walked them again and again, and older generations with them,
+    which halved throughput. Everything alive once the worker runs (Faust, the
+    engine's bindings, modules) is frozen out of collection, and collections
+    run every 50k allocations (full ones every 5M).
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 10, 10)
+
+
+def _observe_chunk_lag(app: faust.App, chunks: Sequence[Chunk]) -> None:
     """Per partition: messages behind the high watermark after this batch (0 = caught up)."""
-    done: dict[faust.types.TP, int] = {}
-    for event in events:
-        tp = event.message.tp
-        done[tp] = max(done.get(tp, -1), event.message.offset)
+    done: dict[TP, int] = {}
+    for chunk in chunks:
+        done[chunk.tp] = max(done.get(chunk.tp, -1), chunk.messages[-1].offset)
     for tp, offset in done.items():
         highwater = app.consumer.highwater(tp)
         if highwater is not None:
             telemetry.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - offset - 1))
+
+
+async def _durably_chunks(
+    step: Callable[[list[Message]], Awaitable[object]],
+    chunks: Sequence[Chunk],
+    settings: Settings,
+    ack: Callable[[Sequence[Chunk]], None],
+) -> None:
+    """Run a durable step over a batch of chunks; ``ack`` the batch only if the step completed.
+
+    The rules of :func:`_durably`: a batch abandoned (rebalance) is not acked;
+    on shutdown the step may finish within ``shutdown_grace_s`` (then it is
+    acked, so the final commit includes it) or is abandoned unacked; a failure
+    ends the process at once, acking nothing.
+    """
+    messages = [m for chunk in chunks for m in chunk.messages]
+    task = asyncio.ensure_future(step(messages))
+    try:
+        await asyncio.shield(task)
+    except BatchAbandoned as exc:
+        log.warning("event=batch_abandoned reason=%r messages=%d", str(exc), len(messages))
+        return
+    except asyncio.CancelledError:
+        if await _finish_within(task, settings.shutdown_grace_s):
+            ack(chunks)
+        else:
+            log.warning("event=batch_abandoned reason=shutdown messages=%d", len(messages))
+        raise
+    except BaseException:
+        log.exception("event=ingest_crashed messages=%d", len(messages))
+        logging.shutdown()
+        os._exit(70)
+    ack(chunks)
 
 
 def _message(event: faust.EventT) -> Message:

@@ -2,8 +2,10 @@
 
 :class:`ClickHouseSink` owns the process's ClickHouse client and one executor
 thread: every ClickHouse call runs off the asyncio loop, so Faust's heartbeats
-and rebalances never stall behind an insert. Inserts are columnar (partials) or
-one JSONEachRow block (raw rows): one insert per table per batch.
+and rebalances never stall behind an insert. Every insert is one columnar
+Arrow block per table per batch (``FORMAT ArrowStream``: the engine reads typed
+columns instead of parsing JSON, and Python never serialises a row); the Arrow
+blocks are built on the sink's thread too, off the event loop.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, TypeVar
 
 from clickhouse_connect.driver.client import Client
 
-from consumers.aggregate import BREAKDOWN_COLUMNS, PARTIAL_COLUMNS, BatchResult, Position, SeenIds
+from consumers.aggregate import BREAKDOWN_COLUMNS, PARTIAL_COLUMNS, RAW_COLUMNS, BatchResult, Position, RawRows, SeenIds
 from consumers.failures import classify
 from pipeline import telemetry
 from pipeline.events import MAX_PACK_EVENTS, Release
@@ -28,15 +30,8 @@ from pipeline.events import MAX_PACK_EVENTS, Release
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-RAW_INSERT_SETTINGS = {
-    "input_format_json_read_objects_as_strings": 1,
-    "input_format_skip_unknown_fields": 1,
-    "date_time_input_format": "best_effort",
-}
-
 
 PARTIAL_TABLES = ("product_metrics_1m", "breakdown_metrics_1m")
-_ROW_POSITION = re.compile(rb'^\{"kafka_partition":(\d+),"kafka_offset":(\d+),"pack_index":(\d+),')
 _AT_ROW = re.compile(r"\(at row (\d+)\)")
 
 
@@ -53,15 +48,6 @@ def _measured(table: str, rows: int, nbytes: int = 0) -> Iterator[None]:
     telemetry.INSERT_ROWS.labels(table).inc(rows)
     if nbytes:
         telemetry.INSERT_BYTES.labels(table).inc(nbytes)
-
-
-def raw_row_position(row: bytes) -> Position:
-    """(partition, offset, index) of a raw row, read from the prefix :func:`aggregate_batch` writes."""
-    match = _ROW_POSITION.match(row)
-    if match is None:
-        raise ValueError(f"not a raw row: {row[:80]!r}")
-    partition, offset, index = (int(g) for g in match.groups())
-    return partition, offset, index
 
 
 def _failing_row(exc: BaseException, rows: int) -> int:
@@ -94,7 +80,7 @@ class ClickHouseSink:
         return True
 
     # --- writes (blocking; call through run()) ---------------------------------
-    def write_raw(self, rows: list[bytes]) -> dict[Position, str]:
+    def write_raw(self, rows: RawRows) -> dict[Position, str]:
         """Insert raw rows; rows the store refuses are isolated and returned with its reason, the rest land.
 
         A refused insert is split - at the row the store names, else in halves -
@@ -104,16 +90,16 @@ class ClickHouseSink:
         repeated: ``events`` collapses on ``event_id``.
         """
         rejected: dict[Position, str] = {}
-        pending = [rows] if rows else []
+        pending = [list(range(len(rows)))] if len(rows) else []
         while pending:
             chunk = pending.pop()
             try:
-                self._insert_raw(chunk)
+                self._insert_raw(rows if len(chunk) == len(rows) else rows.take(chunk))
             except Exception as exc:
                 if classify(exc) != "rejected":
                     raise
                 if len(chunk) == 1:
-                    rejected[raw_row_position(chunk[0])] = _first_line(exc)
+                    rejected[rows.positions[chunk[0]]] = _first_line(exc)
                     continue
                 at = _failing_row(exc, len(chunk))
                 parts = (
@@ -130,22 +116,22 @@ class ClickHouseSink:
             )
         return rejected
 
-    def _insert_raw(self, rows: list[bytes]) -> None:
-        block = b"\n".join(rows)
-        with _measured("events", len(rows), len(block)):
-            self.client.raw_insert(
-                f"{self.db}.events", insert_block=block, fmt="JSONEachRow", settings=RAW_INSERT_SETTINGS
-            )
+    def _insert_raw(self, rows: RawRows) -> None:
+        self._insert_arrow("events", rows.to_arrow(), RAW_COLUMNS, len(rows))
 
     def write_partials(self, batch: BatchResult) -> None:
-        if batch.partials:
-            self._insert_columns("product_metrics_1m", batch.partial_columns(), PARTIAL_COLUMNS)
-        if batch.breakdown:
-            self._insert_columns("breakdown_metrics_1m", batch.breakdown_columns(), BREAKDOWN_COLUMNS)
+        if len(batch.partial_table):
+            table = batch.partial_table
+            self._insert_arrow("product_metrics_1m", table.to_arrow(), PARTIAL_COLUMNS, len(table))
+        if len(batch.breakdown_table):
+            table2 = batch.breakdown_table
+            self._insert_arrow("breakdown_metrics_1m", table2.to_arrow(), BREAKDOWN_COLUMNS, len(table2))
 
-    def _insert_columns(self, table: str, columns: list[list[object]], names: tuple[str, ...]) -> None:
-        with _measured(table, len(columns[0]) if columns else 0):
-            self.client.insert(f"{self.db}.{table}", columns, column_names=list(names), column_oriented=True)
+    def _insert_arrow(self, table: str, block: bytes, names: tuple[str, ...], rows: int) -> None:
+        with _measured(table, rows, len(block)):
+            self.client.raw_insert(
+                f"{self.db}.{table}", column_names=list(names), insert_block=block, fmt="ArrowStream"
+            )
 
     def write_errors(self, batch: BatchResult, topic: str) -> None:
         if not batch.dead:

@@ -49,7 +49,7 @@ class Settings(BaseSettings):
 
     # --- worker --------------------------------------------------------------
     batch_max_messages: int = Field(
-        500, ge=1, description="Kafka messages (single events or packs of <=100) per batch: ~50k events per insert"
+        500, ge=1, description="a batch holds this many packs' worth of events (x100: ~50k events per insert)"
     )
     batch_within_s: float = Field(1.0, gt=0, description="flush a partial batch after this many seconds")
     max_event_bytes: int = Field(64 * 1024, ge=256, description="larger messages go to the DLQ")

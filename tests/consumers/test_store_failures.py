@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from truth import ground_truth, make_events
 
@@ -56,11 +57,7 @@ class MisbehavingStore:
     def raw_insert(self, table: str, insert_block: bytes, **kw: Any) -> Any:
         self._before_insert(table)
         if self.refuse_event and self.refuse_event.encode() in insert_block:
-            lines = [
-                line.replace(b'"ts":"', b'"ts":"not a time ') if self.refuse_event.encode() in line else line
-                for line in insert_block.split(b"\n")
-            ]
-            insert_block = b"\n".join(lines)
+            insert_block = _spoil_event_id(insert_block, self.refuse_event)
         result = self.client.raw_insert(table, insert_block=insert_block, **kw)
         self.landed.append(table.split(".")[-1])
         return result
@@ -73,6 +70,17 @@ class MisbehavingStore:
 
     def __getattr__(self, name: str) -> Any:  # query, command, close: the real client's
         return getattr(self.client, name)
+
+
+def _spoil_event_id(block: bytes, event_id: str) -> bytes:
+    """The Arrow block with ``event_id`` made unparseable as a UUID, so the engine refuses that row."""
+    table = pa.ipc.open_stream(block).read_all()
+    ids = [("not a uuid " + i) if i == event_id else i for i in table.column("event_id").to_pylist()]
+    table = table.set_column(table.schema.get_field_index("event_id"), "event_id", pa.array(ids, pa.string()))
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
 @pytest.fixture
@@ -128,7 +136,7 @@ def test_one_refused_row_of_50000_is_dead_lettered_and_the_rest_lands(store):
     dead = ingest(settings, client, packs(events))
 
     assert [(d.error.reason, d.message.offset, d.index) for d in dead] == [("rejected_by_store", 313, 37)]
-    assert "Cannot" in dead[0].error.detail or "DateTime" in dead[0].error.detail  # the engine's own words
+    assert "Cannot" in dead[0].error.detail or "UUID" in dead[0].error.detail  # the engine's own words
     kept = [e for e in events if e is not victim]
     raw, partials = totals(client)
     assert raw == 49_999

@@ -8,7 +8,11 @@
 * JSON objects built from the schema and then mutated (unicode, extremes, missing, extra and
   wrongly typed fields) never make the decoder raise;
 * every event the decoder accepts becomes a raw row and partials that ClickHouse accepts, and the
-  stored row holds exactly the event's values (no silent wrap-around, truncation or reformatting).
+  stored row holds exactly the event's values (no silent wrap-around, truncation or reformatting);
+* the worker's fast decode path (:func:`pipeline.events.decode_fast`, msgspec) decides exactly what
+  the pydantic models decide on any bytes and any mutated event: the same dead-letter reason and
+  detail, or an event with the same canonical JSON at the same instant (edge cases field by field
+  and the corpus: ``tests/consumers/test_fast_decode.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, get_args
 
+import msgspec
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -32,7 +37,17 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from consumers.aggregate import BatchResult, Message, SeenIds, Watermarks, aggregate_batch, unpack
 from consumers.sink import ClickHouseSink
 from pipeline import clickhouse
-from pipeline.events import EVENT_TYPES, DecodeError, Event, decode_event, encode_event
+from pipeline.events import (
+    EVENT_ADAPTER,
+    EVENT_TYPES,
+    DecodeError,
+    Event,
+    decode_event,
+    decode_fast,
+    decode_many,
+    encode_event,
+    utc_datetime,
+)
 from pipeline.settings import Settings
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "bad_inputs"
@@ -408,3 +423,46 @@ def test_position_ids_are_deterministic_for_idless_events():
     ids = [json.loads(b.raw_rows[0])["event_id"] for b in (first, again)]
     assert ids[0] == ids[1]
     assert uuid.UUID(ids[0]) != uuid.UUID(json.loads(run_batch([msg._replace(offset=43)]).raw_rows[0])["event_id"])
+
+
+# --- the fast decode path agrees with the models --------------------------------------------------------
+
+
+def assert_fast_path_agrees(raw: bytes | None, max_bytes: int = 64 * 1024, got: object = None) -> None:
+    """decode_fast (or ``got``) decides what decode_event decides (as in tests/consumers/test_fast_decode.py)."""
+    want = decode_event(raw, max_bytes)
+    if got is None:
+        got = decode_fast(raw, max_bytes)
+    if isinstance(want, DecodeError):
+        assert got == want, (raw, got, want)
+        return
+    assert not isinstance(got, DecodeError), (raw, got, want)
+    ev, ts, us = got
+    assert ts == want.ts.timestamp() and utc_datetime(us) == want.ts, (raw, ts, us, want.ts)
+    assert (ev.event_id is msgspec.UNSET) == ("event_id" not in want.model_fields_set)
+    fields = msgspec.structs.asdict(ev)
+    fields.update(type=ev.type, ts=utc_datetime(us), event_id=ev.event_id or want.event_id)
+    assert encode_event(EVENT_ADAPTER.validate_python(fields)) == encode_event(want), raw
+    for name in ev.__struct_fields__:
+        if name not in ("ts", "event_id", "properties"):
+            assert repr(getattr(ev, name)) == repr(getattr(want, name)), (name, raw)
+
+
+@settings(BOUNDED, max_examples=500)
+@given(raw=ANY_BYTES | st.none(), max_bytes=st.sampled_from([256, 1024, 64 * 1024]))
+def test_fast_path_agrees_on_any_bytes(raw: bytes | None, max_bytes: int):
+    assert_fast_path_agrees(raw, max_bytes)
+
+
+@settings(BOUNDED, max_examples=500)
+@given(body=valid_events() | mutated_events(), ascii_only=st.booleans())
+def test_fast_path_agrees_on_generated_events(body: dict[str, Any], ascii_only: bool):
+    assert_fast_path_agrees(to_json(body, ascii_only))
+
+
+@settings(BOUNDED, max_examples=200)
+@given(bodies=st.lists(valid_events() | mutated_events(), min_size=1, max_size=8), ascii_only=st.booleans())
+def test_fast_path_agrees_on_generated_batches(bodies: list[dict[str, Any]], ascii_only: bool):
+    raws = [to_json(b, ascii_only) for b in bodies]
+    for raw, got in zip(raws, decode_many(raws), strict=True):
+        assert_fast_path_agrees(raw, got=got)
