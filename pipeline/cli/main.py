@@ -429,9 +429,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay the rules over stored history without notifying: when each alert would have fired",
     )
     _common(p)
-    p.add_argument("--since", default="28d", help="how far back (15m, 6h, 28d) or an ISO time (default 28d)")
+    p.add_argument("--since", default="7d", help="how far back (15m, 6h, 28d) or an ISO time (default 7d)")
     p.add_argument("--until", help="end (ISO time with timezone; default now)")
-    p.add_argument("--step", default="15m", help="evaluation step (default 15m)")
+    p.add_argument(
+        "--step", default="1h", help="evaluation step (default 1h; each step costs ~0.35 s for the shipped rules)"
+    )
     p.add_argument("--format", default="table", choices=["table", "json"])
     p.set_defaults(fn=cmd_alerts_backtest)
     p = alerts.add_parser("status", help="pending and firing alerts now (asks the worker when it holds the store)")

@@ -46,16 +46,16 @@ def alerts_status(client: Client, settings: Settings, params: Mapping[str, str])
 
 
 def alerts_backtest(client: Client, settings: Settings, params: Mapping[str, str]) -> list[dict[str, Any]]:
-    """``since`` (28d), ``until`` (now), ``step`` (15m): every transition the rules would have made."""
+    """``since`` (7d), ``until`` (now), ``step`` (1h): every transition the rules would have made."""
     from alerts.service import backtest, rules_paths
 
     until = _time(params["until"]) if params.get("until") else datetime.now(UTC)
     since = (
         _time(params["since"])
         if "T" in params.get("since", "")
-        else until - catalog.parse_since(params.get("since", "28d"))
+        else until - catalog.parse_since(params.get("since", "7d"))
     )
-    step = catalog.parse_since(params.get("step", "15m"))
+    step = catalog.parse_since(params.get("step", "1h"))
     return backtest(
         client, settings.clickhouse_database, rules_paths(settings), since, until, step,
         interval_s=settings.alert_eval_interval_s,
