@@ -182,7 +182,8 @@ def _aware(t: datetime) -> datetime:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
-def _releases(client: Client, database: str, now: datetime) -> dict[str, list[tuple[str, datetime]]]:
+def released_versions(client: Client, database: str, now: datetime) -> dict[str, list[tuple[str, datetime]]]:
+    """Each product's releases out by ``now``, oldest first: (version, released_at in UTC)."""
     rows = client.query(
         f"SELECT product, version, released_at FROM {database}.releases FINAL "
         "WHERE released_at <= {now:DateTime64(3)} ORDER BY product, released_at, version",
@@ -253,7 +254,7 @@ def release_verdicts(
     cfg = config or RegressionConfig()
     now = _aware(now)
     out: list[Verdict] = []
-    for product, releases in sorted(_releases(client, database, now).items()):
+    for product, releases in sorted(released_versions(client, database, now).items()):
         for (prev_version, _), (version, released_at) in zip(releases, releases[1:], strict=False):
             if released_at < now - timedelta(seconds=cfg.lookback_s) or version == prev_version:
                 continue

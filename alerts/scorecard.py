@@ -59,6 +59,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from alerts.errors import AlertsError
+from alerts.regression import released_versions
 from alerts.sample import Sample
 from pipeline import catalog
 
@@ -522,18 +523,6 @@ def _scorecard(
     return card, today
 
 
-def _releases(client: Client, database: str, now: datetime) -> dict[str, list[tuple[str, datetime]]]:
-    rows = client.query(
-        f"SELECT product, version, released_at FROM {database}.releases FINAL "
-        "WHERE released_at <= {now:DateTime64(3)} ORDER BY product, released_at",
-        parameters={"now": now},
-    ).result_rows
-    out: dict[str, list[tuple[str, datetime]]] = {}
-    for product, version, released_at in rows:
-        out.setdefault(product, []).append((version, _aware(released_at)))
-    return out
-
-
 def _aware(t: datetime) -> datetime:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
@@ -548,7 +537,7 @@ def compute_scorecards(
     lookback = cfg.baseline_days + cfg.window_days - 1 + cfg.period_days
     first = last - timedelta(days=lookback - 1)
     _, series = _load(client, database, cfg, first, last)
-    releases = _releases(client, database, now)
+    releases = released_versions(client, database, now)
     period = [last - timedelta(days=i) for i in range(cfg.period_days - 1, -1, -1)]
     cards = []
     for product in sorted(series):

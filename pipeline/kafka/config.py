@@ -57,3 +57,20 @@ def faust_broker_config(settings: Settings) -> dict[str, Any]:
     elif context is not None:
         cfg["broker_credentials"] = faust.SSLCredentials(context)
     return cfg
+
+
+def confluent_config(settings: Settings) -> dict[str, str]:
+    """librdkafka connection settings (confluent-kafka, quixstreams) from the pipeline's settings."""
+    cfg = {"bootstrap.servers": settings.kafka_bootstrap, "security.protocol": settings.kafka_security_protocol}
+    if settings.kafka_sasl_mechanism:
+        cfg["sasl.mechanism"] = settings.kafka_sasl_mechanism
+        cfg["sasl.username"] = settings.kafka_sasl_username or ""
+        if settings.kafka_sasl_password is not None:
+            cfg["sasl.password"] = settings.kafka_sasl_password.get_secret_value()
+    if settings.kafka_ssl_cafile:
+        cfg["ssl.ca.location"] = str(settings.kafka_ssl_cafile)
+    if settings.kafka_ssl_certfile:
+        cfg["ssl.certificate.location"] = str(settings.kafka_ssl_certfile)
+    if settings.kafka_ssl_keyfile:
+        cfg["ssl.key.location"] = str(settings.kafka_ssl_keyfile)
+    return cfg

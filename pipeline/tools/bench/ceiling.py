@@ -91,7 +91,7 @@ class Tally:
 def read_confluent(settings: Settings, tally: Tally, ends: dict[int, int]) -> None:
     from confluent_kafka import Consumer
 
-    from pipeline.tools.bench.workload import confluent_config
+    from pipeline.kafka.config import confluent_config
 
     consumer = Consumer(
         {**confluent_config(settings), "group.id": settings.consumer_group, "auto.offset.reset": "earliest",

@@ -24,9 +24,9 @@ from typing import Any
 
 from pipeline import clickhouse
 from pipeline.events import EVENT_ADAPTER, PACK_FORMAT, PACK_HEADER
+from pipeline.kafka.config import confluent_config
 from pipeline.settings import Settings
 from pipeline.tools.bench.rows import EVENT_COLUMNS, WINDOW_COLUMNS, create_window_table, event_row
-from pipeline.tools.bench.workload import confluent_config
 
 PROGRESS_PREFIX = "bench-progress "
 WINDOW_MS = 60_000

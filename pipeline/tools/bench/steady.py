@@ -39,6 +39,7 @@ from rich.table import Table
 
 from pipeline.events import encode_event, partition_key
 from pipeline.kafka.admin import ensure_topics
+from pipeline.kafka.config import confluent_config
 from pipeline.settings import Settings
 from pipeline.tools import synth
 from pipeline.tools.bench import report, verify
@@ -49,7 +50,6 @@ from pipeline.tools.bench.workload import (
     PACK_HEADERS,
     Format,
     Truth,
-    confluent_config,
     partition_of,
     traffic_config,
 )

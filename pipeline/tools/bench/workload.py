@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pipeline.events import PACK_FORMAT, PACK_HEADER, encode_event, partition_key
-from pipeline.kafka.config import kafka_python_config
+from pipeline.kafka.config import confluent_config, kafka_python_config
 from pipeline.settings import Settings
 from pipeline.tools import synth
 
@@ -173,20 +173,3 @@ def _send_kafka_python(
     finally:
         producer.close()
     yield len(messages)
-
-
-def confluent_config(settings: Settings) -> dict[str, str]:
-    """librdkafka connection settings (confluent-kafka, quixstreams) from the pipeline's settings."""
-    cfg = {"bootstrap.servers": settings.kafka_bootstrap, "security.protocol": settings.kafka_security_protocol}
-    if settings.kafka_sasl_mechanism:
-        cfg["sasl.mechanism"] = settings.kafka_sasl_mechanism
-        cfg["sasl.username"] = settings.kafka_sasl_username or ""
-        if settings.kafka_sasl_password is not None:
-            cfg["sasl.password"] = settings.kafka_sasl_password.get_secret_value()
-    if settings.kafka_ssl_cafile:
-        cfg["ssl.ca.location"] = str(settings.kafka_ssl_cafile)
-    if settings.kafka_ssl_certfile:
-        cfg["ssl.certificate.location"] = str(settings.kafka_ssl_certfile)
-    if settings.kafka_ssl_keyfile:
-        cfg["ssl.key.location"] = str(settings.kafka_ssl_keyfile)
-    return cfg
