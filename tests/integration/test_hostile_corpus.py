@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from corpus import CORPUS, MANIFEST, expand
 from kafka import KafkaConsumer, KafkaProducer
 from truth import assert_totals_equal, ground_truth, make_events, stored_totals
 
@@ -25,8 +24,6 @@ from pipeline.kafka.config import kafka_python_config
 
 pytestmark = pytest.mark.integration
 
-CORPUS = Path(__file__).resolve().parents[1] / "data" / "bad_inputs"
-MANIFEST: dict[str, Any] = yaml.safe_load((CORPUS / "manifest.yaml").read_text())
 GOOD_PRODUCTS = ["checkout", "search", "profile"]
 PACK_HEADERS = [("pulse.format", b"ndjson")]
 BIG = 4 * 1024 * 1024  # the corpus holds a message of 1 MiB + a few hundred bytes
@@ -36,17 +33,6 @@ STRING_COLUMNS = (
 )  # fmt: skip
 
 Position = tuple[int, int, int]  # (partition, offset, index in the message)
-
-
-def expand(expected: list[Any]) -> list[str]:
-    out: list[str] = []
-    for item in expected:
-        if isinstance(item, dict):
-            ((outcome, n),) = item.items()
-            out += [outcome] * n
-        else:
-            out.append(item)
-    return out
 
 
 def runs(outcomes: list[str]) -> str:

@@ -29,7 +29,7 @@ from typing import Any, get_args
 
 import msgspec
 import pytest
-import yaml
+from corpus import CORPUS, MANIFEST, expand
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
@@ -50,8 +50,6 @@ from pipeline.events import (
 )
 from pipeline.settings import Settings
 
-CORPUS = Path(__file__).resolve().parents[1] / "data" / "bad_inputs"
-MANIFEST: dict[str, Any] = yaml.safe_load((CORPUS / "manifest.yaml").read_text())
 CORPUS_SETTINGS: dict[str, Any] = MANIFEST["settings"]
 CORPUS_MAX_AGE_S = CORPUS_SETTINGS["events_ttl_days"] * 86_400.0
 REASONS = {"oversized", "bad_json", "unknown_type", "invalid", "future_ts", "past_ts", "rejected_by_store"}
@@ -65,18 +63,6 @@ _positions = itertools.count(1)  # every batch written to the store gets offsets
 # Hypothesis keeps its caches outside the work tree, and no example database: every run draws afresh.
 set_hypothesis_home_dir(str(Path(tempfile.gettempdir()) / "productpulse-hypothesis"))
 BOUNDED = settings(deadline=None, database=None)
-
-
-def expand(expected: list[Any]) -> list[str]:
-    """The manifest's outcome list with ``{outcome: n}`` items written out."""
-    out: list[str] = []
-    for item in expected:
-        if isinstance(item, dict):
-            ((outcome, n),) = item.items()
-            out += [outcome] * n
-        else:
-            out.append(item)
-    return out
 
 
 def outcomes(batch: BatchResult, payloads: int) -> dict[int, tuple[str, str]]:
