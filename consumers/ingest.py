@@ -123,12 +123,10 @@ class Ingestor:
             first_offsets.setdefault(msg.partition, msg.offset)
         self._step(1)
         self._fence(generation, first_offsets)
-        for partition, offset in first_offsets.items():
-            if partition not in self.owned:
-                await self._retry(
-                    "take_over", self.sink.take_over, partition, offset, self.seen, self.settings.dedup_window
-                )
-                self.owned.add(partition)
+        new = {p: o for p, o in first_offsets.items() if p not in self.owned}
+        if new:
+            await self._retry("take_over", self.sink.take_over, new, self.seen, self.settings.dedup_window)
+            self.owned.update(new)
 
         self._step(2)
         watermarks_before = dict(self.watermarks.max_ts)

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -172,29 +172,43 @@ class ClickHouseSink:
             self.client.insert(f"{self.db}.releases", rows, column_names=cols)
 
     # --- takeover of a partition -------------------------------------------------
-    def take_over(self, partition: int, first_offset: int, seen: SeenIds, warm_limit: int) -> None:
-        """Roll back uncommitted partials of ``partition`` and warm the dedup memory.
+    def take_over(self, first_offsets: Mapping[int, int], seen: SeenIds, warm_limit: int) -> None:
+        """Roll back uncommitted partials of partitions new to this worker and warm the dedup memory.
 
-        Partials whose batch started at or after the offset we resume from were
-        written by batches that were never committed; they are about to be
-        written again, so they go first. Then the ids already stored for this
-        partition are loaded so a duplicate of an earlier event is still known.
+        ``first_offsets`` maps each partition to the offset we resume it from.
+        Partials whose batch started at or after that offset were written by
+        batches that were never committed; they are about to be written again,
+        so they go first. Then the ids already stored for each partition are
+        loaded so a duplicate of an earlier event is still known. One statement
+        per table and one query for all the partitions of a batch.
         """
+        if not first_offsets:
+            return
+        fresh = " OR ".join(
+            f"(src_partition = {int(p)} AND batch_start >= {int(o)})" for p, o in sorted(first_offsets.items())
+        )
         for table in PARTIAL_TABLES:
-            self.client.command(
-                f"DELETE FROM {self.db}.{table} WHERE src_partition = {int(partition)} "
-                f"AND batch_start >= {int(first_offset)}"
-            )
-        seen.forget(partition)
+            self.client.command(f"DELETE FROM {self.db}.{table} WHERE {fresh}")
+        for partition in first_offsets:
+            seen.forget(partition)
         if warm_limit > 0:
             rows = self.client.query(
-                f"SELECT event_id, min(kafka_offset * {MAX_PACK_EVENTS} + pack_index) AS o FROM {self.db}.events "
-                "WHERE kafka_partition = {p:UInt16} GROUP BY event_id ORDER BY o DESC LIMIT {n:UInt64}",
-                parameters={"p": partition, "n": warm_limit},
-            ).result_rows
-            seen.remember(partition, ((i.int, int(o)) for i, o in reversed(rows)))
+                f"SELECT kafka_partition, event_id, min(kafka_offset * {MAX_PACK_EVENTS} + pack_index) AS o "
+                f"FROM {self.db}.events WHERE kafka_partition IN {{ps:Array(UInt16)}} "
+                "GROUP BY kafka_partition, event_id "
+                "ORDER BY kafka_partition, o DESC LIMIT {n:UInt64} BY kafka_partition",
+                parameters={"ps": sorted(first_offsets), "n": warm_limit},
+            ).result_columns
+            by_partition: dict[int, list[tuple[int, int]]] = {p: [] for p in first_offsets}
+            if rows:
+                for partition, event_id, position in zip(*rows, strict=True):
+                    by_partition[partition].append((event_id.int, position))
+            for partition, pairs in by_partition.items():
+                seen.remember(partition, reversed(pairs))  # oldest first, as they were stored
         log.info(
-            "event=partition_taken_over partition=%d from_offset=%d dedup_ids=%d", partition, first_offset, len(seen)
+            "event=partitions_taken_over partitions=%s dedup_ids=%d",
+            ",".join(f"{p}@{o}" for p, o in sorted(first_offsets.items())),
+            len(seen),
         )
 
     def close(self) -> None:

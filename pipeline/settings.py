@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     )
     batch_within_s: float = Field(1.0, gt=0, description="flush a partial batch after this many seconds")
     max_event_bytes: int = Field(64 * 1024, ge=256, description="larger messages go to the DLQ")
+    decode_process: bool = Field(
+        True, description="decode batches in a process of their own (a second core); false: on a thread"
+    )
     max_future_skew_s: int = Field(3600, ge=0, description="events further in the future go to the DLQ")
     max_event_age_days: int | None = Field(
         None, ge=1, description="older events (and any before 1970) go to the DLQ; unset = events_ttl_days"

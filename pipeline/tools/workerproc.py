@@ -8,6 +8,7 @@ lag means every row is stored), read its peak RSS, and stop or kill it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -77,24 +78,29 @@ class WorkerProcess:
         raise TimeoutError(f"worker did not drain {topic} within {timeout_s}s; see {self.log_path}")
 
     def peak_rss_bytes(self) -> int:
-        """The process's high-water resident set size (VmHWM), read while it runs."""
-        status = Path(f"/proc/{self.pid}/status").read_text()
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-        return 0
+        """High-water resident set size (VmHWM) of the process and its child processes, summed, read while
+        they run (an upper bound of their peak together: each one's peak may come at another moment)."""
+        return sum(_status_bytes(pid, "VmHWM:") for pid in self.pids())
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time the process (all its threads) has used so far, from /proc/<pid>/stat."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+        """User + system CPU time the process and its child processes (all threads) have used so far."""
+        return sum(map(_cpu_seconds, self.pids()))
 
     def rss_bytes(self) -> int:
-        """The process's resident set size now (VmRSS)."""
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        return 0
+        """Resident set size now (VmRSS) of the process and its child processes, summed."""
+        return sum(_status_bytes(pid, "VmRSS:") for pid in self.pids())
+
+    def pids(self) -> list[int]:
+        """The process and its descendants (e.g. the worker's decode process), from /proc."""
+        parents: dict[int, int] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    parents[int(entry.name)] = int(_stat_fields(int(entry.name))[1])
+        family = [self.pid]
+        for pid in family:  # grows while it is walked: breadth first
+            family.extend(child for child, parent in parents.items() if parent == pid)
+        return family
 
     def stop(self, timeout_s: float = 30.0) -> int:
         """SIGTERM, wait, SIGKILL if it does not go; returns the exit code."""
@@ -116,3 +122,24 @@ class WorkerProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/<pid>/stat after the command name: state, ppid, ... (field 3 onwards of proc(5))."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = _stat_fields(pid)
+    except OSError:  # it has just ended
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def _status_bytes(pid: int, key: str) -> int:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) * 1024 for line in lines if line.startswith(key)), 0)

@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from consumers.aggregate import (
     COUNTERS,
     KEY_COLUMNS,
     PARTIAL_COLUMNS,
     BatchResult,
+    DecodedBatch,
     Message,
     PartialKey,
     SeenIds,
     Watermarks,
     aggregate_batch,
+    aggregate_decoded,
+    decode_batch,
+    decode_portable,
+    portable_messages,
 )
 from pipeline.catalog.histogram import bucket_of
 from pipeline.events import EVENT_ADAPTER, Event, encode_event, encode_pack, partition_key, position_event_id
@@ -480,6 +488,83 @@ def test_seen_ids_remember_warms_up():
     assert seen.first(0, 25, 7) is False
     assert seen.first(0, 20, 7) is True
     assert seen.first(0, 11, 8) is False
+
+
+def _first_one_by_one(seen: dict[int, dict[int, int]], partition: int, position: int, event_id: int) -> bool:
+    """The dedup rule, stated plainly: an id counts at its smallest position in its partition."""
+    known = seen.setdefault(partition, {})
+    prev = known.get(event_id)
+    if prev is not None and prev < position:
+        return False
+    known[event_id] = position
+    return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 30), st.integers(0, 12)), max_size=25), max_size=6)
+)
+def test_first_many_answers_as_one_by_one(batches):
+    """Whole-batch dedup (unique ids or repeated ones, replays, earlier positions) equals the event-by-event rule."""
+    seen, reference = SeenIds(10**6), {}
+    for batch in batches:
+        for partition in range(3):
+            pairs = [(pos, i) for p, pos, i in batch if p == partition]
+            expected = [_first_one_by_one(reference, partition, pos, i) for pos, i in pairs]
+            assert seen.first_many(partition, [pos for pos, _ in pairs], [i for _, i in pairs]) == expected
+    assert len(seen) == sum(map(len, reference.values()))
+
+
+def test_first_many_stays_within_capacity_and_keeps_the_newest():
+    seen = SeenIds(100)
+    for start in range(0, 1000, 50):
+        assert (
+            seen.first_many(start // 50 % 3, list(range(start, start + 50)), list(range(start, start + 50)))
+            == [True] * 50
+        )
+        assert len(seen) <= 100
+    assert seen.first_many(1, [10**6], [999]) == [False]  # the newest ids are remembered
+    assert seen.first_many(0, [10**6], [0]) == [True]  # the oldest were forgotten
+
+
+def test_a_batch_decoded_in_another_process_aggregates_the_same():
+    """What crosses from the decode process (plain lists in, Arrow and lists out, through pickle) decides alike."""
+    now = datetime.fromtimestamp(NOW_S, UTC)
+    good = [ev("request", operation="o", latency_ms=12), ev("feature_used", feature="f", success=True)]
+    messages = [
+        pack(0, 10, *good, b"{not json", ev("session_started", ts=now + timedelta(days=1))),
+        single(0, 11, good[0]),  # a later copy of an id: a duplicate
+        single(1, 3, ev("conversion", goal="g", value=5, ts=now - timedelta(days=500))),  # past the maximum age
+        single(1, 4, b'{"type": "nope"}'),
+        single(1, 5, b'{"type": "request", "product": "shop"}'),  # fields missing
+        Message(2, 7, None, None),
+        pack(2, 8, ev("error", kind="E", ts=T0 - timedelta(minutes=10)), ev("session_ended", status="crashed")),
+    ]
+
+    def aggregate(decoded: DecodedBatch, rejected: dict | None = None) -> BatchResult:
+        return aggregate_decoded(decoded, SeenIds(100), Watermarks(300), NOW_S, 3600, 400 * 86_400, rejected)
+
+    at_home = decode_batch(messages, 64 * 1024, "t")
+    travelled = pickle.loads(pickle.dumps(decode_portable(portable_messages(messages), 64 * 1024, "t"))).attach(
+        messages
+    )
+    assert travelled.events == [] and travelled.raws == []  # it really came without per-event objects
+    for rejected in (None, {(2, 8, 1): "the store refused it"}):
+        mine, theirs = aggregate(at_home, rejected), aggregate(travelled, rejected)
+        assert theirs.raw_rows.arrow_batch().equals(mine.raw_rows.arrow_batch())
+        assert theirs.partials == mine.partials and theirs.breakdown == mine.breakdown
+        assert [(d.message, d.index, d.value, d.error) for d in theirs.dead] == [
+            (d.message, d.index, d.value, d.error) for d in mine.dead
+        ]
+        assert (theirs.duplicates, theirs.late, theirs.products) == (mine.duplicates, mine.late, mine.products)
+    assert {d.error.reason for d in mine.dead} == {
+        "bad_json",
+        "future_ts",
+        "past_ts",
+        "unknown_type",
+        "invalid",
+        "rejected_by_store",
+    }
 
 
 # --- late events -----------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from truth import assert_totals_equal, emit_all, ground_truth, make_events, stored_totals
@@ -49,8 +50,11 @@ def test_sigkill_mid_stream_then_restart_is_exact(settings, start_worker):
         while consumer_lag(settings, settings.events_topic) > target and time.monotonic() < deadline:
             time.sleep(0.2)
         time.sleep(0.3)
+        family = worker.pids()
+        assert len(family) >= 2, "the worker decodes in a process of its own"
         worker.kill()
         assert consumer_lag(settings, settings.events_topic) > 0, "the kill must land mid-stream"
+        assert _all_gone(family, within_s=10), "the decode process must end with the worker"
 
     survivor = start_worker(settings, name="survivor")
     survivor.wait_drained(settings.events_topic, timeout_s=300)
@@ -61,3 +65,21 @@ def test_sigkill_mid_stream_then_restart_is_exact(settings, start_worker):
     assert (n_rows, n_ids) == (total, total)
     assert_totals_equal(stored_totals(settings), ground_truth(events))
     assert _breakdown(settings) == _breakdown_truth(events)
+
+
+def _all_gone(pids: list[int], within_s: float) -> bool:
+    """Whether every process in ``pids`` has ended (a zombie waiting to be reaped counts as ended)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        alive = []
+        for pid in pids:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if state not in ("Z", "X"):
+                alive.append(pid)
+        if not alive:
+            return True
+        time.sleep(0.2)
+    return False
