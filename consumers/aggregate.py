@@ -52,8 +52,6 @@ from pipeline.catalog.histogram import ZERO_BUCKET, bucket_of
 from pipeline.events import (
     EVENT_ADAPTER,
     MAX_PACK_EVENTS,
-    PACK_FORMAT,
-    PACK_HEADER,
     DecodeError,
     decode_many,
     encode_event,
@@ -156,10 +154,14 @@ class DeadLetter:
 
 def unpack(msg: Message) -> list[bytes | None]:
     """The event payloads of a message: the lines of a pack, or the message itself."""
-    if msg.value is not None and is_pack(msg.headers):
-        lines: list[bytes | None] = list(split_pack(msg.value))
+    return _payloads(msg.value, is_pack(msg.headers))
+
+
+def _payloads(value: bytes | None, pack: bool) -> list[bytes | None]:
+    if value is not None and pack:
+        lines: list[bytes | None] = list(split_pack(value))
         return lines or [None]  # a pack of no events is one bad message, not none
-    return [msg.value]
+    return [value]
 
 
 # --- the raw rows ------------------------------------------------------------------
@@ -278,39 +280,7 @@ class DecodedBatch:
         return self
 
 
-def decode_batch(messages: Sequence[Message], max_event_bytes: int, topic: str = "") -> DecodedBatch:
-    """Decode and validate every event of a batch (stage one; see :class:`DecodedBatch`)."""
-    out = DecodedBatch(messages)
-    raws, owner, index = out.raws, out.owner, out.index
-    for m, msg in enumerate(messages):
-        lines = unpack(msg) if msg.value is not None and msg.headers else [msg.value]
-        raws.extend(lines)
-        owner.extend([m] * len(lines))
-        index.extend(range(len(lines)))
-    results = out.results = decode_many(raws, max_event_bytes)
-    valid = out.valid = [j for j, r in enumerate(results) if type(r) is not DecodeError]
-    if not valid:
-        return out
-    good: list[Any] = [results[j] for j in valid]
-    events = out.events = list(map(itemgetter(0), good))
-    out.ts = list(map(itemgetter(1), good))
-    out.micros = list(map(itemgetter(2), good))
-    msg_partition = [msg.partition for msg in messages]
-    msg_offset = [msg.offset for msg in messages]
-    owners = [owner[j] for j in valid]
-    out.partitions = list(map(msg_partition.__getitem__, owners))
-    out.offsets = list(map(msg_offset.__getitem__, owners))
-    out.indices = list(map(index.__getitem__, valid))
-    ids = out.ids = list(map(_EVENT_ID, events))
-    for v, event_id in enumerate(ids):
-        if event_id is UNSET:  # an event that came without one: its id is derived from its position
-            ids[v] = position_event_id(topic, out.partitions[v], out.offsets[v], out.indices[v])
-    out.id_ints = [u.int for u in ids]
-    return out
-
-
 PortableMessages = tuple[list[int], list[int], list[bytes | None], list[bool]]  # partitions, offsets, values, packs
-_PACK_HEADERS = ((PACK_HEADER, PACK_FORMAT),)
 
 
 def portable_messages(messages: Sequence[Message]) -> PortableMessages:
@@ -323,14 +293,47 @@ def portable_messages(messages: Sequence[Message]) -> PortableMessages:
     )
 
 
+def decode_batch(messages: Sequence[Message], max_event_bytes: int, topic: str = "") -> DecodedBatch:
+    """Decode and validate every event of a batch (stage one; see :class:`DecodedBatch`)."""
+    return decode_messages(portable_messages(messages), max_event_bytes, topic).attach(messages)
+
+
 def decode_portable(messages: PortableMessages, max_event_bytes: int, topic: str = "") -> DecodedBatch:
-    """:func:`decode_batch` in a decode process: :func:`portable_messages` in, :meth:`DecodedBatch.portable` out."""
+    """:func:`decode_messages` in a decode process: the answer is :meth:`DecodedBatch.portable`."""
+    return decode_messages(messages, max_event_bytes, topic).portable()
+
+
+def decode_messages(messages: PortableMessages, max_event_bytes: int, topic: str = "") -> DecodedBatch:
+    """Decode and validate every event of messages given as :func:`portable_messages` (no messages attached)."""
     partitions, offsets, values, packs = messages
-    rebuilt = [
-        Message(p, o, None, v, _PACK_HEADERS if pack else None)
-        for p, o, v, pack in zip(partitions, offsets, values, packs, strict=True)
-    ]
-    return decode_batch(rebuilt, max_event_bytes, topic).portable()
+    out = DecodedBatch(())
+    if not any(packs):  # lone events only: payload j is message j
+        out.raws, out.owner, out.index = list(values), list(range(len(values))), [0] * len(values)
+    else:
+        raws, owner, index = out.raws, out.owner, out.index
+        for m, (value, pack) in enumerate(zip(values, packs, strict=True)):
+            lines = _payloads(value, pack)
+            raws.extend(lines)
+            owner.extend([m] * len(lines))
+            index.extend(range(len(lines)))
+    results = out.results = decode_many(out.raws, max_event_bytes)
+    valid = out.valid = [j for j, r in enumerate(results) if type(r) is not DecodeError]
+    if not valid:
+        return out
+    good: list[Any] = [results[j] for j in valid]
+    events = out.events = list(map(itemgetter(0), good))
+    out.ts = list(map(itemgetter(1), good))
+    out.micros = list(map(itemgetter(2), good))
+    owners = [out.owner[j] for j in valid]
+    out.partitions = list(map(partitions.__getitem__, owners))
+    out.offsets = list(map(offsets.__getitem__, owners))
+    out.indices = list(map(out.index.__getitem__, valid))
+    ids = out.ids = list(map(_EVENT_ID, events))
+    for v, event_id in enumerate(ids):
+        if event_id is UNSET:  # an event that came without one: its id is derived from its position
+            ids[v] = position_event_id(topic, out.partitions[v], out.offsets[v], out.indices[v])
+    out.id_ints = [u.int for u in ids]
+    return out
 
 
 _EVENT_ID = attrgetter("event_id")

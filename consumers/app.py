@@ -21,23 +21,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import functools
 import gc
 import logging
-import multiprocessing
 import os
-import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import faust
 from faust.types import TP
 
-from consumers.aggregate import DeadLetter, DecodedBatch, Message, decode_portable, portable_messages
+from consumers import decoding
+from consumers.aggregate import DeadLetter, DecodedBatch, Message
 from consumers.batching import PACK_EVENTS, Batches, BatchingConsumer, Chunk, PulseApp
 from consumers.extensions import LeaderTimer, Page, Reply
 from consumers.ingest import BatchAbandoned, Ingestor
@@ -100,13 +97,12 @@ def create_app(
         if not await sink.drain(REVOKE_DRAIN_S):
             log.warning("event=revoke_drain_timeout seconds=%.0f", REVOKE_DRAIN_S)
 
-    decoder = _decoder(settings)
+    decoder = decoding.decoder(settings.decode_process)
 
     @app.agent(app.channel(), concurrency=1, name="ingest")
     async def ingest(stream: faust.StreamT[bytes]) -> None:  # its stream stays empty: batches come from `batches`
-        """Take batches, decode the next one on the decode thread while this one is stored, store them in order."""
+        """Take batches, decode the next one (see consumers.decoding) while this one is stored, store them in order."""
         _tune_gc()
-        loop = asyncio.get_running_loop()
         ready: asyncio.Queue[tuple[list[Chunk], DecodedBatch]] = asyncio.Queue(maxsize=1)
 
         def generation() -> int:
@@ -125,14 +121,9 @@ def create_app(
                     chunks = await batches.take(batch_events, settings.batch_within_s, generation)
                     if chunks:
                         messages = [m for chunk in chunks for m in chunk.messages]
-                        decoded = await loop.run_in_executor(
-                            decoder,
-                            decode_portable,
-                            portable_messages(messages),
-                            settings.max_event_bytes,
-                            settings.events_topic,
+                        decoded = await decoding.decode(
+                            decoder, messages, settings.max_event_bytes, settings.events_topic
                         )
-                        decoded.attach(messages)
                         await ready.put((chunks, decoded))
                         await ready.join()  # one batch ahead at most: the next take waits until this one is taken
             except asyncio.CancelledError:
@@ -164,24 +155,6 @@ def create_app(
     for page in pages:
         _mount(app, sink, page)
     return app
-
-
-def _decoder(settings: Settings) -> Executor:
-    """Where batches are decoded: a process of its own (its own GIL, so decoding the next batch runs
-    beside this one's aggregation and Kafka reads), or a thread with ``PULSE_DECODE_PROCESS=false``."""
-    if not settings.decode_process:
-        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
-    return ProcessPoolExecutor(
-        max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_die_with_parent
-    )
-
-
-def _die_with_parent() -> None:
-    """In the decode process: end when the worker ends, even by SIGKILL (Linux; elsewhere it ends on its own
-    when the worker's pipe closes)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the worker, which stops this process itself
 
 
 def _schedule(app: faust.App, sink: ClickHouseSink, timer: LeaderTimer) -> None:
