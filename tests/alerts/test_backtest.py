@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,11 +22,13 @@ from pipeline import catalog
 
 pytestmark = pytest.mark.integration
 HEALTHY = ("checkout", "feed", "billing")
+# A fixed hour of the day: the synthetic traffic follows the UTC clock, so the same data every run.
+END = datetime.now(UTC).replace(hour=13, minute=0, second=0, microsecond=0) - timedelta(days=1)
 
 
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
-    sc = open_scenario(tmp_path_factory.mktemp("backtest"), days=3, users_per_product=150)
+    sc = open_scenario(tmp_path_factory.mktemp("backtest"), days=3, users_per_product=150, end=END)
     yield sc
     close_scenario(sc)
 
