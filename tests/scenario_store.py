@@ -28,6 +28,16 @@ from pipeline.tools import synth
 BATCH = 5_000
 
 
+def fixed_end() -> datetime:
+    """Yesterday 13:00 UTC: where scenario tests end their data.
+
+    Synthetic traffic follows the hour of the UTC day, so a scenario that ends
+    at a fixed hour holds the same data - and gets the same verdicts - at
+    whatever time the tests run; one that ends "now" does not.
+    """
+    return datetime.now(UTC).replace(hour=13, minute=0, second=0, microsecond=0) - timedelta(days=1)
+
+
 @dataclass(frozen=True)
 class Scenario:
     """A filled store: the client, its database, the traffic config and the scenario's ground truth."""

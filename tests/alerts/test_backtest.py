@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from scenario_store import Scenario, close_scenario, open_scenario
+from scenario_store import Scenario, close_scenario, fixed_end, open_scenario
 
 from alerts.rules import LoadedRule, load_rules
 from alerts.service import backtest
@@ -22,8 +22,7 @@ from pipeline import catalog
 
 pytestmark = pytest.mark.integration
 HEALTHY = ("checkout", "feed", "billing")
-# A fixed hour of the day: the synthetic traffic follows the UTC clock, so the same data every run.
-END = datetime.now(UTC).replace(hour=13, minute=0, second=0, microsecond=0) - timedelta(days=1)
+END = fixed_end()
 
 
 @pytest.fixture(scope="module")

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from scenario_store import Scenario, close_scenario, fixed_end, open_scenario, write_events
 
 from alerts.scorecard import DIMENSIONS, compute_scorecards, redesign_samples, store_scorecards
 from pipeline.events import Request
 from pipeline.tools import synth
-from tests.scenario_store import Scenario, close_scenario, open_scenario, write_events
 
 HEALTHY = ("checkout", "feed", "billing")
-# A fixed hour of the day: the same seed then yields the same events relative to the start on every run.
-END = datetime.now(UTC).replace(hour=13, minute=0, second=0, microsecond=0) - timedelta(days=1)
+END = fixed_end()
 
 
 def _slow_traffic() -> Iterator[object]:

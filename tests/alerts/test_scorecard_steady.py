@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from scenario_store import Scenario, close_scenario, fixed_end, open_scenario
 
 from alerts.scorecard import compute_scorecards
-from tests.scenario_store import Scenario, close_scenario, open_scenario
 
-END = datetime.now(UTC).replace(hour=13, minute=0, second=0, microsecond=0) - timedelta(days=1)
+END = fixed_end()
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,13 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from html import unescape
 from pathlib import Path
 
 import pytest
 from net import free_port
-from scenario_store import close_scenario, open_scenario
+from scenario_store import close_scenario, fixed_end, open_scenario
 
 from alerts.service import build_evaluator
 
@@ -43,7 +43,7 @@ def console_errors(log: str) -> list[str]:
 
 
 def test_worker_serves_every_dashboard_page_to_a_real_browser(settings, start_worker, tmp_path):
-    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    end = fixed_end()
     scenario = open_scenario(settings.data_dir, users_per_product=150, end=end)
     # The evaluator as the worker's leader timer runs it, over the last two hours: it stores alert states,
     # scorecards and release verdicts - what the pages read.
