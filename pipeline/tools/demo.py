@@ -5,7 +5,10 @@
    ``<data_dir>/demo`` and fresh demo topics;
 3. send synthetic traffic - two weeks of event time on a compressed clock,
    with a release that regresses and a product that decays - at ``rate``
-   events/s for ``duration_s`` seconds, with a progress bar;
+   events/s for ``duration_s`` seconds, with a progress bar. The fortnight
+   ends at the last UTC midnight (:func:`demo_end`): synthetic traffic follows
+   the hour of the UTC day, so a fixed end gives the same data - and the same
+   story - at whatever hour the demo runs;
 4. wait until the worker has committed everything (so every row is stored),
    stop it, and print per-product health read back from ClickHouse, plus the
    scenario's story: the regressing release against its predecessor and the
@@ -19,7 +22,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from rich.console import Console
@@ -50,6 +53,11 @@ class Table(NamedTuple):
 
 
 SUMMARY_METRICS = ["events", "sessions", "crash_free_sessions", "error_rate", "latency_mean_ms", "latency_p95_ms"]
+
+
+def demo_end(now: datetime) -> datetime:
+    """Where the demo's fortnight ends: the last UTC midnight at or before ``now``."""
+    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def demo_settings(settings: Settings) -> Settings:
@@ -88,7 +96,7 @@ def run_demo(
         ensure_topics(demo)
         console.print(f"[bold]worker[/] starting (log: {worker.log_path})")
         worker.start().wait_ready()
-        cfg = traffic_config(max(1, int(duration_s * rate)), SPAN, scenario, seed)
+        cfg = traffic_config(max(1, int(duration_s * rate)), SPAN, scenario, seed, end=demo_end(datetime.now(UTC)))
         sent = send_traffic(demo, cfg, rate, console)
         console.print(f"sent {sent:,} events; waiting for the worker to store them ...")
         worker.wait_drained(demo.events_topic, timeout_s=max(120.0, duration_s * 4))

@@ -21,12 +21,14 @@ from pipeline.tools import synth
 EVENTS_PER_USER_DAY = 23  # what synth's defaults produce per user and day, measured
 
 
-def traffic_config(events: int, span: timedelta, scenario: str, seed: int) -> synth.TrafficConfig:
-    """A config whose traffic over ``span`` (ending now) holds about ``events`` events."""
+def traffic_config(
+    events: int, span: timedelta, scenario: str, seed: int, end: datetime | None = None
+) -> synth.TrafficConfig:
+    """A config whose traffic over ``span`` (ending at ``end``, by default now) holds about ``events`` events."""
     users = max(5, round(events / (5 * EVENTS_PER_USER_DAY * max(span / timedelta(days=1), 1 / 24))))
     return synth.TrafficConfig(
         seed=seed,
-        start=datetime.now(UTC) - span,
+        start=(end or datetime.now(UTC)) - span,
         span=span,
         users_per_product=users,
         scenario=scenario,

@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from pipeline.events import EVENT_ADAPTER, EVENT_TYPES, Event
+from pipeline.tools.demo import SPAN, demo_end
+from pipeline.tools.load import traffic_config
 from pipeline.tools.synth import SCENARIOS, TrafficConfig, releases, scenario_story, traffic
 
 START = datetime(2025, 3, 3, tzinfo=UTC)  # a Monday, midnight UTC
@@ -226,3 +228,15 @@ def test_decaying_product_loses_users_satisfaction_and_success(scenario_stats: S
 def test_steady_product_keeps_its_traffic(scenario_stats: ScenarioStats) -> None:
     first, last = scenario_stats.sessions["checkout", 0], scenario_stats.sessions["checkout", 3]
     assert 0.75 * first <= last <= 1.25 * first
+
+
+def test_the_demo_sends_the_same_fortnight_at_any_hour_of_the_day():
+    """The demo's data ends at the last UTC midnight, so runs hours apart on one day send identical events."""
+    morning, evening = datetime(2026, 3, 4, 0, 5, tzinfo=UTC), datetime(2026, 3, 4, 23, 55, tzinfo=UTC)
+    assert demo_end(morning) == demo_end(evening) == datetime(2026, 3, 4, tzinfo=UTC)
+    first, second = (
+        traffic_config(2_000, SPAN, "regression_and_decay", 7, end=demo_end(now)) for now in (morning, evening)
+    )
+    assert first.start + first.span == datetime(2026, 3, 4, tzinfo=UTC)
+    assert list(traffic(first)) == list(traffic(second))
+    assert releases(first) == releases(second)
