@@ -228,7 +228,6 @@ class DecodedBatch:
     partitions: list[int] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
     indices: list[int] = field(default_factory=list)  # index in pack
-    _columns: dict[str, Any] | None = None
     _arrow: pa.RecordBatch | None = None
 
     def position(self, v: int) -> Position:
@@ -240,19 +239,10 @@ class DecodedBatch:
             return self.raws[j]
         return unpack(self.messages[self.owner[j]])[self.index[j]]
 
-    def columns(self) -> dict[str, Any]:
-        """Every column of :data:`RAW_SCHEMA` for the valid events, as lists or numpy arrays (computed once)."""
-        if self._columns is None:
-            if self.events or self._arrow is None:
-                self._columns = _raw_columns(self)
-            else:  # a portable batch: its columns travelled as Arrow
-                self._columns = {name: self._arrow.column(name).to_pylist() for name in RAW_COLUMNS}
-        return self._columns
-
     def arrow(self) -> pa.RecordBatch:
-        """The valid events as one Arrow record batch in :data:`RAW_SCHEMA` (computed once)."""
+        """The valid events as one Arrow record batch in :data:`RAW_SCHEMA` (computed once; a portable batch has it)."""
         if self._arrow is None:
-            cols = self.columns()
+            cols = _raw_columns(self)
             arrays = [pa.array(cols[f.name], f.type) for f in RAW_SCHEMA]
             self._arrow = pa.RecordBatch.from_arrays(arrays, schema=RAW_SCHEMA)
         return self._arrow
@@ -272,7 +262,7 @@ class DecodedBatch:
         """
         self.prepare()
         results = [r if type(r) is DecodeError else None for r in self.results]
-        return replace(self, messages=(), raws=[], results=results, events=[], ids=[], _columns=None)
+        return replace(self, messages=(), raws=[], results=results, events=[], ids=[])
 
     def attach(self, messages: Sequence[Message]) -> DecodedBatch:
         """Give a portable batch back the messages it was decoded from."""
@@ -430,13 +420,6 @@ class RawRows:
         partition, offset, index = src.position(i)
         prefix = b'{"kafka_partition":%d,"kafka_offset":%d,"pack_index":%d,' % (partition, offset, index)
         return prefix + encode_event(EVENT_ADAPTER.validate_python(fields))[1:]  # type: ignore[arg-type]
-
-    def column(self, name: str) -> list[Any]:
-        """One column of :data:`RAW_SCHEMA` for these rows, as a list."""
-        col = self.source.columns()[name]
-        if len(self.index) == len(col):  # every valid event is a row (the common case): the index is 0..n-1
-            return col.tolist() if isinstance(col, np.ndarray) else list(col)
-        return [col[i] for i in self.index]
 
     def arrow_batch(self) -> pa.RecordBatch:
         """The rows as an Arrow record batch in :data:`RAW_SCHEMA`."""

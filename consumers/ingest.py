@@ -79,7 +79,7 @@ class Ingestor:
             raise BatchAbandoned(f"partitions {lost} are no longer assigned to this worker")
 
     def decode(self, messages: Sequence[Message]) -> DecodedBatch:
-        """Decode a batch ahead of :meth:`process` (pure: no state, safe on another thread)."""
+        """Decode a batch here (what :meth:`process` does when not handed one decoded ahead in the decode process)."""
         return decode_batch(messages, self.settings.max_event_bytes, self.settings.events_topic).prepare()
 
     async def process(self, messages: Sequence[Message], decoded: DecodedBatch | None = None) -> BatchResult:
