@@ -35,6 +35,7 @@ from faust.types import TP
 
 from consumers import decoding
 from consumers.aggregate import DeadLetter, DecodedBatch, Message
+from consumers.allocators import lean_allocators
 from consumers.batching import PACK_EVENTS, Batches, BatchingConsumer, Chunk, PulseApp
 from consumers.extensions import LeaderTimer, Page, Reply
 from consumers.ingest import BatchAbandoned, Ingestor
@@ -330,6 +331,7 @@ def run_worker(
     logging.basicConfig(
         level=loglevel.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    lean_allocators()  # before the engine and Faust start their threads
     # Faust creates its data folder without parents; make the whole path in every mode (server DSN included).
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     ensure_topics(settings)

@@ -20,6 +20,7 @@ import signal
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 
 from consumers.aggregate import DecodedBatch, Message, decode_portable, portable_messages
+from consumers.allocators import lean_allocators
 
 PR_SET_PDEATHSIG = 1
 
@@ -29,7 +30,7 @@ def decoder(in_process: bool) -> Executor:
     if not in_process:
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
     spawn = multiprocessing.get_context("spawn")  # never fork: the worker runs threads and an embedded engine
-    executor = ProcessPoolExecutor(max_workers=1, mp_context=spawn, initializer=_die_with_parent)
+    executor = ProcessPoolExecutor(max_workers=1, mp_context=spawn, initializer=_start_decode_process)
     executor.submit(int)  # start it now, not at the first batch
     return executor
 
@@ -42,9 +43,11 @@ async def decode(executor: Executor, messages: list[Message], max_event_bytes: i
     return decoded.attach(messages)
 
 
-def _die_with_parent() -> None:
+def _start_decode_process() -> None:
     """In the decode process: end when the worker ends, even by SIGKILL (Linux; elsewhere it ends
-    when the worker's pipe closes). Ctrl-C goes to the worker, which stops this process itself."""
+    when the worker's pipe closes). Ctrl-C goes to the worker, which stops this process itself.
+    Freed batch memory goes back to the OS (:mod:`consumers.allocators`)."""
+    lean_allocators()
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
