@@ -322,8 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="the main job on embedded defaults: local Kafka, worker, synthetic traffic, per-product report",
         description="Starts (or reuses) the local Kafka, runs a worker against an embedded ClickHouse, "
-        "sends synthetic traffic for --duration seconds, waits until it is all stored and prints a "
-        "per-product table read back from ClickHouse. Stops whatever it started.",
+        "sends two weeks of synthetic traffic (ending at the last UTC midnight, so every run tells the same "
+        "story) for --duration seconds, waits until it is all stored and prints a per-product table read "
+        "back from ClickHouse, then the pages and redesign candidates the alert rules found. Stops whatever "
+        "it started.",
     )
     _common(p)
     p.add_argument("--duration", type=float, default=30.0, help="seconds of traffic to send (default 30)")
