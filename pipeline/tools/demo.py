@@ -21,7 +21,7 @@ import contextlib
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -40,7 +40,11 @@ if TYPE_CHECKING:
 SPAN = timedelta(days=14)
 
 
-Findings = Callable[["Client", Settings, datetime, datetime, Console], list["Table"]]
+# What the rules found, as (name, title, columns, rows) tables; handed in by the CLI (this module knows nothing
+# of alerts), so the tables come as plain tuples rather than this module's Table.
+Findings = Callable[
+    ["Client", Settings, datetime, datetime, Console], Sequence[tuple[str, str, list[str], list[tuple[Any, ...]]]]
+]
 
 
 class Table(NamedTuple):
@@ -141,7 +145,8 @@ def _report(
     story = synth.scenario_story(cfg)
     with clickhouse.opened(settings) as client:
         db = settings.clickhouse_database
-        extra = findings(client, settings, cfg.start, cfg.start + cfg.span, console) if findings else []
+        found = findings(client, settings, cfg.start, cfg.start + cfg.span, console) if findings else []
+        extra = [Table(*t) for t in found]
         cols, rows = catalog.query(client, db, SUMMARY_METRICS, since)
         stored = client.query(f"SELECT count() FROM {db}.events FINAL").result_rows[0][0]
         release_rows: list[tuple[Any, ...]] = []

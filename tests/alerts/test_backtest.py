@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from scenario_store import Scenario, close_scenario, fixed_end, open_scenario
 
+from alerts.backtest import backtest
 from alerts.rules import LoadedRule, load_rules
-from alerts.service import backtest
 from alerts.sources import StoreSource
 from pipeline import catalog
 
