@@ -87,7 +87,8 @@ def run_demo(
 ) -> list[Table]:
     """Run the demo end to end; the tables it read back from ClickHouse, for the caller to print.
 
-    ``findings`` (handed in by the CLI: this module knows nothing of alerts) adds
+    ``findings`` (handed in by the CLI, :func:`pipeline.usecases.findings.demo_findings`: this module knows
+    nothing of alerts) adds
     what the rules found over the demo's event time. With ``serve`` the worker is
     started again after the report and serves the built-in dashboards until Ctrl-C.
     """
