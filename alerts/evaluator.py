@@ -1,229 +1,251 @@
-"""The alert state machine, with Prometheus' semantics, as pure code (no I/O, no clock).
+"""The evaluator: runs the rule groups that are due, persists their alerts' state, and notifies.
 
-Per rule, :func:`advance` takes the alerts so far, the samples of one
-evaluation and its time, and moves every series:
+* :func:`build_evaluator` loads the rules (refusing to start on any bad file)
+  and the notifiers configured in the settings;
+* :meth:`Evaluator.evaluate` runs every rule group that is due, moves its
+  alerts through the state machine (:mod:`alerts.statemachine`), persists the
+  state in one insert (:mod:`alerts.statestore`), queues notifications (never
+  blocking on them) and returns an :class:`EvaluationReport`; call it from one
+  thread at a time (the worker's ClickHouse executor, or ``pulse alerts run``).
 
-* inactive -> **pending** on the first match (``active_at``);
-* pending -> **firing** once it has matched for ``for`` (``for: 0`` fires at once);
-  a pending alert that stops matching is dropped (-> inactive);
-* a firing alert that stops matching stays firing while
-  ``now - last_match_at <= keep_firing_for`` - with evaluations every interval
-  that is exactly Prometheus' count from the first evaluation that did not match -
-  then **resolved** (``resolved_at``);
-* resolved alerts are kept (and re-notified) for :data:`RESOLVED_RETENTION_S`
-  (15 min), then dropped; a resolved alert that matches again starts over as pending.
-
-Hysteresis: a firing alert is held to the rule's ``resolve_threshold`` instead
-of its threshold, so it keeps matching until the value crosses that.
-
-*nodata* (volume under the rule's ``min_volume``, or no value: NaN) is decided
-to mean "no evidence": it is not a match, so it never creates, promotes or
-refreshes an alert, and it does not reset a firing alert's ``keep_firing_for``
-clock either - that clock keeps running from the last real match. A series
-that vanishes behaves the same. So low traffic can neither page nor hold a
-page open forever; to ride through quiet hours, give the rule a
-``keep_firing_for``. Series in nodata are reported in :attr:`Step.nodata`.
-
-Alerts are keyed by :func:`fingerprint`: a stable hash of their sorted labels,
-``alertname`` included. :meth:`Alert.to_dict` / :meth:`Alert.from_dict` carry
-the whole state (``keep_firing_for`` progress and ``last_sent_at`` included),
-so an evaluator restarted from them continues exactly where it was.
+The evaluator restores its alerts from ``alert_events`` on its first
+evaluation, so a restart neither re-notifies nor forgets nor resolves early.
+A firing alert's ``endsAt`` counts from the wall clock at send time, and
+``startsAt`` and a resolved alert's ``endsAt`` are capped at it: the same as
+Prometheus in live operation (evaluation time = wall clock); when evaluating
+at another event time (backfills, replays, tests) Alertmanager, which judges
+by its own clock, would otherwise see a firing alert as expired or a resolved
+one as still firing.
+Signal sources are called with ``store=True`` by the live evaluator (they
+persist their scorecards and verdicts); the backtest (:mod:`alerts.backtest`)
+calls them with ``store=False``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-from collections.abc import Iterable, Mapping, MutableMapping
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Literal
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-from alerts.rules import LoadedRule
-from alerts.sample import Sample
+from alerts import statestore
+from alerts.notify.alertmanager import AlertmanagerNotifier
+from alerts.notify.message import Notification, Notifier, generator_url
+from alerts.notify.webhook import WebhookNotifier
+from alerts.rules import RuleSet, load_rules, rules_paths
+from alerts.sources import SignalFn, StoreSource
+from alerts.statemachine import Alert, Transition, advance, due
+from pipeline.settings import Settings
+from pipeline.telemetry import (
+    ALERT_EVALUATION_FAILURES,
+    ALERT_EVALUATION_SECONDS,
+    ALERT_EVALUATIONS,
+    ALERTS_ACTIVE,
+    LAST_EVALUATION,
+)
 
-RESOLVED_RETENTION_S = 15 * 60
-State = Literal["pending", "firing", "resolved", "inactive"]
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
+log = logging.getLogger(__name__)
+
+# A group is due when its interval has passed, give or take this much scheduling jitter.
+DUE_SLACK_S = 1.0
 
 
-def fingerprint(labels: Mapping[str, str]) -> str:
-    """Stable id of an alert: sha256 of its sorted labels (alertname included), 16 hex digits."""
-    blob = json.dumps(sorted(labels.items()), separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+def _wall() -> datetime:
+    return datetime.now(UTC)
 
 
-def alert_labels(rule: LoadedRule, series: Mapping[str, str]) -> dict[str, str]:
-    """An alert's labels: the series' labels, the rule's labels, and ``alertname``."""
-    return {**dict(series), **rule.rule.labels, "alertname": rule.name}
+def utc(t: datetime) -> datetime:
+    """Naive times are UTC (what ClickHouse returns and the CLI parses)."""
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 @dataclass
-class Alert:
-    """One alert (a rule x one series) and everything needed to continue it after a restart."""
+class EvaluationReport:
+    """What one :meth:`Evaluator.evaluate` call did."""
 
-    alertname: str
-    group: str
-    fingerprint: str
-    labels: dict[str, str]
-    state: State
-    active_at: datetime
-    value: float = math.nan
-    volume: float = math.inf
-    annotations: dict[str, str] = field(default_factory=dict)
-    fired_at: datetime | None = None
-    last_match_at: datetime | None = None
-    resolved_at: datetime | None = None
-    last_sent_at: datetime | None = None
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def since(self) -> datetime:
-        """When the current state began."""
-        if self.state == "firing" and self.fired_at is not None:
-            return self.fired_at
-        if self.state == "resolved" and self.resolved_at is not None:
-            return self.resolved_at
-        return self.active_at
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for k, v in self.__dict__.items():
-            out[k] = v.isoformat() if isinstance(v, datetime) else v
-        out["value"] = None if math.isnan(self.value) else self.value
-        out["volume"] = None if math.isinf(self.volume) else self.volume
-        return out
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Alert:
-        times = ("active_at", "fired_at", "last_match_at", "resolved_at", "last_sent_at")
-        kw: dict[str, Any] = {
-            k: (datetime.fromisoformat(v) if k in times and v is not None else v) for k, v in d.items()
-        }
-        kw["value"] = math.nan if kw.get("value") is None else float(kw["value"])
-        kw["volume"] = math.inf if kw.get("volume") is None else float(kw["volume"])
-        kw["labels"] = dict(kw["labels"])
-        kw["annotations"] = dict(kw.get("annotations") or {})
-        kw["evidence"] = dict(kw.get("evidence") or {})
-        return cls(**kw)
-
-
-@dataclass(frozen=True)
-class Transition:
-    """An alert entering ``state`` at ``at`` (``inactive`` = a pending alert dropped)."""
-
-    alertname: str
-    fingerprint: str
-    labels: Mapping[str, str]
-    state: State
     at: datetime
-    value: float
+    groups: list[str] = field(default_factory=list)  # groups evaluated (the others were not due)
+    transitions: list[Transition] = field(default_factory=list)
+    firing: int = 0
+    pending: int = 0
+    nodata: int = 0
+    notifications: int = 0
+    rows_written: int = 0
+    errors: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "alertname": self.alertname,
-            "labels": dict(self.labels),
-            "state": self.state,
             "at": self.at.isoformat(),
-            "value": None if math.isnan(self.value) else self.value,
+            "groups": self.groups,
+            "transitions": [t.to_json() for t in self.transitions],
+            "firing": self.firing,
+            "pending": self.pending,
+            "nodata": self.nodata,
+            "notifications": self.notifications,
+            "rows_written": self.rows_written,
+            "errors": self.errors,
         }
 
 
-@dataclass
-class Step:
-    """What one evaluation of one rule did."""
+class Evaluator:
+    """Evaluates a rule set on a schedule, persists alert state, and notifies."""
 
-    rows: list[tuple[Alert, str]] = field(default_factory=list)  # (alert, transition or "") to persist
-    transitions: list[Transition] = field(default_factory=list)
-    nodata: list[dict[str, str]] = field(default_factory=list)  # labels of series reporting nodata
+    def __init__(
+        self,
+        rules: RuleSet,
+        *,
+        database: str,
+        interval_s: float = 60.0,
+        resend_delay_s: float = 60.0,
+        notifiers: Sequence[Notifier] = (),
+        dashboard_url: str = "http://127.0.0.1:6066",
+        grafana_url: str | None = None,
+        signals: Mapping[str, SignalFn] | None = None,
+        clock: Callable[[], datetime] = _wall,
+    ) -> None:
+        self.rules = rules
+        self.database = database
+        self.interval_s = interval_s
+        self.resend_delay_s = resend_delay_s
+        self.notifiers = list(notifiers)
+        self.dashboard_url = dashboard_url
+        self.grafana_url = grafana_url
+        self.signals = signals
+        self.clock = clock
+        self.alerts: dict[str, dict[str, Alert]] = {r.name: {} for r in rules.rules}
+        self._last_run: dict[str, datetime] = {}
+        self._restored = False
+
+    def restore(self, client: Client) -> int:
+        """Read the alerts' newest states back from the store; returns how many were restored."""
+        n = 0
+        for alert, _at in statestore.load(client, self.database):
+            if alert.alertname in self.alerts:
+                self.alerts[alert.alertname][alert.fingerprint] = alert
+                n += 1
+        self._restored = True
+        log.info("event=alert_state_restored alerts=%d", n)
+        return n
+
+    def _interval(self, group_interval: float | None) -> float:
+        return group_interval or self.interval_s
+
+    def evaluate(self, client: Client, now: datetime | None = None) -> EvaluationReport:
+        """Evaluate the due groups at ``now`` (default: the wall clock); never raises for a notifier failure."""
+        now = utc(now or self.clock())
+        if not self._restored:
+            self.restore(client)
+        report = EvaluationReport(at=now)
+        source = StoreSource(client, self.database, self.signals, store_signals=True)
+        rows: list[tuple[Alert, str]] = []
+        outgoing: list[Notification] = []
+        for group in self.rules.groups:
+            interval = self._interval(group.interval_s)
+            last = self._last_run.get(group.name)
+            if last is not None and now < last + timedelta(seconds=interval - DUE_SLACK_S):
+                continue
+            started = time.monotonic()
+            report.groups.append(group.name)
+            for rule in group.rules:
+                try:
+                    samples = source.samples(rule, now)
+                except Exception as e:  # noqa: BLE001 - one failing rule must not stop the others
+                    ALERT_EVALUATION_FAILURES.labels(group.name).inc()
+                    report.errors.append(f"group {group.name!r}, rule {rule.name!r}: {type(e).__name__}: {e}")
+                    log.error("event=rule_failed group=%s alert=%s error=%r", group.name, rule.name, str(e))
+                    # As in Prometheus: a rule whose query failed keeps its alerts as they were.
+                    rows += [(a, "") for a in self.alerts[rule.name].values()]
+                    continue
+                step = advance(rule, self.alerts[rule.name], samples, now)
+                rows += step.rows
+                report.transitions += step.transitions
+                report.nodata += len(step.nodata)
+            self._last_run[group.name] = now
+            ALERT_EVALUATIONS.labels(group.name).inc()
+            ALERT_EVALUATION_SECONDS.labels(group.name).observe(time.monotonic() - started)
+            group_alerts = [a for r in group.rules for a in self.alerts[r.name].values()]
+            valid_for = timedelta(seconds=4 * max(interval, self.resend_delay_s))
+            wall = self.clock()
+            outgoing += [self._notification(a, wall, valid_for) for a in due(group_alerts, now, self.resend_delay_s)]
+        for t in report.transitions:
+            log.info(
+                "event=alert_transition alertname=%s state=%s product=%s version=%s value=%s",
+                t.alertname, t.state, t.labels.get("product", ""), t.labels.get("version", ""), t.value,
+            )  # fmt: skip
+        try:
+            report.rows_written = statestore.write(client, self.database, rows, now)
+        except Exception as e:  # noqa: BLE001 - the page still goes out; the next evaluation writes again
+            report.errors.append(f"persisting alert state: {type(e).__name__}: {e}")
+            log.error("event=alert_state_write_failed error=%r", str(e))
+        if outgoing:
+            for notifier in self.notifiers:
+                try:
+                    notifier.notify(outgoing)
+                except Exception as e:  # noqa: BLE001 - a notifier never fails an evaluation
+                    log.error("event=notify_failed notifier=%s error=%r", getattr(notifier, "name", "?"), str(e))
+        report.notifications = len(outgoing)
+        self._update_gauges(report)
+        LAST_EVALUATION.set(time.time())
+        return report
+
+    def _notification(self, alert: Alert, wall: datetime, valid_for: timedelta) -> Notification:
+        # Alertmanager judges startsAt/endsAt by its own clock: cap event times at the wall clock, so an
+        # alert evaluated ahead of it (a replay) is not "resolved in the future", i.e. still firing.
+        resolved = alert.state == "resolved" and alert.resolved_at is not None
+        starts = min(alert.fired_at or alert.active_at, wall)
+        ends = min(alert.resolved_at, wall) if resolved and alert.resolved_at else wall + valid_for
+        return Notification(
+            fingerprint=alert.fingerprint,
+            status="resolved" if resolved else "firing",
+            labels=dict(alert.labels),
+            annotations=dict(alert.annotations),
+            starts_at=starts,
+            ends_at=max(ends, starts),
+            generator_url=generator_url(alert.labels, self.dashboard_url, self.grafana_url),
+        )
+
+    def _update_gauges(self, report: EvaluationReport) -> None:
+        for name, alerts in self.alerts.items():
+            for st in ("pending", "firing"):
+                n = sum(1 for a in alerts.values() if a.state == st)
+                ALERTS_ACTIVE.labels(name, st).set(n)
+                if st == "firing":
+                    report.firing += n
+                else:
+                    report.pending += n
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Flush the notifiers' queues, waiting at most ``timeout_s`` in all."""
+        deadline = time.monotonic() + timeout_s
+        for notifier in self.notifiers:
+            notifier.close(max(0.0, deadline - time.monotonic()))
 
 
-def _nodata(rule: LoadedRule, sample: Sample) -> bool:
-    if math.isnan(sample.value):
-        return True
-    mv = rule.rule.min_volume
-    return mv is not None and not sample.volume >= mv.min  # NaN volume counts as too little
-
-
-def advance(rule: LoadedRule, alerts: MutableMapping[str, Alert], samples: Iterable[Sample], now: datetime) -> Step:
-    """Evaluate ``rule`` at ``now`` on ``samples``, updating ``alerts`` (fingerprint -> Alert) in place."""
-    step = Step()
-    entered: dict[str, State] = {}
-    touched: set[str] = set()
-    r = rule.rule
-    for sample in samples:
-        labels = alert_labels(rule, sample.labels)
-        fp = fingerprint(labels)
-        if fp in touched:  # a source that yields a series twice: the first one counts
-            continue
-        touched.add(fp)
-        alert = alerts.get(fp)
-        live = alert if alert is not None and alert.state in ("pending", "firing") else None
-        if _nodata(rule, sample):
-            step.nodata.append(labels)
-            if live is not None and not math.isnan(sample.value):
-                live.value, live.volume = sample.value, sample.volume
-            touched.discard(fp)  # handled below like a missing series
-            continue
-        if not r.matches(sample.value, firing=live is not None and live.state == "firing"):
-            if live is not None:
-                live.value, live.volume = sample.value, sample.volume
-            touched.discard(fp)
-            continue
-        if live is None:
-            live = Alert(rule.name, rule.group, fp, labels, "pending", active_at=now)
-            alerts[fp] = live
-            entered[fp] = "pending"
-        live.value, live.volume = sample.value, sample.volume
-        live.last_match_at = now
-        live.evidence = dict(sample.evidence)
-        live.annotations = rule.render(sample.labels, sample.value, sample.volume)
-        if live.state == "pending" and (now - live.active_at) >= timedelta(seconds=r.for_):
-            live.state, live.fired_at = "firing", now
-            entered[fp] = "firing"
-    for fp, alert in list(alerts.items()):
-        if fp in touched:
-            continue
-        if alert.state == "pending":
-            alert.state = "inactive"
-            entered[fp] = "inactive"
-            del alerts[fp]
-            step.rows.append((alert, "inactive"))
-        elif alert.state == "firing":
-            last = alert.last_match_at or alert.active_at
-            if now - last > timedelta(seconds=r.keep_firing_for):
-                alert.state, alert.resolved_at = "resolved", now
-                entered[fp] = "resolved"
-        elif alert.state == "resolved":
-            assert alert.resolved_at is not None
-            if now - alert.resolved_at >= timedelta(seconds=RESOLVED_RETENTION_S):
-                alert.state = "inactive"
-                del alerts[fp]
-                step.rows.append((alert, "dropped"))  # bookkeeping only, no transition shown to people
-    for fp, alert in alerts.items():
-        step.rows.append((alert, entered.get(fp, "")))
-    for fp, state in entered.items():
-        a = next(a for a, _ in step.rows if a.fingerprint == fp)
-        step.transitions.append(Transition(a.alertname, fp, dict(a.labels), state, now, a.value))
-    return step
-
-
-def needs_sending(alert: Alert, now: datetime, resend_delay_s: float) -> bool:
-    """Prometheus' rule: firing and resolved alerts go out at once, then again every resend delay."""
-    if alert.state not in ("firing", "resolved"):
-        return False
-    if alert.last_sent_at is None:
-        return True
-    if alert.resolved_at is not None and alert.resolved_at > alert.last_sent_at:
-        return True
-    return alert.last_sent_at + timedelta(seconds=resend_delay_s) <= now
-
-
-def due(alerts: Iterable[Alert], now: datetime, resend_delay_s: float) -> list[Alert]:
-    """The alerts to notify now; marks them sent at ``now`` (whether or not delivery later succeeds)."""
-    out = []
-    for alert in alerts:
-        if needs_sending(alert, now, resend_delay_s):
-            alert.last_sent_at = now
-            out.append(alert)
+def build_notifiers(settings: Settings) -> list[Notifier]:
+    """The notifiers these settings configure: Alertmanager, a webhook, both or none."""
+    out: list[Notifier] = []
+    if settings.alertmanager_url:
+        out.append(AlertmanagerNotifier(settings.alertmanager_url))
+    if settings.alert_webhook_url is not None:
+        out.append(WebhookNotifier(settings.alert_webhook_url))
     return out
+
+
+def build_evaluator(settings: Settings, *, signals: Mapping[str, SignalFn] | None = None) -> Evaluator:
+    """The evaluator for these settings; raises RuleFileError (and starts nothing) on any bad rule file."""
+    rules = load_rules(rules_paths(settings))
+    return Evaluator(
+        rules,
+        database=settings.clickhouse_database,
+        interval_s=settings.alert_eval_interval_s,
+        resend_delay_s=settings.alert_resend_delay_s,
+        notifiers=build_notifiers(settings),
+        dashboard_url=settings.dashboard_url,
+        grafana_url=settings.grafana_url,
+        signals=signals,
+    )

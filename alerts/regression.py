@@ -150,7 +150,7 @@ class Verdict:
             "candidate_volume": self.candidate_volume,
             "baseline_volume": self.baseline_volume,
             "baseline_window": self.baseline_window,
-            "ratio": _num(ratio(self.candidate_value, self.baseline_value)),
+            "ratio": _none_if_not_finite(ratio(self.candidate_value, self.baseline_value)),
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -161,17 +161,17 @@ class Verdict:
             "released_at": self.released_at.isoformat(),
             "bake_s": self.bake_s,
             "signal": self.signal,
-            "candidate_value": _num(self.candidate_value),
-            "baseline_value": _num(self.baseline_value),
+            "candidate_value": _none_if_not_finite(self.candidate_value),
+            "baseline_value": _none_if_not_finite(self.baseline_value),
             "test": self.test,
-            "p_value": _num(self.p_value),
+            "p_value": _none_if_not_finite(self.p_value),
             "verdict": self.verdict,
             "severe": self.severe,
             **self.evidence(),
         }
 
 
-def _num(x: float) -> float | None:
+def _none_if_not_finite(x: float) -> float | None:
     return x if math.isfinite(x) else None  # JSON has no NaN/inf
 
 

@@ -45,10 +45,10 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from alerts.durations import format_duration
 from alerts.errors import RuleFileError, RuleTestFileError
-from alerts.evaluator import Alert, advance
 from alerts.rules import LoadedRule, Seconds, SignalName, load_rules
 from alerts.sample import Sample
 from alerts.sources import burn_sample
+from alerts.statemachine import Alert, advance
 
 BASE = datetime(1970, 1, 1, tzinfo=UTC)
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"

@@ -3,12 +3,14 @@
 What a product manager reads (the formula, in words):
 
 * **Signals.** Each of the four dimensions reads a few catalog metrics
-  (``alerts/scorecard.yaml`` lists them): business impact - daily active users
-  and conversion rate; customer experience - crash-free sessions, task
-  success, NPS and CSAT; post-launch support - tickets per 1k sessions and time
-  to resolve; performance - p95 latency against its SLO and the error rate.
-* **Signal score.** 100 means "as good as this product's own baseline", 0 means
-  "as bad as the configured ``bad`` anchor", linear in between and clipped:
+  (``alerts/scorecard.yaml`` lists them, :mod:`alerts.scorecard_config` reads
+  it): business impact - daily active users and conversion rate; customer
+  experience - crash-free sessions, task success, NPS and CSAT; post-launch
+  support - tickets per 1k sessions and time to resolve; performance - p95
+  latency against its SLO and the error rate.
+* **Signal score** (:mod:`alerts.scoring`). 100 means "as good as this
+  product's own baseline", 0 means "as bad as the configured ``bad`` anchor",
+  linear in between and clipped:
   DAU at 60% of baseline scores 0, crash rate (1 - crash-free) at 3x baseline
   scores 0, NPS 40 points under baseline scores 0, p95 latency at 2x its SLO
   scores 0 (within the SLO: 100). A product is compared with itself, so a
@@ -51,16 +53,13 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from statistics import median
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from alerts.errors import AlertsError
 from alerts.regression import released_versions
 from alerts.sample import Sample
+from alerts.scorecard_config import DIMENSIONS, ScorecardConfig, load_config
+from alerts.scoring import finite, rounded, signal_score, slope, weighted_mean
 from pipeline import catalog
 
 if TYPE_CHECKING:
@@ -68,183 +67,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DIMENSIONS: tuple[str, ...] = ("business impact", "customer experience", "post-launch support", "performance")
 COMPOSITE = "composite"
-CONFIG_PATH = Path(__file__).with_name("scorecard.yaml")
 _COLUMNS = [
     "at", "product", "dimension", "score", "floor", "below_floor", "days_below", "trend", "redesign_candidate",
     "evidence",
 ]  # fmt: skip
-
-Kind = Literal["fall", "rise", "failure_rise", "drop", "slo"]
-
-
-class ScorecardConfigError(AlertsError, ValueError):
-    """The scorecard policy file is invalid (names the file and the field)."""
-
-
-class SignalSpec(BaseModel):
-    """How one catalog metric becomes a 0-100 score (see ``alerts/scorecard.yaml``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    metric: str
-    kind: Kind
-    bad: float = Field(gt=0)
-    weight: float = Field(1.0, gt=0)
-    volume: Literal["sessions", "requests"] = "sessions"  # what weighs a day in a window
-
-    @field_validator("metric")
-    @classmethod
-    def _known_metric(cls, v: str) -> str:
-        if v not in catalog.CATALOG:  # pydantic reports ValueErrors with their field; UnknownMetric is a KeyError
-            raise ValueError(f"unknown metric {v!r}; `pulse metrics list` shows the catalog")
-        return v
-
-    @model_validator(mode="after")
-    def _bad_on_the_bad_side(self) -> SignalSpec:
-        if self.kind == "fall" and not self.bad < 1:
-            raise ValueError(f"{self.metric}: a 'fall' signal needs bad < 1 (a ratio of the baseline)")
-        if self.kind in ("rise", "failure_rise", "slo") and not self.bad > 1:
-            raise ValueError(f"{self.metric}: a {self.kind!r} signal needs bad > 1 (a multiple)")
-        return self
-
-
-class ReleaseTrend(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    releases: int = Field(3, ge=2)
-    min_drop: float = Field(5.0, ge=0)
-    min_days: int = Field(2, ge=1)
-
-
-def _default_signals() -> dict[str, list[SignalSpec]]:
-    s = SignalSpec
-    return {
-        "business impact": [s(metric="dau", kind="fall", bad=0.6), s(metric="conversion_rate", kind="fall", bad=0.5)],
-        "customer experience": [
-            s(metric="crash_free_sessions", kind="failure_rise", bad=3.0),
-            s(metric="task_success_rate", kind="failure_rise", bad=3.0),
-            s(metric="nps", kind="drop", bad=40),
-            s(metric="csat", kind="drop", bad=1.0),
-        ],
-        "post-launch support": [
-            s(metric="tickets_per_1k_sessions", kind="rise", bad=3.0),
-            s(metric="time_to_resolve_h", kind="rise", bad=3.0),
-        ],
-        "performance": [
-            s(metric="latency_p95_ms", kind="slo", bad=2.0, volume="requests"),
-            s(metric="error_rate", kind="rise", bad=3.0, volume="requests"),
-        ],
-    }
-
-
-class ScorecardConfig(BaseModel):
-    """Periods, floors, weights and signals of the scorecard; defaults equal the shipped ``scorecard.yaml``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    period_days: int = Field(14, ge=1, le=90)
-    min_days_below: int = Field(5, ge=1)
-    window_days: int = Field(4, ge=1, le=28)
-    baseline_days: int = Field(7, ge=1, le=90)
-    young_baseline_days: int = Field(4, ge=1, le=90)
-    min_sessions: int = Field(100, ge=0)
-    min_dimensions_below: int = Field(2, ge=1, le=len(DIMENSIONS))
-    floors: dict[str, float] = Field(default_factory=lambda: dict.fromkeys(DIMENSIONS, 70.0))
-    weights: dict[str, float] = Field(default_factory=lambda: dict.fromkeys(DIMENSIONS, 1.0))
-    latency_slo_ms: float = Field(1000.0, gt=0)
-    product_latency_slo_ms: dict[str, float] = Field(default_factory=dict)
-    release_trend: ReleaseTrend = Field(default_factory=ReleaseTrend)
-    signals: dict[str, list[SignalSpec]] = Field(default_factory=_default_signals)
-
-    @model_validator(mode="after")
-    def _dimensions_complete(self) -> ScorecardConfig:
-        for name, table in (("floors", self.floors), ("weights", self.weights), ("signals", self.signals)):
-            if set(table) != set(DIMENSIONS):
-                raise ValueError(f"{name} must name exactly the dimensions {list(DIMENSIONS)}, got {sorted(table)}")
-        for dim, floor in self.floors.items():
-            if not 0 <= floor <= 100:
-                raise ValueError(f"floors.{dim} must be within 0..100")
-        if any(w < 0 for w in self.weights.values()) or not any(self.weights.values()):
-            raise ValueError("weights must be >= 0 and not all zero")
-        if self.min_days_below > self.period_days:
-            raise ValueError("min_days_below cannot exceed period_days")
-        return self
-
-    def slo_ms(self, product: str) -> float:
-        return self.product_latency_slo_ms.get(product, self.latency_slo_ms)
-
-
-def load_config(path: Path | None = None) -> ScorecardConfig:
-    """The scorecard policy from YAML (default: the shipped ``alerts/scorecard.yaml``)."""
-    path = path or CONFIG_PATH
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ScorecardConfigError(f"{path}: {exc}") from None
-    try:
-        return ScorecardConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors())
-        raise ScorecardConfigError(f"{path}: {problems}") from None
-
-
-# ---------------------------------------------------------------------------------------------- pure scoring
-
-
-def signal_score(kind: Kind, value: float, baseline: float, bad: float) -> float | None:
-    """0-100 for one signal (see the module docstring); None when it cannot be scored (NaN, no baseline)."""
-    if not _finite(value):
-        return None
-    if kind == "slo":  # ``baseline`` is the SLO here
-        if not _finite(baseline) or baseline <= 0:
-            return None
-        return _linear(value / baseline, 1.0, bad)
-    if not _finite(baseline):
-        return None
-    if kind == "drop":
-        return _clip(100.0 * (1.0 - (baseline - value) / bad))
-    if kind == "failure_rise":
-        value, baseline = 1.0 - value, 1.0 - baseline
-    if baseline <= 0:  # nothing to compare a ratio with: no score rather than infinity
-        return None
-    return _linear(value / baseline, 1.0, bad)
-
-
-def _linear(x: float, good: float, bad: float) -> float:
-    """100 at ``good`` (or better), 0 at ``bad`` (or worse), linear in between; works in both directions."""
-    return _clip(100.0 * (bad - x) / (bad - good))
-
-
-def _clip(x: float) -> float:
-    return min(100.0, max(0.0, x))
-
-
-def _finite(x: float | None) -> bool:
-    return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
-
-
-def weighted_mean(pairs: Iterable[tuple[float | None, float]]) -> float | None:
-    """Mean of the finite values weighted by their positive weights; None when there is none."""
-    num = den = 0.0
-    for value, weight in pairs:
-        if _finite(value) and _finite(weight) and weight > 0:
-            num += value * weight  # type: ignore[operator]
-            den += weight
-    return num / den if den > 0 else None
-
-
-def slope(points: Sequence[tuple[float, float]]) -> float | None:
-    """Least-squares slope of y over x (points per day); None with fewer than two distinct x."""
-    if len(points) < 2:
-        return None
-    mx = sum(x for x, _ in points) / len(points)
-    my = sum(y for _, y in points) / len(points)
-    sxx = sum((x - mx) ** 2 for x, _ in points)
-    if sxx == 0:
-        return None
-    return sum((x - mx) * (y - my) for x, y in points) / sxx
 
 
 # ---------------------------------------------------------------------------------------------- results
@@ -258,7 +85,12 @@ class SignalScore:
     score: float | None
 
     def to_json(self) -> dict[str, Any]:
-        return {"signal": self.signal, "value": _r(self.value), "baseline": _r(self.baseline), "score": _r(self.score)}
+        return {
+            "signal": self.signal,
+            "value": rounded(self.value),
+            "baseline": rounded(self.baseline),
+            "score": rounded(self.score),
+        }
 
 
 @dataclass(frozen=True)
@@ -276,12 +108,12 @@ class DimensionScore:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "score": _r(self.score, 1),
+            "score": rounded(self.score, 1),
             "floor": self.floor,
             "below_floor": self.below_floor,
             "days_below": self.days_below,
-            "trend_per_day": _r(self.trend, 2),
-            "portfolio_median": _r(self.portfolio_median, 1),
+            "trend_per_day": rounded(self.trend, 2),
+            "portfolio_median": rounded(self.portfolio_median, 1),
             "signals": [s.to_json() for s in self.signals],
         }
 
@@ -300,7 +132,7 @@ class ReleaseEra:
             "version": self.version,
             "released_at": self.released_at.isoformat(),
             "days": self.days,
-            "composite": _r(self.composite, 1),
+            "composite": rounded(self.composite, 1),
         }
 
 
@@ -331,10 +163,6 @@ class Scorecard:
             "releases": [r.to_json() for r in self.releases],
             "evidence": list(self.evidence),
         }
-
-
-def _r(x: float | None, digits: int = 4) -> float | None:
-    return round(x, digits) if _finite(x) else None  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------- the daily series
@@ -385,7 +213,7 @@ def _load(
         }
     series: dict[str, _Series] = {}
     for product, by_day in per_product.items():
-        active = sorted(d for d, v in by_day.items() if v.get("sessions", 0) > 0 or _finite(v.get("dau")))
+        active = sorted(d for d, v in by_day.items() if v.get("sessions", 0) > 0 or finite(v.get("dau")))
         if not active:
             continue
         # A product whose data starts inside the lookback most likely started mid-day: drop that partial day.
@@ -497,9 +325,10 @@ def _scorecard(
         d = dims[dim]
         if d.below_floor:
             evidence.append({
-                "kind": "dimension_below_floor", "dimension": dim, "score": _r(d.score, 1), "floor": d.floor,
+                "kind": "dimension_below_floor", "dimension": dim, "score": rounded(d.score, 1), "floor": d.floor,
                 "days_below": d.days_below, "period_days": len(period), "sustained": dim in sustained,
-                "trend_per_day": _r(d.trend, 2), "baseline_days": [b.isoformat() for b in baseline[:1] + baseline[-1:]],
+                "trend_per_day": rounded(d.trend, 2),
+                "baseline_days": [b.isoformat() for b in baseline[:1] + baseline[-1:]],
                 "signals": [s.to_json() for s in d.signals if s.score is not None and s.score < 100],
             })  # fmt: skip
     if declining:
@@ -547,7 +376,7 @@ def compute_scorecards(
     for c in cards:
         log.info(
             "event=scorecard product=%s candidate=%s composite=%s below=%s",
-            c.product, c.redesign_candidate, _r(c.composite.score, 1), ",".join(c.dimensions_below) or "-",
+            c.product, c.redesign_candidate, rounded(c.composite.score, 1), ",".join(c.dimensions_below) or "-",
         )  # fmt: skip
     return cards
 
@@ -605,12 +434,8 @@ def sample(card: Scorecard) -> Sample:
         value=1.0 if card.redesign_candidate else 0.0,
         evidence={
             "dimensions_below_floor": card.dimensions_below,
-            "composite": _r(card.composite.score, 1),
-            "scores": {n: _r(d.score, 1) for n, d in card.dimensions.items()},
+            "composite": rounded(card.composite.score, 1),
+            "scores": {n: rounded(d.score, 1) for n, d in card.dimensions.items()},
             "evidence": list(card.evidence),
         },
     )
-
-
-def scorecards_json(cards: Iterable[Scorecard]) -> list[dict[str, Any]]:
-    return [c.to_json() for c in cards]

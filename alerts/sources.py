@@ -76,7 +76,7 @@ def burn_sample(rule: Rule, labels: Mapping[str, str], long_ratio: float, short_
     return Sample(dict(labels), value, volume, evidence)
 
 
-def _num(v: Any) -> float:
+def _float_or_nan(v: Any) -> float:
     try:
         return math.nan if v is None else float(v)
     except (TypeError, ValueError):
@@ -108,7 +108,7 @@ class StoreSource:
             by=cast("tuple[GroupKey, ...]", by),
         )
         n = len(by)
-        return {tuple(str(k) for k in r[:n]): [_num(v) for v in r[n:]] for r in rows}
+        return {tuple(str(k) for k in r[:n]): [_float_or_nan(v) for v in r[n:]] for r in rows}
 
     def _with_volume(
         self, rule: Rule, metric: str, now: datetime, window_s: float

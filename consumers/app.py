@@ -13,8 +13,8 @@ unexpected error ends the process without acking: a supervisor restarts it and
 the batch replays exactly.
 
 Other rooms add leader-only timers and read-only pages through
-:mod:`consumers.extensions` (the CLI hands in the alert evaluator, the
-dashboards and the read API), so this module knows nothing of them.
+:mod:`consumers.extensions` (:mod:`pipeline.usecases.worker` hands in the
+alert evaluator, the dashboards and the read API), so this module knows nothing of them.
 """
 
 from __future__ import annotations

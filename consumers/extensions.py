@@ -1,9 +1,9 @@
 """What other rooms hand the worker: leader-only timers and read-only web pages over its store.
 
 The worker hosts everything that needs the store in embedded mode (one chDB
-process per folder), but it knows nothing of alerts or dashboards: the CLI, the
-composition root, builds these objects from those rooms and passes them to
-:func:`consumers.app.run_worker`. Both run their ClickHouse work on the sink's
+process per folder), but it knows nothing of alerts or dashboards: the worker's
+use case (:mod:`pipeline.usecases.worker`) builds these objects from those rooms
+and passes them to :func:`consumers.app.run_worker`. Both run their ClickHouse work on the sink's
 one executor thread, never on the event loop, sharing the worker's client.
 """
 

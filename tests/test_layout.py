@@ -5,24 +5,28 @@ Rooms and who may import whom (see the README's "Layout"):
 * the ``pipeline`` core (everything in ``pipeline/`` but the applications) imports no room and no application;
 * the applications ``pipeline.collector`` and ``pipeline.tools`` import the core (and themselves);
 * ``consumers``, ``alerts`` and ``dashboards`` import the core (and themselves), never each other;
+* ``pipeline.usecases``, what each command does, imports the core and every room (never an application);
 * ``pipeline.cli``, the composition root, may import everything.
 
 No module imports another room's private (``_``-prefixed) names, and no module is named like a junk drawer.
+The CLI parses arguments and formats output only: no module of ``pipeline.cli`` touches the store or runs SQL.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("pipeline", "consumers", "alerts", "dashboards")
-APPLICATIONS = ("pipeline.cli", "pipeline.collector", "pipeline.tools")
+APPLICATIONS = ("pipeline.cli", "pipeline.collector", "pipeline.tools", "pipeline.usecases")
 ALLOWED: dict[str, set[str]] = {
     "core": {"core"},
     "pipeline.collector": {"core", "pipeline.collector"},
     "pipeline.tools": {"core", "pipeline.tools"},
+    "pipeline.usecases": {"core", "consumers", "alerts", "dashboards", "pipeline.usecases"},
     "consumers": {"core", "consumers"},
     "alerts": {"core", "alerts"},
     "dashboards": {"core", "dashboards"},
@@ -132,3 +136,72 @@ def test_checker_accepts_the_arrows():
     assert not violations("pipeline.cli.main", "from consumers.app import run_worker\nfrom alerts import rules\n")
     assert not violations("alerts.evaluator", "from pipeline import catalog, clickhouse\nimport faust\n")
     assert not violations("consumers.app", "from .sink import ClickHouseSink\n")
+    assert not violations(
+        "pipeline.usecases.worker", "from consumers.app import run_worker\nfrom alerts import rules\n"
+    )
+    assert not violations("pipeline.cli.main", "from pipeline.usecases import api\n")
+
+
+def test_checker_rejects_use_cases_importing_an_application():
+    assert violations("pipeline.usecases.reads", "from pipeline.cli.table import render\n")
+    assert violations("pipeline.usecases.findings", "from pipeline.tools.demo import Table\n")
+    assert violations("consumers.app", "from pipeline.usecases import api\n")
+
+
+# The CLI runs no SQL: it neither imports the store's client, nor calls a client's query methods, nor holds SQL text.
+
+STORE_MODULES = ("pipeline.clickhouse", "clickhouse_connect", "chdb")
+CLIENT_CALLS = {"query", "command", "insert", "raw_query", "raw_insert", "query_df", "query_arrow", "insert_df",
+                "insert_arrow", "query_np", "query_rows", "query_row_block_stream"}  # fmt: skip
+# SQL statements as the code writes them (upper-case keywords in their grammatical places), not English prose.
+SQL = re.compile(
+    r"\bSELECT\b.*\bFROM\b|\bINSERT\s+INTO\b|\b(CREATE|ALTER|DROP|TRUNCATE|OPTIMIZE|RENAME|EXCHANGE)\s+"
+    r"(TABLE|DATABASE|VIEW|MATERIALIZED|DICTIONARY|TEMPORARY|IF)\b|\bSYSTEM\s+[A-Z]+\b|\bSHOW\s+(TABLES|DATABASES)\b",
+    re.DOTALL,
+)
+
+
+def sql_findings(module: str, source: str, is_package: bool = False) -> list[str]:
+    """Every place ``module`` imports the store, calls a client's query method, or holds a SQL statement."""
+    found = []
+    for line, target, names in imports(module, source, is_package):
+        for full in [target] + [f"{target}.{n}" for n in names]:
+            if any(full == m or full.startswith(m + ".") for m in STORE_MODULES):
+                found.append(f"{module}:{line} imports {full}")
+                break
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in CLIENT_CALLS:
+            found.append(f"{module}:{node.lineno} calls .{node.func.attr}()")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and SQL.search(node.value):
+            found.append(f"{module}:{node.lineno} holds SQL {node.value[:60]!r}")
+    return found
+
+
+def test_the_cli_runs_no_sql():
+    cli = [p for p in source_files() if room(module_name(p)) == "pipeline.cli"]
+    assert {module_name(p) for p in cli} >= {"pipeline.cli.main", "pipeline.cli.table"}
+    found = []
+    for path in cli:
+        found += sql_findings(module_name(path), path.read_text(), path.name == "__init__.py")
+    assert found == []
+
+
+def test_sql_check_catches_the_store_queries_and_sql_text():
+    assert sql_findings("pipeline.cli.main", "from pipeline import clickhouse\n")
+    assert sql_findings("pipeline.cli.main", "from pipeline.clickhouse.client import opened\n")
+    assert sql_findings("pipeline.cli.main", "import clickhouse_connect\n")
+    assert sql_findings("pipeline.cli.main", "def f(c):\n    return c.query(q).result_rows\n")
+    assert sql_findings("pipeline.cli.main", "def f(c, rows):\n    c.insert('t', rows)\n")
+    assert sql_findings("pipeline.cli.main", "def f(c):\n    c.command(q)\n")
+    assert sql_findings("pipeline.cli.main", "Q = f'SELECT count() FROM {db}.events FINAL'\n")
+    assert sql_findings("pipeline.cli.main", "Q = 'CREATE TABLE IF NOT EXISTS x (a UInt8) ENGINE = Memory'\n")
+    assert sql_findings("pipeline.cli.main", "Q = 'INSERT INTO t VALUES'\n")
+
+
+def test_sql_check_passes_prose_and_formatting():
+    assert not sql_findings("pipeline.cli.main", "H = 'select the rule files; from the shipped set'\n")
+    assert not sql_findings("pipeline.cli.main", "H = 'apply pending schema migrations (idempotent)'\n")
+    assert not sql_findings(
+        "pipeline.cli.main", "from pipeline.usecases import api\nx = api.read(s, 'scorecard', {})\n"
+    )
+    assert not sql_findings("pipeline.cli.table", "def f(t, rows):\n    t.add_row(*rows)\n")

@@ -24,12 +24,6 @@ def bucket_of(ms: float) -> int:
     return math.ceil(math.log(ms) / _LOG_GAMMA)
 
 
-def bucket_value(index: int) -> float:
-    if index <= ZERO_BUCKET:
-        return 0.0
-    return 2 * GAMMA**index / (GAMMA + 1)
-
-
 def quantile_sql(q: float, buckets: str = "latency_bucket", counts: str = "latency_count") -> str:
     """ClickHouse expression: the q-quantile of merged histogram columns (rank q*(n-1), like DDSketch)."""
     if not 0 <= q <= 1:

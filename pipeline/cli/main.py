@@ -1,8 +1,12 @@
-"""The ``pulse`` command: the composition root.
+"""The ``pulse`` command: argument parsing and output formatting, one call per command.
 
-Each command parses its arguments, builds :class:`~pipeline.settings.Settings`
-and calls one function in its room. No logic lives here. Worker-side rooms
-(consumers) are imported inside their commands so an emit-only install works.
+Each command parses its arguments, builds :class:`~pipeline.settings.Settings`,
+calls one function - a use case in :mod:`pipeline.usecases`, or a room's own
+function where it needs no store (rule checks and tests, the catalog's list,
+dashboards as code, the tools) - and prints what it returns (:mod:`.table`).
+Nothing here opens the store or runs SQL (``tests/test_layout.py`` checks it).
+Worker-side modules are imported inside their commands, so an emit-only install
+still parses ``pulse --help``.
 """
 
 from __future__ import annotations
@@ -10,16 +14,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from pipeline.errors import PulseError, UsageError
 from pipeline.settings import Settings, describe_invalid, load_settings
+
+if TYPE_CHECKING:
+    from alerts.evaluator import EvaluationReport
 
 DASHBOARDS_DIR = Path(__file__).resolve().parents[2] / "dashboards" / "grafana"
 
@@ -35,37 +41,25 @@ def _settings(args: argparse.Namespace, **extra: object) -> Settings:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from alerts.service import build_evaluator
-    from consumers.app import run_worker
-    from consumers.extensions import LeaderTimer
-    from pipeline.cli import api, reads
+    from pipeline.usecases import worker
 
-    settings = _settings(args)
-    evaluator = build_evaluator(settings)  # refuses to start on any bad rule file
-    timers = [LeaderTimer("alerts", settings.alert_eval_interval_s, evaluator.evaluate)]
-    pages = api.pages(settings, reads.READERS) + api.dashboard_pages(settings)
-    try:
-        run_worker(settings, timers=timers, pages=pages, loglevel=args.loglevel)
-    finally:
-        evaluator.close()
+    worker.run(_settings(args), loglevel=args.loglevel)
     return 0
 
 
 def cmd_db_migrate(args: argparse.Namespace) -> int:
-    from pipeline import clickhouse
+    from pipeline.usecases.database import migrate
 
-    settings = _settings(args)
-    with clickhouse.opened(settings) as client:
-        applied = clickhouse.migrate(client, settings.clickhouse_database, settings.events_ttl_days)
+    applied = migrate(_settings(args))
     print(f"applied migrations: {applied or 'none (schema up to date)'}")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from pipeline.cli.findings import demo_findings
     from pipeline.cli.table import print_json_tables, render
     from pipeline.tools.demo import run_demo
     from pipeline.tools.scratch import scratch_settings
+    from pipeline.usecases.findings import demo_findings
 
     settings = scratch_settings(_settings(args), args.scratch_database, "pulse demo")
     tables = run_demo(settings, duration_s=args.duration, rate=args.rate, scenario=args.scenario, seed=args.seed,
@@ -132,7 +126,7 @@ def cmd_collector(args: argparse.Namespace) -> int:
 
 
 def cmd_alerts_check(args: argparse.Namespace) -> int:
-    from alerts.service import check_files, rules_paths
+    from alerts.rules import check_files, rules_paths
 
     paths = args.files or rules_paths(_settings(args))
     problems = check_files(paths)
@@ -145,7 +139,7 @@ def cmd_alerts_check(args: argparse.Namespace) -> int:
 
 def cmd_alerts_test(args: argparse.Namespace) -> int:
     from alerts.rules import shipped_rules_dir
-    from alerts.service import run_rule_tests
+    from alerts.ruletest import run_rule_tests
 
     report = run_rule_tests(args.files or [shipped_rules_dir() / "tests"])
     print(json.dumps(report.to_json(), indent=2) if args.format == "json" else report.text())
@@ -153,56 +147,50 @@ def cmd_alerts_test(args: argparse.Namespace) -> int:
 
 
 def cmd_alerts_run(args: argparse.Namespace) -> int:
-    from alerts.service import build_evaluator
-    from pipeline import clickhouse
-    from pipeline.cli import reads
+    from pipeline.usecases.evaluation import run_evaluations
 
-    settings = _settings(args)
-    evaluator = build_evaluator(settings)
-    at = reads._time(args.at) if args.at else None
-    try:
-        with clickhouse.opened(settings) as client:
-            clickhouse.migrate(client, settings.clickhouse_database, settings.events_ttl_days)
-            while True:
-                report = evaluator.evaluate(client, at)
-                if args.format == "json":
-                    print(json.dumps(report.to_json()), flush=True)
-                else:
-                    print(
-                        f"{report.at:%Y-%m-%d %H:%M:%S} groups={','.join(report.groups) or '-'} firing={report.firing} "
-                        f"pending={report.pending} nodata={report.nodata} notifications={report.notifications}",
-                        flush=True,
-                    )
-                    for t in report.transitions:
-                        print(f"  {t.to_json()}", flush=True)
-                if args.once or at is not None:
-                    return 1 if report.errors else 0
-                time.sleep(settings.alert_eval_interval_s)
-    finally:
-        evaluator.close()
+    return run_evaluations(_settings(args), _report_printer(args.format), at=args.at, once=args.once)
+
+
+def _report_printer(fmt: str) -> Callable[[EvaluationReport], None]:
+    """How ``pulse alerts run`` shows each evaluation as it happens: a JSON line, or a line plus its transitions."""
+
+    def show(report: EvaluationReport) -> None:
+        if fmt == "json":
+            print(json.dumps(report.to_json()), flush=True)
+            return
+        print(
+            f"{report.at:%Y-%m-%d %H:%M:%S} groups={','.join(report.groups) or '-'} firing={report.firing} "
+            f"pending={report.pending} nodata={report.nodata} notifications={report.notifications}",
+            flush=True,
+        )
+        for t in report.transitions:
+            print(f"  {t.to_json()}", flush=True)
+
+    return show
 
 
 def cmd_alerts_status(args: argparse.Namespace) -> int:
-    from pipeline.cli import api, reads
+    from pipeline.usecases import api
 
-    alerts = api.read(_settings(args), "alerts/status", reads.alerts_status, {})
+    alerts = api.read(_settings(args), "alerts/status", {})
     _print_records(alerts, args.format, ["alertname", "state", "since", "value", "labels"])
     return 0
 
 
 def cmd_alerts_backtest(args: argparse.Namespace) -> int:
-    from pipeline.cli import api, reads
+    from pipeline.usecases import api
 
     params = {"since": args.since, "step": args.step} | ({"until": args.until} if args.until else {})
-    transitions = api.read(_settings(args), "alerts/backtest", reads.alerts_backtest, params)
+    transitions = api.read(_settings(args), "alerts/backtest", params)
     _print_records(transitions, args.format, ["at", "alertname", "state", "value", "labels"])
     return 0
 
 
 def cmd_scorecard(args: argparse.Namespace) -> int:
-    from pipeline.cli import api, reads
+    from pipeline.usecases import api
 
-    cards = api.read(_settings(args), "scorecard", reads.scorecard, {"at": args.at} if args.at else {})
+    cards = api.read(_settings(args), "scorecard", {"at": args.at} if args.at else {})
     if args.format == "json":
         print(json.dumps(cards, indent=2, default=str))
         return 0
@@ -225,9 +213,9 @@ def _score(dim: dict[str, Any] | None) -> str:
 
 
 def cmd_releases(args: argparse.Namespace) -> int:
-    from pipeline.cli import api, reads
+    from pipeline.usecases import api
 
-    verdicts = api.read(_settings(args), "releases", reads.release_verdicts, {"at": args.at} if args.at else {})
+    verdicts = api.read(_settings(args), "releases", {"at": args.at} if args.at else {})
     _print_records(verdicts, args.format, ["product", "version", "baseline_version", "signal", "candidate_value",
                                            "baseline_value", "p_value", "verdict", "severe"])  # fmt: skip
     return 0
@@ -265,12 +253,12 @@ def cmd_metrics_list(args: argparse.Namespace) -> int:
 
 
 def cmd_metrics_query(args: argparse.Namespace) -> int:
-    from pipeline.cli import api, reads
     from pipeline.cli.table import render
+    from pipeline.usecases import api
 
     params = {"names": ",".join(args.names), "since": args.since, "by": ",".join(args.by)}
     params |= {k: v for k, v in (("step", args.step), ("product", args.product), ("version", args.version)) if v}
-    answer = api.read(_settings(args), "metrics/query", reads.metrics_query, params)
+    answer = api.read(_settings(args), "metrics/query", params)
     render(answer["columns"], [tuple(_datetime(v) for v in row) for row in answer["rows"]], args.format)
     return 0
 

@@ -21,7 +21,7 @@ import contextlib
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -40,7 +40,11 @@ if TYPE_CHECKING:
 SPAN = timedelta(days=14)
 
 
-Findings = Callable[["Client", Settings, datetime, datetime, Console], list["Table"]]
+# What the rules found, as (name, title, columns, rows) tables; handed in by the CLI (this module knows nothing
+# of alerts), so the tables come as plain tuples rather than this module's Table.
+Findings = Callable[
+    ["Client", Settings, datetime, datetime, Console], Sequence[tuple[str, str, list[str], list[tuple[Any, ...]]]]
+]
 
 
 class Table(NamedTuple):
@@ -83,7 +87,8 @@ def run_demo(
 ) -> list[Table]:
     """Run the demo end to end; the tables it read back from ClickHouse, for the caller to print.
 
-    ``findings`` (handed in by the CLI: this module knows nothing of alerts) adds
+    ``findings`` (handed in by the CLI, :func:`pipeline.usecases.findings.demo_findings`: this module knows
+    nothing of alerts) adds
     what the rules found over the demo's event time. With ``serve`` the worker is
     started again after the report and serves the built-in dashboards until Ctrl-C.
     """
@@ -141,7 +146,8 @@ def _report(
     story = synth.scenario_story(cfg)
     with clickhouse.opened(settings) as client:
         db = settings.clickhouse_database
-        extra = findings(client, settings, cfg.start, cfg.start + cfg.span, console) if findings else []
+        found = findings(client, settings, cfg.start, cfg.start + cfg.span, console) if findings else []
+        extra = [Table(*t) for t in found]
         cols, rows = catalog.query(client, db, SUMMARY_METRICS, since)
         stored = client.query(f"SELECT count() FROM {db}.events FINAL").result_rows[0][0]
         release_rows: list[tuple[Any, ...]] = []

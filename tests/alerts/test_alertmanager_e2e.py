@@ -35,11 +35,12 @@ import yaml
 from net import free_port
 from scenario_store import Scenario, close_scenario, open_scenario
 
+from alerts.evaluator import Evaluator
 from alerts.notify.alertmanager import AlertmanagerNotifier
 from alerts.rules import load_rules, shipped_rules_dir
 from alerts.sample import Sample
-from alerts.service import Evaluator
 from alerts.sources import default_signals
+from alerts.statestore import status
 
 pytestmark = pytest.mark.integration
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "alertmanager" / "alertmanager.yml"
@@ -188,8 +189,13 @@ def test_regression_pages_once_inhibits_the_pm_ticket_and_resolves_once(
         evaluators.append(ev)
         return ev
 
-    def page_state(ev: Evaluator) -> str | None:
-        states = [a.state for a in ev.active() if a.alertname == "ReleaseRegression" and a.labels["product"] == product]
+    def active(alertname: str) -> list[str]:
+        """The states `pulse alerts status` shows for ``alertname`` on ``product`` (pending and firing)."""
+        shown = status(scenario.client, scenario.database)
+        return [a["state"] for a in shown if a["alertname"] == alertname and a["labels"]["product"] == product]
+
+    def page_state() -> str | None:
+        states = active("ReleaseRegression")
         return states[0] if states else None
 
     def oncall(status: str) -> list[dict[str, Any]]:
@@ -205,7 +211,7 @@ def test_regression_pages_once_inhibits_the_pm_ticket_and_resolves_once(
         while now <= released + timedelta(hours=20):
             report = ev.evaluate(scenario.client, now)
             assert not report.errors, report.errors
-            if page_state(ev) == "firing":
+            if page_state() == "firing":
                 fired_at = now
                 break
             now += timedelta(minutes=30)
@@ -216,15 +222,15 @@ def test_regression_pages_once_inhibits_the_pm_ticket_and_resolves_once(
         ev.close(5)
         ev = new_evaluator()
         report = ev.evaluate(scenario.client, now + timedelta(seconds=30))
-        assert page_state(ev) == "firing" and report.notifications == 0 and not report.transitions
+        assert page_state() == "firing" and report.notifications == 0 and not report.transitions
 
         # While the page fires, the product becomes a redesign candidate: the PM ticket is inhibited.
         redesign.on = True
         for _ in range(3):
             now += timedelta(minutes=30)
             ev.evaluate(scenario.client, now)  # firing alerts are re-sent every resend delay: no new notification
-        assert page_state(ev) == "firing"
-        assert [a.state for a in ev.active() if a.alertname == "RedesignCandidate"] == ["firing"]
+        assert page_state() == "firing"
+        assert active("RedesignCandidate") == ["firing"]
 
         def ticket_suppressed() -> bool:
             found = alertmanager.alerts(alertname="RedesignCandidate", product=product)

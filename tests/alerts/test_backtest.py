@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from scenario_store import Scenario, close_scenario, fixed_end, open_scenario
 
+from alerts.backtest import backtest
 from alerts.rules import LoadedRule, load_rules
-from alerts.service import backtest
 from alerts.sources import StoreSource
 from pipeline import catalog
 
@@ -75,23 +75,30 @@ def _rule(tmp_path: Path, body: str) -> LoadedRule:
 
 
 def test_store_source_reads_the_catalog_for_the_window_ending_now(scenario: Scenario, tmp_path: Path) -> None:
-    now = datetime.fromisoformat(scenario.story["regression_released_at"]) + timedelta(hours=20)
+    released = datetime.fromisoformat(scenario.story["regression_released_at"])
+    now = (released + timedelta(hours=20)).replace(second=0, microsecond=0)  # minute partials align with raw rows
     rule = _rule(
         tmp_path,
         "      - {alert: A, metric: crash_rate, window: 6h, op: '>', threshold: 0.1, by: [product, version],\n"
         "         min_volume: {metric: sessions, min: 20}}\n",
     )
     samples = StoreSource(scenario.client, scenario.database).samples(rule, now)
-    _, rows = catalog.query(
-        scenario.client, scenario.database, ["crash_rate", "sessions"], now - timedelta(hours=6), until=now,
-        by=("product", "version"),
-    )  # fmt: skip
-    want = {(r[0], r[1]): (r[2], r[3]) for r in rows}
+    # The expectation, independent of the catalog: crashed / ended sessions counted in the raw events of the
+    # six hours before ``now`` (not the minute aggregates the catalog reads), the volume being the ended sessions.
+    rows = scenario.client.query(
+        f"SELECT product, version, countIf(type = 'session_ended' AND status = 'crashed'), "
+        f"countIf(type = 'session_ended') FROM {scenario.database}.events FINAL "
+        "WHERE ts >= {since:DateTime64(3)} AND ts < {until:DateTime64(3)} GROUP BY product, version",
+        parameters={"since": now - timedelta(hours=6), "until": now},
+    ).result_rows
+    want = {(p, v): (crashed / ended if ended else math.nan, float(ended)) for p, v, crashed, ended in rows}
     got = {(s.labels["product"], s.labels["version"]): (s.value, s.volume) for s in samples}
     assert got.keys() == want.keys() and len(got) >= 5
     for key, (value, volume) in want.items():
-        assert got[key][1] == volume and (got[key][0] == value or (math.isnan(value) and math.isnan(got[key][0])))
-    assert (scenario.story["regressing_product"], scenario.story["regressing_version"]) in got
+        assert got[key][1] == volume, key
+        assert got[key][0] == pytest.approx(value, rel=1e-9) or (math.isnan(value) and math.isnan(got[key][0])), key
+    regressing = (scenario.story["regressing_product"], scenario.story["regressing_version"])
+    assert regressing in got and got[regressing][0] > 0.1  # the regressing release crashes: the rule would match
 
 
 def test_store_source_burn_rate_is_the_smaller_burn_of_both_windows(scenario: Scenario, tmp_path: Path) -> None:

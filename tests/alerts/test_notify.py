@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -57,6 +59,44 @@ def receiver() -> Iterator[Receiver]:
     r = Receiver()
     yield r
     r.close()
+
+
+class Hanging:
+    """A target that accepts connections and never answers (a hung Alertmanager), for at most ``limit_s``."""
+
+    def __init__(self, limit_s: float = 30.0) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.accepted = threading.Event()
+        self.connections: list[socket.socket] = []
+        self.stop = threading.Event()
+        self.deadline = time.monotonic() + limit_s
+        self.thread = threading.Thread(target=self._hold, daemon=True)
+        self.thread.start()
+
+    def _hold(self) -> None:
+        while not self.stop.is_set() and time.monotonic() < self.deadline:
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            self.connections.append(conn)  # kept open, never read from nor answered
+            self.accepted.set()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        for conn in self.connections:
+            conn.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def hanging() -> Iterator[Hanging]:
+    h = Hanging()
+    yield h
+    h.close()
 
 
 def note(status: str = "firing", product: str = "search") -> Notification:
@@ -131,6 +171,37 @@ def test_an_outage_never_blocks_the_caller_and_is_counted() -> None:
     assert n.notify([note()]) is True  # queued, not delivered: returns at once
     n.close(10)
     assert count("alertmanager", "failed") == failed + 1
+
+
+NOTIFIERS: dict[str, Callable[[str], Any]] = {
+    "alertmanager": lambda url: AlertmanagerNotifier(url, timeout_s=0.5, attempts=2, backoff_s=0.01),
+    "webhook": lambda url: WebhookNotifier(url, timeout_s=0.5, attempts=2, backoff_s=0.01),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOTIFIERS))
+def test_a_hung_target_never_blocks_the_caller_and_delivery_ends(hanging: Hanging, name: str) -> None:
+    failed = count(name, "failed")
+    n = NOTIFIERS[name](hanging.url)
+    started = time.monotonic()
+    queued = [n.notify([note()]) for _ in range(5)]  # what Evaluator.evaluate calls once per evaluation
+    took = time.monotonic() - started
+    assert queued == [True] * 5 and took < 0.2, took
+    assert hanging.accepted.wait(5)  # the delivery thread is connected and waiting for an answer that never comes
+    # Every delivery gives up after its attempts x timeout (2 x 0.5 s), so five end within ~5 s, all counted failed.
+    started = time.monotonic()
+    n.close(15)
+    assert time.monotonic() - started < 10
+    assert count(name, "failed") == failed + 5
+
+
+def test_closing_on_a_hung_target_is_bounded(hanging: Hanging) -> None:
+    n = AlertmanagerNotifier(hanging.url, timeout_s=5, attempts=4, backoff_s=0.01)
+    assert n.notify([note()]) and n.notify([note()])
+    assert hanging.accepted.wait(5)
+    started = time.monotonic()
+    n.close(0.5)  # a stopping worker waits this long at most, whatever the target does
+    assert time.monotonic() - started < 1.5
 
 
 def test_a_full_queue_drops_and_counts() -> None:

@@ -121,7 +121,7 @@ def test_a_rule_needs_exactly_one_source(tmp_path: Path) -> None:
 def test_evaluator_refuses_a_folder_with_one_bad_file(tmp_path: Path) -> None:
     write(tmp_path, "good.yaml", "groups:\n  - name: g1\n    rules:" + GOOD_RULE.format(name="Good"))
     rule_file(tmp_path, BASE.replace("crash_rate", "crash_ratee"), name="bad.yaml", group="g2")
-    from alerts.service import build_evaluator
+    from alerts.evaluator import build_evaluator
     from pipeline.settings import Settings
 
     with pytest.raises(RuleFileError) as err:

@@ -1,4 +1,4 @@
-"""The scorecard's pure parts: signal scores, weighted means, trends and the policy file."""
+"""The scorecard's pure parts (alerts/scoring.py) and its policy file (alerts/scorecard_config.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from alerts import scorecard
-from alerts.scorecard import ScorecardConfig, ScorecardConfigError, signal_score, slope, weighted_mean
+from alerts import scorecard_config
+from alerts.scorecard_config import Kind, ScorecardConfig, ScorecardConfigError
+from alerts.scoring import signal_score, slope, weighted_mean
 
 
 def test_signal_at_baseline_scores_100_and_at_bad_scores_0() -> None:
@@ -45,7 +46,7 @@ def test_drop_and_slo() -> None:
         ("slo", 100.0, 0.0),
     ],
 )
-def test_unscorable_signals_have_no_score(kind: scorecard.Kind, value: float, baseline: float) -> None:
+def test_unscorable_signals_have_no_score(kind: Kind, value: float, baseline: float) -> None:
     assert signal_score(kind, value, baseline, 0.5 if kind == "fall" else 3.0) is None
 
 
@@ -62,7 +63,7 @@ def test_slope() -> None:
 
 
 def test_shipped_policy_file_equals_the_defaults() -> None:
-    assert scorecard.load_config() == ScorecardConfig()
+    assert scorecard_config.load_config() == ScorecardConfig()
 
 
 def test_bad_policy_names_file_and_field(tmp_path: Path) -> None:
@@ -71,10 +72,10 @@ def test_bad_policy_names_file_and_field(tmp_path: Path) -> None:
         "floors: {business impact: 120, customer experience: 60, post-launch support: 60, performance: 60}\n"
     )
     with pytest.raises(ScorecardConfigError, match="scorecard.yaml.*floors"):
-        scorecard.load_config(bad)
+        scorecard_config.load_config(bad)
     bad.write_text("signals:\n  performance:\n    - {metric: no_such_metric, kind: rise, bad: 2}\n")
     with pytest.raises(ScorecardConfigError, match="no_such_metric"):
-        scorecard.load_config(bad)
+        scorecard_config.load_config(bad)
     bad.write_text("signals:\n  performance:\n    - {metric: error_rate, kind: rise, bad: 0.5}\n")
     with pytest.raises(ScorecardConfigError, match="bad > 1"):
-        scorecard.load_config(bad)
+        scorecard_config.load_config(bad)

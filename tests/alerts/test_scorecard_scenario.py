@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from scenario_store import Scenario, close_scenario, fixed_end, open_scenario, write_events
 
-from alerts.scorecard import DIMENSIONS, compute_scorecards, redesign_samples, store_scorecards
+from alerts.scorecard import compute_scorecards, redesign_samples, store_scorecards
+from alerts.scorecard_config import DIMENSIONS
 from pipeline.events import Request
 from pipeline.tools import synth
 

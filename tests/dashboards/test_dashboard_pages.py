@@ -6,7 +6,9 @@ import re
 import shutil
 import subprocess
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -109,18 +111,97 @@ def test_empty_store_renders_and_says_so(store: Scenario) -> None:
     assert status == 200 and "No release verdicts yet" in body
 
 
-def test_headless_chromium_renders_the_portfolio(store: Scenario, tmp_path: Path) -> None:
+class _Dom(HTMLParser):
+    """Per panel (``section[data-panel]``) of a DOM: its text, its table rows (cell texts) and its SVG marks."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.panels: dict[str, dict[str, Any]] = {}
+        self._panel: dict[str, Any] | None = None
+        self._depth = 0  # open <section>s inside the current panel
+        self._row: list[str] | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "section" and "data-panel" in a and self._panel is None:
+            self._panel = self.panels.setdefault(str(a["data-panel"]), {"text": [], "rows": [], "marks": 0})
+            self._depth = 0
+        elif self._panel is not None:
+            self._depth += tag == "section"
+            if tag == "tr":
+                self._row = []
+            elif tag in ("td", "th") and self._row is not None:
+                self._cell = []
+            elif tag in ("polyline", "path", "rect") and (a.get("points") or a.get("d") or a.get("height")):
+                self._panel["marks"] += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._panel is None:
+            return
+        if tag in ("td", "th") and self._cell is not None and self._row is not None:
+            self._row.append(" ".join("".join(self._cell).split()))
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self._panel["rows"].append(self._row)
+            self._row = None
+        elif tag == "section":
+            if self._depth == 0:
+                self._panel = None
+            self._depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self._panel is not None:
+            self._panel["text"].append(data)
+            if self._cell is not None:
+                self._cell.append(data)
+
+
+def test_headless_chromium_renders_the_portfolio_with_its_data(store: Scenario, tmp_path: Path) -> None:
     chromium = shutil.which("chromium")
     assert chromium, "chromium is not installed (Debian package chromium)"
     _, body = _get(store, "/")
     page = tmp_path / "portfolio.html"
     page.write_text(body, encoding="utf-8")
     png = tmp_path / "portfolio.png"
-    subprocess.run(
-        [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         f"--screenshot={png}", "--window-size=1400,1800", page.as_uri()],
-        capture_output=True, timeout=90, check=True,
-    )  # fmt: skip
-    data = png.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(data) > 100_000  # a blank 1400x1800 page is a few kB; charts and tables make it large
+    args = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1400,1800",
+            f"--user-data-dir={tmp_path / 'profile'}"]  # fmt: skip
+    subprocess.run([*args, f"--screenshot={png}", page.as_uri()], capture_output=True, timeout=90, check=True)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The DOM as Chromium parsed the page: a broken page (an unclosed tag, a panel swallowed by another, a
+    # table or chart without its data) shows here, where the HTML string still looks right.
+    dumped = subprocess.run(
+        [*args, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=90, check=True
+    )
+    dom = _Dom()
+    dom.feed(dumped.stdout)
+    titles = [p.title for p in portfolio(store.database).panels]
+    assert list(dom.panels) == titles
+    for title, panel in dom.panels.items():
+        assert title in "".join(panel["text"])
+    # Every chart draws its series, one mark per product at least; every product is in the legends.
+    products = {str(p) for p in store.cfg.products}
+    for title in ("Daily active users", "Sessions", "Crash-free sessions", "Error rate", "Active users in range"):
+        assert dom.panels[title]["marks"] >= len(products), title
+        assert products <= {p for p in products if p in "".join(dom.panels[title]["text"])}, title
+    # The scores table shows each product's newest stored scores (read here straight from the table).
+    newest = store.client.query(
+        f"SELECT product, dimension, argMax(score, at) FROM {store.database}.product_scorecards FINAL "
+        "GROUP BY product, dimension"
+    ).result_rows
+    want = {(product, dim): score for product, dim, score in newest}
+    header, *rows = dom.panels["Dimension scores"]["rows"]
+    assert header[:6] == ["product", "Business impact", "Customer experience", "Post-launch support", "Performance",
+                          "Composite"]  # fmt: skip
+    shown = {row[0]: row for row in rows}
+    assert set(shown) == {product for product, _ in want}
+    for product in products:
+        for column, dim in enumerate(("business impact", "customer experience", "post-launch support", "performance")):
+            assert float(shown[product][column + 1]) == pytest.approx(want[(product, dim)], abs=0.5), (product, dim)
+    decaying = store.story["decaying_product"]
+    assert "REDESIGN CANDIDATE" in shown[decaying] and "REDESIGN CANDIDATE" not in str(
+        shown[store.story["regressing_product"]]
+    )
+    assert float(shown[decaying][2]) < 55 and float(shown[decaying][4]) < 55  # below floor: the candidate's why
+    firing = [row[:2] for row in dom.panels["Firing alerts"]["rows"][1:]]
+    assert ["RedesignCandidate", decaying] in firing

@@ -19,7 +19,7 @@ import pytest
 from net import free_port
 from scenario_store import close_scenario, fixed_end, open_scenario
 
-from alerts.service import build_evaluator
+from alerts.evaluator import build_evaluator
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -11,13 +11,12 @@ The scorecards and release verdicts are stored too, so the built-in dashboards
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from pipeline.settings import Settings
-from pipeline.tools.demo import Table
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -25,11 +24,22 @@ if TYPE_CHECKING:
 BACKTEST_STEP = timedelta(hours=2)  # 14 days in ~170 steps; detection times are this coarse
 
 
+class Table(NamedTuple):
+    """A findings table, shaped like the demo's own tables (:data:`pipeline.tools.demo.Findings` takes the
+    tuple): use cases do not import the tools, and the tools know nothing of alerts."""
+
+    name: str
+    title: str
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+
 def demo_findings(client: Client, settings: Settings, start: datetime, end: datetime, console: Console) -> list[Table]:
     """Tables of the pages that fired (with when) and of the redesign candidates (with why)."""
+    from alerts.backtest import backtest
     from alerts.regression import release_verdicts, store_verdicts
+    from alerts.rules import rules_paths
     from alerts.scorecard import compute_scorecards, store_scorecards
-    from alerts.service import backtest, rules_paths
 
     db = settings.clickhouse_database
     columns = (TextColumn("replaying the alert rules over the event time"), BarColumn(), MofNCompleteColumn())

@@ -1,13 +1,14 @@
-"""The CLI's read commands as functions of (store, settings, string parameters) -> JSON-ready values.
+"""The read use cases as functions of (store, settings, string parameters) -> JSON-ready values.
 
-Each one serves twice: called in-process by its command when the store is
-free, and mounted on a running worker's read API (:mod:`pipeline.cli.api`)
-when it is not. Parameters are strings because they travel in a query string.
+Each one serves twice: called in-process by the CLI's read command when the
+store is free, and mounted on a running worker's read API
+(:mod:`pipeline.usecases.api`) when it is not. Parameters are strings because
+they travel in a query string; :data:`READERS` names each one by its API path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,9 @@ from pipeline.settings import Settings
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
+
+# What a read computes from the store and its string parameters; the result is JSON-serialisable.
+Reader = Callable[["Client", Settings, Mapping[str, str]], Any]
 
 
 def metrics_query(client: Client, settings: Settings, params: Mapping[str, str]) -> dict[str, Any]:
@@ -40,18 +44,19 @@ def metrics_query(client: Client, settings: Settings, params: Mapping[str, str])
 
 def alerts_status(client: Client, settings: Settings, params: Mapping[str, str]) -> list[dict[str, Any]]:
     """Pending and firing alerts as last evaluated."""
-    from alerts.service import status
+    from alerts.statestore import status
 
     return status(client, settings.clickhouse_database)
 
 
 def alerts_backtest(client: Client, settings: Settings, params: Mapping[str, str]) -> list[dict[str, Any]]:
     """``since`` (7d), ``until`` (now), ``step`` (1h): every transition the rules would have made."""
-    from alerts.service import backtest, rules_paths
+    from alerts.backtest import backtest
+    from alerts.rules import rules_paths
 
-    until = _time(params["until"]) if params.get("until") else datetime.now(UTC)
+    until = parse_time(params["until"]) if params.get("until") else datetime.now(UTC)
     since = (
-        _time(params["since"])
+        parse_time(params["since"])
         if "T" in params.get("since", "")
         else until - catalog.parse_since(params.get("since", "7d"))
     )
@@ -66,7 +71,7 @@ def scorecard(client: Client, settings: Settings, params: Mapping[str, str]) -> 
     """Every product's dimension scores now, the redesign-candidate flag and its evidence."""
     from alerts.scorecard import compute_scorecards
 
-    at = _time(params["at"]) if params.get("at") else datetime.now(UTC)
+    at = parse_time(params["at"]) if params.get("at") else datetime.now(UTC)
     return [card.to_json() for card in compute_scorecards(client, settings.clickhouse_database, at)]
 
 
@@ -74,18 +79,19 @@ def release_verdicts(client: Client, settings: Settings, params: Mapping[str, st
     """Recent releases against their predecessors, one row per signal."""
     from alerts.regression import release_verdicts as verdicts
 
-    at = _time(params["at"]) if params.get("at") else datetime.now(UTC)
+    at = parse_time(params["at"]) if params.get("at") else datetime.now(UTC)
     return [v.to_json() for v in verdicts(client, settings.clickhouse_database, at)]
 
 
-def _time(text: str) -> datetime:
+def parse_time(text: str) -> datetime:
+    """An ISO time given by a user, in UTC; refuses a time without a timezone (it would be ambiguous)."""
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
         raise ValueError(f"{text!r}: give a time with a timezone, e.g. 2026-11-25T10:00:00Z")
     return value.astimezone(UTC)
 
 
-READERS = {
+READERS: dict[str, Reader] = {
     "metrics/query": metrics_query,
     "alerts/status": alerts_status,
     "alerts/backtest": alerts_backtest,

@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from alerts import state
-from alerts.evaluator import Alert
+from alerts import statestore
+from alerts.evaluator import Evaluator
 from alerts.notify.message import Notification
 from alerts.rules import load_rules
 from alerts.sample import Sample
-from alerts.service import Evaluator, status
+from alerts.statemachine import Alert
+from alerts.statestore import status
 from pipeline import clickhouse
 from pipeline.settings import Settings
 
@@ -80,8 +81,8 @@ def test_rows_round_trip(store: tuple[Client, str]) -> None:
         state="firing", active_at=T0, value=0.25, annotations={"summary": "s"}, fired_at=T0 + M,
         last_match_at=T0 + 2 * M, last_sent_at=T0 + M, evidence={"p_value": 0.001, "signals": ["crash_rate"]},
     )  # fmt: skip
-    assert state.write(client, db, [(a, "firing")], T0 + 2 * M) == 1
-    (back, at), *_ = [x for x in state.load(client, db) if x[0].alertname == "RoundTrip"]
+    assert statestore.write(client, db, [(a, "firing")], T0 + 2 * M) == 1
+    (back, at), *_ = [x for x in statestore.load(client, db) if x[0].alertname == "RoundTrip"]
     assert at == T0 + 2 * M
     for field in ("alertname", "group", "fingerprint", "labels", "state", "active_at", "fired_at", "last_match_at",
                   "last_sent_at", "annotations", "evidence", "value"):  # fmt: skip
@@ -89,8 +90,8 @@ def test_rows_round_trip(store: tuple[Client, str]) -> None:
     assert back.resolved_at is None
     # A newer row wins; an inactive newest row means the alert is gone.
     a.state = "inactive"
-    state.write(client, db, [(a, "dropped")], T0 + 3 * M)
-    assert not [x for x in state.load(client, db) if x[0].alertname == "RoundTrip"]
+    statestore.write(client, db, [(a, "dropped")], T0 + 3 * M)
+    assert not [x for x in statestore.load(client, db) if x[0].alertname == "RoundTrip"]
 
 
 def make(tmp_path: Path, signal: Signal, db: str) -> tuple[Evaluator, Recorder]:
@@ -106,15 +107,19 @@ def make(tmp_path: Path, signal: Signal, db: str) -> tuple[Evaluator, Recorder]:
 def test_a_restart_neither_renotifies_nor_forgets_nor_resolves_early(store: tuple[Client, str], tmp_path: Path) -> None:
     client, db = store
     signal = Signal()
-    timeline: list[tuple[int, str, int]] = []  # (minute, states, notifications) seen across restarts
+    timeline: list[tuple[int, str, int]] = []  # (minute, stored states, notifications) seen across restarts
     notifications: list[Notification] = []
+    transitions: list[str] = []  # what the evaluations reported (`pulse alerts run` prints them)
 
     def step(ev: Evaluator, rec: Recorder, minute: int) -> None:
         before = len(rec.sent)
         report = ev.evaluate(client, T0 + minute * M)
         assert not report.errors, report.errors
         notifications.extend(rec.sent[before:])
-        timeline.append((minute, ",".join(sorted(a.state for a in ev.active())), len(rec.sent) - before))
+        transitions.extend(t.state for t in report.transitions if t.alertname == "Regressed")
+        # The states `pulse alerts status` shows: what the store holds, which the next restart continues from.
+        stored = sorted(a["state"] for a in status(client, db) if a["alertname"] == "Regressed")
+        timeline.append((minute, ",".join(stored), len(rec.sent) - before))
 
     signal.value = 1.0
     ev, rec = make(tmp_path, signal, db)
@@ -145,10 +150,14 @@ def test_a_restart_neither_renotifies_nor_forgets_nor_resolves_early(store: tupl
         "alertname": "Regressed",
     }  # fmt: skip
     assert firing.annotations == {"summary": "search 1.10.0 regressed"}
-    # The store holds every transition once, in order.
-    fp = ev.alerts["Regressed"][firing.fingerprint].fingerprint
-    transitions = [r["transition"] for r in state.history(client, db, fp) if r["transition"]]
+    # Every transition happened once, in order, across the restarts: reported once and stored once.
     assert transitions == ["pending", "firing", "resolved"]
+    stored = client.query(
+        f"SELECT transition FROM {db}.alert_events FINAL WHERE fingerprint = {{fp:String}} AND transition != '' "
+        "ORDER BY at",
+        parameters={"fp": firing.fingerprint},
+    ).result_rows
+    assert [t for (t,) in stored] == ["pending", "firing", "resolved"]
 
 
 def test_status_lists_pending_and_firing_alerts(store: tuple[Client, str], tmp_path: Path) -> None:

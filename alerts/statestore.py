@@ -1,4 +1,5 @@
-"""Alert state in ClickHouse (``alert_events``): written once per evaluation, read back at start.
+"""Alert state in ClickHouse (``alert_events``): written once per evaluation, read back at start and by
+:func:`status` (``pulse alerts status``).
 
 Every evaluation inserts one batch: a row per alert that is not inactive (its
 progress) and per transition (``transition`` names it). The newest row of a
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from alerts.evaluator import Alert
+from alerts.statemachine import Alert
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -93,13 +94,23 @@ def load(client: Client, database: str, states: Sequence[str] = LIVE_STATES) -> 
     return [(_alert(r), _from_t(r[0]) or EPOCH) for r in rows]
 
 
-def history(client: Client, database: str, fingerprint: str) -> list[dict[str, Any]]:
-    """Every stored row of one alert, oldest first (for tests and debugging)."""
-    sql = (
-        f"SELECT at, state, transition, last_sent_at FROM {database}.alert_events FINAL "
-        "WHERE fingerprint = {fp:String} ORDER BY at"
-    )
-    return [
-        {"at": _from_t(r[0]), "state": r[1], "transition": r[2], "last_sent_at": _from_t(r[3])}
-        for r in client.query(sql, parameters={"fp": fingerprint}).result_rows
-    ]
+def _none_if_nan(v: float) -> float | None:
+    return None if math.isnan(v) else v  # JSON has no NaN
+
+
+def status(client: Client, database: str) -> list[dict[str, Any]]:
+    """Pending and firing alerts as last evaluated (newest stored state), firing first."""
+    out = []
+    for alert, at in load(client, database, ("pending", "firing")):
+        out.append(
+            {
+                "alertname": alert.alertname,
+                "labels": dict(alert.labels),
+                "state": alert.state,
+                "since": alert.since.isoformat(),
+                "value": _none_if_nan(alert.value),
+                "annotations": dict(alert.annotations),
+                "evaluated_at": at.isoformat(),
+            }
+        )
+    return sorted(out, key=lambda a: (a["state"] != "firing", a["alertname"], sorted(a["labels"].items())))

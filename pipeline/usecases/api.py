@@ -1,13 +1,13 @@
-"""What the worker serves besides ingesting: the read-only API and the built-in dashboards.
-
-Read API: the CLI's way of reading when the embedded store is taken.
+"""What the worker serves besides ingesting - the read-only API and the built-in dashboards - and the
+client side of that API.
 
 Embedded chDB serves one process: while a worker runs on it, ``pulse metrics
-query``, ``pulse alerts status`` and ``pulse scorecard`` cannot open the folder.
-So the worker serves the same answers under ``/api/`` on its web server
-(``PULSE_WEB_PORT``, loopback by default), and each read command calls
-:func:`read` - which opens the store when it is free and asks the worker when
-it is not. Both paths run the same function, so they answer alike.
+query``, ``pulse alerts status``, ``pulse scorecard`` and the other read
+commands cannot open the folder. So the worker serves the same answers under
+``/api/{name}`` on its web server (``PULSE_WEB_PORT``, loopback by default),
+one route per reader in :data:`~pipeline.usecases.reads.READERS`, and each read
+command calls :func:`read` - which opens the store when it is free and asks the
+worker when it is not. Both paths run the same reader, so they answer alike.
 """
 
 from __future__ import annotations
@@ -23,22 +23,22 @@ from typing import TYPE_CHECKING, Any
 from pipeline import clickhouse
 from pipeline.errors import PulseError
 from pipeline.settings import Settings
+from pipeline.usecases.reads import READERS, Reader
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
     from consumers.extensions import Page
 
-# What a read computes from the store and its string parameters; the result is JSON-serialisable.
-Reader = Callable[["Client", Settings, Mapping[str, str]], Any]
-
 
 class WorkerUnreachable(PulseError):
     """The store is locked by a worker whose read API does not answer."""
 
 
-def read(settings: Settings, name: str, reader: Reader, params: Mapping[str, str]) -> Any:
-    """``reader``'s answer: from the store when this process may open it, else from the worker's ``/api/{name}``."""
+def read(settings: Settings, name: str, params: Mapping[str, str]) -> Any:
+    """The answer of the reader ``name`` (a key of ``READERS``): from the store when this process may open it,
+    else from the worker's ``/api/{name}``."""
+    reader = READERS[name]
     try:
         client = clickhouse.connect(settings)
     except clickhouse.ClickHouseLocked:
@@ -65,7 +65,12 @@ def _ask_worker(settings: Settings, name: str, params: Mapping[str, str]) -> Any
         ) from None
 
 
-def pages(settings: Settings, readers: Mapping[str, Reader]) -> list[Page]:
+def worker_pages(settings: Settings) -> list[Page]:
+    """Everything the worker serves on its web port: the read API and the built-in dashboards."""
+    return api_pages(settings) + dashboard_pages(settings)
+
+
+def api_pages(settings: Settings, readers: Mapping[str, Reader] = READERS) -> list[Page]:
     """The worker's ``/api/{name}`` routes, one per reader."""
     from consumers.extensions import Page, Reply
 

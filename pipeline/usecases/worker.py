@@ -1,0 +1,24 @@
+"""``pulse worker``: the Faust worker composed with what the other rooms hand it.
+
+``consumers`` knows nothing of ``alerts`` or ``dashboards``: this module builds
+the alert evaluator and hands it to the worker as a leader-only timer, and
+mounts the read API and the built-in dashboards as the worker's pages.
+"""
+
+from __future__ import annotations
+
+from alerts.evaluator import build_evaluator
+from consumers.app import run_worker
+from consumers.extensions import LeaderTimer
+from pipeline.settings import Settings
+from pipeline.usecases.api import worker_pages
+
+
+def run(settings: Settings, loglevel: str = "info") -> None:
+    """Run a worker until SIGTERM; refuses to start (raises RuleFileError) on any bad rule file."""
+    evaluator = build_evaluator(settings)  # before anything starts: a bad rule file starts nothing
+    timers = [LeaderTimer("alerts", settings.alert_eval_interval_s, evaluator.evaluate)]
+    try:
+        run_worker(settings, timers=timers, pages=worker_pages(settings), loglevel=loglevel)
+    finally:
+        evaluator.close()
