@@ -5,6 +5,7 @@ Rooms and who may import whom (see the README's "Layout"):
 * the ``pipeline`` core (everything in ``pipeline/`` but the applications) imports no room and no application;
 * the applications ``pipeline.collector`` and ``pipeline.tools`` import the core (and themselves);
 * ``consumers``, ``alerts`` and ``dashboards`` import the core (and themselves), never each other;
+* ``pipeline.usecases``, the application layer, imports the core and every room (it composes them);
 * ``pipeline.cli``, the composition root, may import everything.
 
 No module imports another room's private (``_``-prefixed) names, and no module is named like a junk drawer.
@@ -18,11 +19,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("pipeline", "consumers", "alerts", "dashboards")
-APPLICATIONS = ("pipeline.cli", "pipeline.collector", "pipeline.tools")
+APPLICATIONS = ("pipeline.cli", "pipeline.collector", "pipeline.tools", "pipeline.usecases")
 ALLOWED: dict[str, set[str]] = {
     "core": {"core"},
     "pipeline.collector": {"core", "pipeline.collector"},
     "pipeline.tools": {"core", "pipeline.tools"},
+    "pipeline.usecases": {"core", "pipeline.usecases", "consumers", "alerts", "dashboards"},
     "consumers": {"core", "consumers"},
     "alerts": {"core", "alerts"},
     "dashboards": {"core", "dashboards"},
@@ -91,7 +93,8 @@ def test_the_tree_has_every_room_and_the_walk_sees_it():
     modules = {module_name(p) for p in source_files()}
     expected = {"pipeline.settings", "pipeline.events", "pipeline.errors", "pipeline.kafka.emitter",
                 "pipeline.clickhouse.client", "pipeline.catalog.metrics", "pipeline.telemetry", "pipeline.cli.main",
-                "pipeline.collector.app", "pipeline.tools.demo", "consumers.app"}  # fmt: skip
+                "pipeline.collector.app", "pipeline.tools.demo", "pipeline.usecases.schema", "consumers.app",
+                "alerts.tables", "pipeline.schema", "pipeline.fastdecode"}  # fmt: skip
     assert expected <= modules
 
 
@@ -121,6 +124,8 @@ def test_checker_rejects_rooms_importing_each_other():
     assert violations("alerts.evaluator", "from consumers import sink\n")
     assert violations("dashboards.render", "from pipeline.cli.table import render\n")
     assert violations("pipeline.tools.demo", "from pipeline.collector.app import create_app\n")
+    assert violations("alerts.tables", "from pipeline.usecases import schema\n")
+    assert violations("pipeline.usecases.schema", "from pipeline.cli.main import main\n")
 
 
 def test_checker_rejects_private_names_of_another_room():
@@ -132,3 +137,5 @@ def test_checker_accepts_the_arrows():
     assert not violations("pipeline.cli.main", "from consumers.app import run_worker\nfrom alerts import rules\n")
     assert not violations("alerts.evaluator", "from pipeline import catalog, clickhouse\nimport faust\n")
     assert not violations("consumers.app", "from .sink import ClickHouseSink\n")
+    assert not violations("pipeline.usecases.schema", "from alerts import tables\nfrom pipeline import clickhouse\n")
+    assert not violations("pipeline.cli.main", "from pipeline.usecases import schema\n")

@@ -39,13 +39,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from consumers.app import run_worker
     from consumers.extensions import LeaderTimer
     from pipeline.cli import api, reads
+    from pipeline.usecases import schema
 
     settings = _settings(args)
     evaluator = build_evaluator(settings)  # refuses to start on any bad rule file
     timers = [LeaderTimer("alerts", settings.alert_eval_interval_s, evaluator.evaluate)]
     pages = api.pages(settings, reads.READERS) + api.dashboard_pages(settings)
     try:
-        run_worker(settings, timers=timers, pages=pages, loglevel=args.loglevel)
+        run_worker(settings, timers=timers, pages=pages, loglevel=args.loglevel, migrations=schema.MIGRATIONS)
     finally:
         evaluator.close()
     return 0
@@ -53,10 +54,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_db_migrate(args: argparse.Namespace) -> int:
     from pipeline import clickhouse
+    from pipeline.usecases import schema
 
     settings = _settings(args)
     with clickhouse.opened(settings) as client:
-        applied = clickhouse.migrate(client, settings.clickhouse_database, settings.events_ttl_days)
+        applied = schema.migrate(client, settings)
     print(f"applied migrations: {applied or 'none (schema up to date)'}")
     return 0
 
@@ -156,13 +158,14 @@ def cmd_alerts_run(args: argparse.Namespace) -> int:
     from alerts.service import build_evaluator
     from pipeline import clickhouse
     from pipeline.cli import reads
+    from pipeline.usecases import schema
 
     settings = _settings(args)
     evaluator = build_evaluator(settings)
     at = reads._time(args.at) if args.at else None
     try:
         with clickhouse.opened(settings) as client:
-            clickhouse.migrate(client, settings.clickhouse_database, settings.events_ttl_days)
+            schema.migrate(client, settings)
             while True:
                 report = evaluator.evaluate(client, at)
                 if args.format == "json":
