@@ -326,8 +326,12 @@ def run_worker(
     timers: Sequence[LeaderTimer] = (),
     pages: Sequence[Page] = (),
     loglevel: str = "info",
+    migrations: Sequence[clickhouse.Migration] = clickhouse.MIGRATIONS,
 ) -> None:
-    """Run one worker until SIGTERM/SIGINT: topics, schema, metrics, then the Faust app with timers and pages."""
+    """Run one worker until SIGTERM/SIGINT: topics, schema, metrics, then the Faust app with timers and pages.
+
+    ``migrations`` is the store's schema (the CLI passes every room's: ``pipeline.usecases.schema.MIGRATIONS``).
+    """
     logging.basicConfig(
         level=loglevel.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
@@ -336,7 +340,7 @@ def run_worker(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     ensure_topics(settings)
     client = clickhouse.connect(settings)
-    clickhouse.migrate(client, settings.clickhouse_database, settings.events_ttl_days)
+    clickhouse.migrate(client, settings.clickhouse_database, settings.events_ttl_days, migrations)
     sink = ClickHouseSink(client, settings.clickhouse_database)
     telemetry.serve_metrics(settings.metrics_port, settings.metrics_host)
 

@@ -11,26 +11,21 @@ event or a :class:`DecodeError` and never raises, so a consumer can route bad
 input to the dead-letter topic and keep going. :func:`encode_event` is the one
 serialisation used by the emitter, the collector and the raw sink.
 
-The worker decodes with :func:`decode_fast`: a msgspec decoder that checks the
-same bounds in C and accepts only inputs it can vouch for (canonical ids and
-RFC 3339 timestamps, shallow properties); everything else - every rejection
-included - is decided by the pydantic models through :func:`decode_event`, so
-both paths accept and reject exactly the same inputs with the same values
-(``tests/consumers/test_fast_decode.py`` proves it on the hostile corpus and on
-generated events). msgspec is a ``worker`` extra: emit-only installs never
-import it.
+The fields, their bounds and defaults are those of the table in
+:mod:`pipeline.schema`; the models are written out here and checked against it.
+The worker decodes with :func:`decode_fast` (:mod:`pipeline.fastdecode`, msgspec
+structs generated from the table), which accepts and rejects exactly the same
+inputs with the same values, every doubtful one decided by :func:`decode_event`.
+msgspec is a ``worker`` extra: this module re-exports the fast path's names
+lazily, so emit-only installs never import it.
 """
 
 from __future__ import annotations
 
-import os
-import random
-import re
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, ClassVar, Literal, Union
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import (
     AwareDatetime,
@@ -44,24 +39,24 @@ from pydantic import (
 )
 from pydantic_core import to_json as _to_json
 
+from pipeline.schema import EVENT_TYPES, MAX_DURATION_MS, MAX_SESSION_MS, MAX_VALUE, UINT32_MAX, new_event_id
+
+if TYPE_CHECKING:  # the worker's fast decode path, re-exported lazily (see __getattr__ below)
+    from pipeline.fastdecode import FAST_TYPES, decode_fast, decode_many, from_model, utc_datetime
+
+__all__ = [
+    "EVENT_ADAPTER", "EVENT_TYPES", "FAST_TYPES", "MAX_DURATION_MS", "MAX_PACK_EVENTS", "MAX_SESSION_MS", "MAX_VALUE",
+    "PACK_FORMAT", "PACK_HEADER", "POSITION_ID_NAMESPACE", "RELEASE_ADAPTER", "UINT32_MAX", "Conversion",
+    "DecodeError", "Error", "Event", "FeatureUsed", "Feedback", "Release", "Request", "SessionEnded",
+    "SessionStarted", "SupportTicket", "decode_event", "decode_fast", "decode_many", "describe_errors",
+    "encode_event", "encode_pack", "from_model", "is_pack", "new_event_id", "partition_key", "position_event_id",
+    "properties_json", "split_pack", "utc_datetime",
+]  # fmt: skip
+
+# The models below are written out (the typed API mypy and readers see); pipeline.schema is the table they
+# must agree with, field for field and bound for bound (tests/pipeline/test_schema_agreement.py).
 Name = Annotated[str, Field(min_length=1, max_length=128)]
-# Bounds that keep one absurd event from breaking a column or a sum: a value past them is `invalid`.
-UINT32_MAX = 2**32 - 1
-MAX_DURATION_MS = 86_400_000.0  # a feature use or a request: one day
-MAX_SESSION_MS = 30 * 86_400_000.0  # a session: thirty days
-MAX_VALUE = 1e12  # one conversion's value
 Label = Annotated[str, Field(max_length=64)]
-
-
-# uuid4() reads os.urandom per call, which costs ~30 us on some VMs; a generator
-# seeded from urandom (and reseeded in forked children) gives the same 122 random bits.
-_ID_RNG = random.Random()
-os.register_at_fork(after_in_child=_ID_RNG.seed)
-
-
-def new_event_id() -> uuid.UUID:
-    return uuid.UUID(int=_ID_RNG.getrandbits(128), version=4)
-
 
 # The namespace of ids derived from a message's position (uuid5 of "topic/partition/offset/index").
 POSITION_ID_NAMESPACE = uuid.UUID("6f1d3a52-58a4-4c8e-9b1e-2d1f3c7a9e40")
@@ -168,16 +163,6 @@ Event = Annotated[
     Union[SessionStarted, SessionEnded, FeatureUsed, Request, Error, Conversion, Feedback, SupportTicket],
     Field(discriminator="type"),
 ]
-EVENT_TYPES: tuple[str, ...] = (
-    "session_started",
-    "session_ended",
-    "feature_used",
-    "request",
-    "error",
-    "conversion",
-    "feedback",
-    "support_ticket",
-)
 
 
 class Release(BaseModel):
@@ -282,251 +267,20 @@ def partition_key(event: Event) -> bytes:
     return f"{event.product}:{event.user_id}".encode()
 
 
-# --- the worker's fast decode path ----------------------------------------------------------------
-# msgspec Structs that mirror the models field for field, bound for bound. They never widen what the
-# models accept: where msgspec and pydantic could differ (ids in other spellings, timestamps as numbers
-# or in other formats, lax numbers and booleans, NaN, deep nesting) the fast types are *stricter*, and
-# :func:`decode_fast` falls back to pydantic, which decides. msgspec's own quirks are pinned down:
-# patterns use \A..\Z (Python's ``$`` would accept a trailing newline, pydantic's Rust regex does
-# not), a repeated ``type`` key is an error (fallback), other repeated keys keep the last value (as
-# jiter does), and strings are counted in code points like pydantic.
-
-# Timestamps the fast path parses itself (as pydantic reads them: calendar, clock and offset checked, years 1 to
-# 9999); any other form pydantic accepts (epoch numbers, other separators, more digits) goes to pydantic.
-_RFC3339_PATTERN = (
-    r"(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-[0-9]{2}-[0-9]{2}"
-    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?"
-    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"  # fromisoformat would take offset minutes of 60 and more
-)
-_RFC3339 = re.compile(_RFC3339_PATTERN)
-_ts_form = _RFC3339.fullmatch
-_PROPERTIES_MAX_DEPTH = 64  # pydantic's JSON parser stops near 200 levels; deeper properties go to it
-
-
-try:  # the worker extra; an emit-only install has no msgspec and never calls decode_fast
-    import msgspec
-except ImportError:  # pragma: no cover - exercised by tests/pipeline/kafka/test_base_install.py
-    msgspec = None  # type: ignore[assignment]
-
-if msgspec is not None:
-    _FName = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-    _FShort = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    _FLabel = Annotated[str, msgspec.Meta(max_length=64)]
-    _FDuration = Annotated[float, msgspec.Meta(ge=0, le=MAX_DURATION_MS)]
-
-    class FastEnvelope(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, kw_only=True, gc=False):
-        """The fields every event carries (mirrors :class:`_Envelope`)."""
-
-        product: _FShort
-        version: _FShort
-        ts: str  # checked against _RFC3339 and parsed by decode_fast
-        user_id: _FName
-        # msgspec reads the hyphenated and the 32-digit forms, any case; UNSET (not None: null is invalid) if absent
-        event_id: uuid.UUID | msgspec.UnsetType = msgspec.UNSET
-        session_id: _FLabel = ""
-        environment: _FLabel = "production"
-        platform: _FLabel = ""
-        properties: dict[str, Any] = {}
-
-    class FastSessionStarted(FastEnvelope, tag="session_started"):
-        type: ClassVar[str] = "session_started"
-
-    class FastSessionEnded(FastEnvelope, tag="session_ended"):
-        type: ClassVar[str] = "session_ended"
-        status: Literal["ok", "exited", "crashed", "abnormal"]
-        errors: Annotated[int, msgspec.Meta(ge=0, le=UINT32_MAX)] = 0
-        duration_ms: Annotated[float, msgspec.Meta(ge=0, le=MAX_SESSION_MS)] = 0.0
-
-    class FastFeatureUsed(FastEnvelope, tag="feature_used"):
-        type: ClassVar[str] = "feature_used"
-        feature: _FName
-        success: bool = True
-        duration_ms: _FDuration = 0.0
-
-    class FastRequest(FastEnvelope, tag="request"):
-        type: ClassVar[str] = "request"
-        operation: _FName
-        latency_ms: _FDuration
-        status_code: Annotated[int, msgspec.Meta(ge=0, le=599)] = 0
-        error: _FLabel = ""
-
-    class FastError(FastEnvelope, tag="error"):
-        type: ClassVar[str] = "error"
-        kind: _FName
-        handled: bool = False
-
-    class FastConversion(FastEnvelope, tag="conversion"):
-        type: ClassVar[str] = "conversion"
-        goal: _FName
-        value: Annotated[float, msgspec.Meta(ge=0, le=MAX_VALUE)] = 0.0
-        currency: Annotated[str, msgspec.Meta(pattern=r"\A[A-Z]{3}\Z")] = "USD"
-
-    class FastFeedback(FastEnvelope, tag="feedback"):
-        type: ClassVar[str] = "feedback"
-        kind: Literal["nps", "csat"]
-        score: Annotated[int, msgspec.Meta(ge=0, le=10)]
-
-    class FastSupportTicket(FastEnvelope, tag="support_ticket"):
-        type: ClassVar[str] = "support_ticket"
-        ticket_id: _FName
-        action: Literal["opened", "resolved"]
-        severity: Literal["low", "medium", "high", "critical"] = "medium"
-
-    FAST_TYPES: dict[str, type[FastEnvelope]] = {
-        cls.type: cls
-        for cls in (
-            FastSessionStarted, FastSessionEnded, FastFeatureUsed, FastRequest,
-            FastError, FastConversion, FastFeedback, FastSupportTicket,
-        )
-    }  # fmt: skip
-    _FAST_DECODER = msgspec.json.Decoder(Union[tuple(FAST_TYPES.values())])  # type: ignore[valid-type]
-
-
-def decode_fast(raw: bytes | None, max_bytes: int = 64 * 1024) -> tuple[Any, float, int] | DecodeError:
-    """What :func:`decode_event` decides, faster: ``(struct, ts seconds, ts microseconds)`` or the same DecodeError.
-
-    The struct (one of :data:`FAST_TYPES`) holds what the pydantic model would hold, except that
-    ``ts`` is the string as sent and ``event_id`` is ``msgspec.UNSET`` when the event carried none
-    (the model would mint a random one); ``ts seconds`` equals the model's ``ts.timestamp()`` and ``ts
-    microseconds`` is the same instant as an integer since the epoch (:func:`utc_datetime` turns
-    it back into the model's ``ts``).
-    """
-    if raw is not None and len(raw) <= max_bytes:
-        try:
-            ev = _FAST_DECODER.decode(raw)
-            us = _epoch_us(ev.ts)
-            if ev.properties and not _shallow(ev.properties, _PROPERTIES_MAX_DEPTH):
-                raise ValueError("deep properties")
-            if ev.type == "feedback" and ev.kind == "csat" and not 1 <= ev.score <= 5:
-                raise ValueError("csat")
-            return ev, us / 1_000_000, us
-        except Exception:  # noqa: BLE001, S110 - anything the fast types refuse, pydantic decides below
-            pass
-    decoded = decode_event(raw, max_bytes)
-    if isinstance(decoded, DecodeError):
-        return decoded
-    return from_model(decoded)
-
-
-def decode_many(raws: Sequence[bytes | None], max_bytes: int = 64 * 1024) -> list[tuple[Any, float, int] | DecodeError]:
-    """:func:`decode_fast` of every payload of a batch: the same decisions, the timestamps read in one pass.
-
-    Timestamps of the form the fast path reads are checked and parsed by Arrow for the whole batch
-    (RE2 for the form, Arrow's ISO 8601 parser for the calendar and the offset); any that do not
-    parse, or fall outside years 1 to 9999 in UTC, are decided one by one as :func:`decode_fast` does.
-    """
-    out: list[tuple[Any, float, int] | DecodeError | None] = [None] * len(raws)
-    fast: list[int] = []
-    structs: list[Any] = []
-    for j, raw in enumerate(raws):
-        if raw is not None and len(raw) <= max_bytes:
-            try:
-                ev = _FAST_DECODER.decode(raw)
-                if ev.properties and not _shallow(ev.properties, _PROPERTIES_MAX_DEPTH):
-                    raise ValueError("deep properties")
-                if ev.type == "feedback" and ev.kind == "csat" and not 1 <= ev.score <= 5:
-                    raise ValueError("csat")
-            except Exception:  # noqa: BLE001, S110 - decided below, by decode_fast
-                pass
-            else:
-                fast.append(j)
-                structs.append(ev)
-                continue
-        out[j] = decode_fast(raw, max_bytes)
-    if structs:
-        for j, ev, us in zip(fast, structs, _epoch_us_many([ev.ts for ev in structs]), strict=True):
-            out[j] = decode_fast(raws[j], max_bytes) if us is None else (ev, us / 1_000_000, us)
-    return out  # type: ignore[return-value]
-
-
-def _epoch_us_many(timestamps: list[str]) -> list[int | None]:
-    """:func:`_epoch_us` of each timestamp, None where it raises; vectorised with Arrow."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    result: list[int | None] = [None] * len(timestamps)
-    arr = pa.array(timestamps, pa.string())
-    good = np.flatnonzero(pc.match_substring_regex(arr, "^" + _RFC3339_PATTERN + "$").to_numpy(zero_copy_only=False))
-    if not len(good):
-        return result
-    rows = good.tolist()
-    try:
-        parsed = arr.take(pa.array(good)).cast(pa.timestamp("us", "UTC")).cast(pa.int64()).to_pylist()
-    except pa.ArrowInvalid:  # a calendar date that does not exist, somewhere in the batch: one by one
-        parsed = [_epoch_us_or_none(timestamps[i]) for i in rows]
-    for i, us in zip(rows, parsed, strict=True):
-        if us is not None and _MIN_US <= us <= _MAX_US:
-            result[i] = us
-    return result
-
-
-def _epoch_us_or_none(ts: str) -> int | None:
-    try:
-        return _epoch_us(ts)
-    except ValueError:
-        return None
-
-
-_US = timedelta(microseconds=1)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MIN_US = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // _US
-_MAX_US = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _US
-_MINUTES: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM" + zone -> epoch microseconds of that minute
-
-
-def _epoch_us(ts: str) -> int:
-    """Microseconds since the epoch of an RFC 3339 timestamp (raises on any other form, or an invalid one).
-
-    A batch holds few distinct minutes: each is parsed once by ``datetime.fromisoformat`` (which
-    checks the calendar and the offset as pydantic does), the seconds and their fraction are added.
-    """
-    if _ts_form(ts) is None:
-        raise ValueError("not the RFC 3339 form the fast path reads")
-    zone_at = len(ts) - 1 if ts[-1] == "Z" else len(ts) - 6
-    key = ts[:16] + ts[zone_at:]
-    base = _MINUTES.get(key)
-    if base is None:
-        base = (datetime.fromisoformat(ts[:16] + ":00" + ts[zone_at:]) - _EPOCH) // _US
-        if len(_MINUTES) >= 100_000:
-            _MINUTES.clear()
-        _MINUTES[key] = base
-    seconds = int(ts[17:19])
-    if seconds > 59:
-        raise ValueError("leap second")
-    us = base + seconds * 1_000_000 + (int(ts[20:zone_at].ljust(6, "0")) if zone_at > 19 else 0)
-    if not _MIN_US <= us <= _MAX_US:
-        raise ValueError("outside the range of UTC datetimes")
-    return us
-
-
-def utc_datetime(us: int) -> datetime:
-    """The UTC datetime of an instant in microseconds since the epoch (what the model's ``ts`` holds)."""
-    return _EPOCH + timedelta(microseconds=us)
-
-
-def from_model(event: Event) -> tuple[Any, float, int]:
-    """A pydantic-validated event in the fast form (the fallback path of :func:`decode_fast`)."""
-    cls = FAST_TYPES[event.type]
-    fields = {k: getattr(event, k) for k in cls.__struct_fields__}
-    fields["event_id"] = event.event_id if "event_id" in event.model_fields_set else msgspec.UNSET
-    fields["ts"] = event.ts.isoformat()
-    return cls(**fields), event.ts.timestamp(), (event.ts - _EPOCH) // _US
-
-
-def _shallow(value: Any, depth: int) -> bool:
-    """Whether free-form JSON nests no deeper than ``depth`` containers."""
-    if depth <= 0:
-        return False
-    if isinstance(value, dict):
-        return all(not isinstance(v, dict | list) or _shallow(v, depth - 1) for v in value.values())
-    if isinstance(value, list):
-        return all(not isinstance(v, dict | list) or _shallow(v, depth - 1) for v in value)
-    return True
-
-
 def properties_json(properties: dict[str, Any]) -> bytes:
     """The canonical JSON of an event's properties (as :func:`encode_event` writes them: NaN and inf as null)."""
     if not properties:
         return b"{}"
     return _to_json(properties, inf_nan_mode="null")
+
+
+_FAST_DECODE = {"FAST_TYPES", "decode_fast", "decode_many", "from_model", "utc_datetime"}
+
+
+def __getattr__(name: str) -> Any:
+    """The fast decode path's names, from :mod:`pipeline.fastdecode` on first use (it needs the worker extra)."""
+    if name in _FAST_DECODE:
+        from pipeline import fastdecode
+
+        return getattr(fastdecode, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,6 +24,7 @@ from pipeline import clickhouse
 from pipeline.events import Event, encode_event
 from pipeline.settings import Settings
 from pipeline.tools import synth
+from pipeline.usecases import schema
 
 BATCH = 5_000
 
@@ -101,7 +102,7 @@ def open_scenario(
         users_per_product=users_per_product, **cfg,
     )  # fmt: skip
     client = clickhouse.connect(settings)
-    clickhouse.migrate(client, settings.clickhouse_database, settings.events_ttl_days)
+    schema.migrate(client, settings)
     n = write_events(client, settings.clickhouse_database, synth.traffic(traffic_cfg))
     write_releases(client, settings.clickhouse_database, traffic_cfg)
     return Scenario(settings, client, settings.clickhouse_database, traffic_cfg, synth.scenario_story(traffic_cfg), n)

@@ -48,9 +48,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_db_migrate(args: argparse.Namespace) -> int:
-    from pipeline.usecases.database import migrate
+    from pipeline.usecases.schema import migrate_store
 
-    applied = migrate(_settings(args))
+    applied = migrate_store(_settings(args))
     print(f"applied migrations: {applied or 'none (schema up to date)'}")
     return 0
 

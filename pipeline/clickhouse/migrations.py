@@ -1,4 +1,4 @@
-"""Versioned, idempotent ClickHouse schema migrations (``pulse db migrate``).
+"""Versioned, idempotent ClickHouse schema migrations: the runner and the core's tables (``pulse db migrate``).
 
 Each migration is a list of statements that are safe to run again
 (``IF NOT EXISTS``); a migration is recorded in ``schema_migrations`` after all
@@ -11,6 +11,8 @@ Tables and why they look the way they do:
   ``event_id``: a replayed or retried event collapses into one row (query with
   ``FINAL`` or ``uniqExact(event_id)`` for exact counts before merges).
   ``kafka_partition``/``kafka_offset``/``pack_index`` say where the row came from.
+  Its columns are the event schema's table (:mod:`pipeline.schema`); a column
+  added there needs a migration ``ALTER TABLE ... ADD COLUMN IF NOT EXISTS``.
 * ``product_metrics_1m`` - per product x version x event-time minute partial
   aggregates, one row per (source partition, first offset of the batch that
   wrote it). A replayed batch rewrites the same keys (ReplacingMergeTree) and
@@ -26,25 +28,24 @@ Tables and why they look the way they do:
   views on ``events``. A replayed row adds nothing to a unique count, and days
   merge into weeks and months, so DAU, WAU, MAU and adoption come from them.
 * ``releases`` - release announcements from the releases topic.
-* ``alert_events`` - the alert evaluator's state: a row per evaluation of an
-  alert that is not inactive and per transition (``transition`` names it, empty
-  for a progress row). The newest row per ``fingerprint`` is the alert's state,
-  ``keep_firing_for`` progress (``last_match_at``) and notification bookkeeping
-  (``last_sent_at``) included, so a restart neither re-notifies nor forgets.
-* ``product_scorecards`` - per product, dimension (and ``composite``) and
-  evaluation time: score, floor, days below it, trend, the redesign-candidate
-  flag and its evidence (JSON).
-* ``release_verdicts`` - a release against its predecessor over equal bake
-  time, one row per signal: both values, the test, its p-value and the verdict.
+
+Each room owns the DDL of its own tables: these are the core's
+(:data:`MIGRATIONS`); the alerts room keeps its tables in ``alerts/tables.py``,
+and the application layer (``pipeline/usecases/schema.py``) composes every
+room's migrations into the list a store is migrated with. Versions are global
+and ascending across rooms, so a store records one history.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from clickhouse_connect.driver.client import Client
+
+from pipeline import schema
 
 log = logging.getLogger(__name__)
 
@@ -56,50 +57,26 @@ class Migration:
     statements: tuple[str, ...]
 
 
+# The raw events table; its columns come from the event schema's table (pipeline.schema), in its order.
+_EVENTS_DDL = (
+    """
+            CREATE TABLE IF NOT EXISTS {db}.events (
+                """
+    + ",\n                ".join(schema.ddl_columns())
+    + """
+            ) ENGINE = ReplacingMergeTree
+            PARTITION BY toYYYYMM(ts)
+            ORDER BY (product, type, toStartOfHour(ts), event_id)
+            TTL toDateTime(ts) + INTERVAL {ttl_days} DAY
+            """
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
         "events, product_metrics_1m, ingestion_errors",
         (
-            """
-            CREATE TABLE IF NOT EXISTS {db}.events (
-                event_id UUID,
-                type LowCardinality(String),
-                product LowCardinality(String),
-                version LowCardinality(String),
-                ts DateTime64(3, 'UTC'),
-                user_id String,
-                session_id String,
-                environment LowCardinality(String),
-                platform LowCardinality(String),
-                properties String,
-                status LowCardinality(String),
-                errors UInt32,
-                duration_ms Float64,
-                feature String,
-                success Bool,
-                operation String,
-                latency_ms Float64,
-                status_code UInt16,
-                error String,
-                kind LowCardinality(String),
-                handled Bool,
-                goal String,
-                value Float64,
-                currency LowCardinality(String),
-                score UInt8,
-                ticket_id String,
-                action LowCardinality(String),
-                severity LowCardinality(String),
-                kafka_partition UInt16,
-                kafka_offset UInt64,
-                pack_index UInt32,
-                ingested_at DateTime64(3, 'UTC') DEFAULT now64(3)
-            ) ENGINE = ReplacingMergeTree
-            PARTITION BY toYYYYMM(ts)
-            ORDER BY (product, type, toStartOfHour(ts), event_id)
-            TTL toDateTime(ts) + INTERVAL {ttl_days} DAY
-            """,
+            _EVENTS_DDL,
             """
             CREATE TABLE IF NOT EXISTS {db}.product_metrics_1m (
                 product LowCardinality(String),
@@ -231,79 +208,30 @@ MIGRATIONS += (
             """,
         ),
     ),
-    Migration(
-        3,
-        "alert_events, product_scorecards, release_verdicts",
-        (
-            # Every evaluation result of an alert that is not inactive, and every transition. The newest row of a
-            # fingerprint is its state: a restarted evaluator reads it back (keep_firing_for progress included).
-            """
-            CREATE TABLE IF NOT EXISTS {db}.alert_events (
-                at DateTime64(3, 'UTC'),
-                rule_group LowCardinality(String),
-                alertname LowCardinality(String),
-                fingerprint String,
-                labels Map(String, String),
-                annotations Map(String, String),
-                state LowCardinality(String),
-                transition LowCardinality(String),
-                value Float64,
-                active_at DateTime64(3, 'UTC'),
-                fired_at DateTime64(3, 'UTC'),
-                last_match_at DateTime64(3, 'UTC'),
-                resolved_at DateTime64(3, 'UTC'),
-                last_sent_at DateTime64(3, 'UTC'),
-                evidence String
-            ) ENGINE = ReplacingMergeTree
-            ORDER BY (alertname, fingerprint, at)
-            """,
-            # A product's score per dimension (and 'composite') at one evaluation; the evidence says why.
-            """
-            CREATE TABLE IF NOT EXISTS {db}.product_scorecards (
-                at DateTime64(3, 'UTC'),
-                product LowCardinality(String),
-                dimension LowCardinality(String),
-                score Float64,
-                floor Float64,
-                below_floor UInt8,
-                days_below UInt16,
-                trend Float64,
-                redesign_candidate UInt8,
-                evidence String
-            ) ENGINE = ReplacingMergeTree
-            ORDER BY (product, at, dimension)
-            """,
-            # A new version against its predecessor over equal bake time, one row per signal.
-            """
-            CREATE TABLE IF NOT EXISTS {db}.release_verdicts (
-                at DateTime64(3, 'UTC'),
-                product LowCardinality(String),
-                version LowCardinality(String),
-                baseline_version LowCardinality(String),
-                released_at DateTime64(3, 'UTC'),
-                bake_s UInt32,
-                signal LowCardinality(String),
-                candidate_value Float64,
-                baseline_value Float64,
-                test LowCardinality(String),
-                p_value Float64,
-                verdict LowCardinality(String),
-                severe UInt8,
-                evidence String
-            ) ENGINE = ReplacingMergeTree(at)
-            ORDER BY (product, version, signal)
-            """,
-        ),
-    ),
 )
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def migrate(client: Client, database: str, ttl_days: int = 400) -> list[int]:
-    """Apply the migrations not yet recorded; returns the versions applied now."""
+def check_versions(migrations: Sequence[Migration]) -> None:
+    """Refuse a list whose versions are not unique and ascending (two rooms claiming one version, say)."""
+    versions = [m.version for m in migrations]
+    for earlier, later in zip(versions, versions[1:], strict=False):
+        if later <= earlier:
+            raise ValueError(f"migration versions must be unique and ascending: {versions}")
+
+
+def migrate(
+    client: Client, database: str, ttl_days: int = 400, migrations: Sequence[Migration] = MIGRATIONS
+) -> list[int]:
+    """Apply those of ``migrations`` not yet recorded; returns the versions applied now.
+
+    ``migrations`` defaults to the core's tables; a store that also holds other
+    rooms' tables is migrated with the composed list (``pipeline.usecases.schema``).
+    """
     if not _IDENT.match(database):
         raise ValueError(f"database name {database!r} is not a plain identifier")
+    check_versions(migrations)
     client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
     client.command(
         f"CREATE TABLE IF NOT EXISTS {database}.schema_migrations "
@@ -312,7 +240,7 @@ def migrate(client: Client, database: str, ttl_days: int = 400) -> list[int]:
     )
     done = {row[0] for row in client.query(f"SELECT version FROM {database}.schema_migrations").result_rows}
     applied = []
-    for migration in MIGRATIONS:
+    for migration in migrations:
         if migration.version in done:
             continue
         for statement in migration.statements:

@@ -59,8 +59,8 @@ class Emitter:
         settings: Settings,
         product: str | None = None,
         version: str | None = None,
-        environment: str = "production",
-        platform: str = "",
+        environment: str | None = None,
+        platform: str | None = None,
         linger_ms: int = 50,
         pack_events: int = 100,
         pack_bytes: int = 512 * 1024,
@@ -238,6 +238,8 @@ class Emitter:
         self.close()
 
     # --- typed helpers ------------------------------------------------------
+    # A field left at None is left out of the event, which then gets its default from the table in
+    # pipeline.schema (no default is repeated here); environment and platform fall back to the emitter's.
     def _event(self, type_: str, user_id: str, fields: dict[str, Any]) -> Event:
         body: dict[str, Any] = {
             "type": type_,
@@ -245,42 +247,61 @@ class Emitter:
             "version": fields.pop("version", None) or self.version,
             "ts": fields.pop("ts", None) or datetime.now(UTC),
             "user_id": user_id,
+        }
+        optional = {
             "environment": fields.pop("environment", None) or self.environment,
             "platform": fields.pop("platform", None) or self.platform,
+            **fields,
         }
-        body.update({k: v for k, v in fields.items() if v is not None})
+        body.update({k: v for k, v in optional.items() if v is not None})
         return self.emit(body)
 
     def session_started(self, user_id: str, session_id: str, **kw: Any) -> Event:
         return self._event("session_started", user_id, {"session_id": session_id, **kw})
 
     def session_ended(
-        self, user_id: str, session_id: str, status: str = "ok", errors: int = 0, duration_ms: float = 0.0, **kw: Any
+        self,
+        user_id: str,
+        session_id: str,
+        status: str = "ok",  # the SDK's own default (the wire requires a status)
+        errors: int | None = None,
+        duration_ms: float | None = None,
+        **kw: Any,
     ) -> Event:
         fields = {"session_id": session_id, "status": status, "errors": errors, "duration_ms": duration_ms}
         return self._event("session_ended", user_id, {**fields, **kw})
 
     def feature_used(
-        self, user_id: str, feature: str, success: bool = True, duration_ms: float = 0.0, **kw: Any
+        self, user_id: str, feature: str, success: bool | None = None, duration_ms: float | None = None, **kw: Any
     ) -> Event:
         fields = {"feature": feature, "success": success, "duration_ms": duration_ms}
         return self._event("feature_used", user_id, {**fields, **kw})
 
     def request(
-        self, user_id: str, operation: str, latency_ms: float, status_code: int = 200, error: str = "", **kw: Any
+        self,
+        user_id: str,
+        operation: str,
+        latency_ms: float,
+        status_code: int = 200,  # the SDK's own default: a measured request was answered (the wire's 0 is unknown)
+        error: str | None = None,
+        **kw: Any,
     ) -> Event:
         fields = {"operation": operation, "latency_ms": latency_ms, "status_code": status_code, "error": error}
         return self._event("request", user_id, {**fields, **kw})
 
-    def error(self, user_id: str, kind: str, handled: bool = False, **kw: Any) -> Event:
+    def error(self, user_id: str, kind: str, handled: bool | None = None, **kw: Any) -> Event:
         return self._event("error", user_id, {"kind": kind, "handled": handled, **kw})
 
-    def conversion(self, user_id: str, goal: str, value: float = 0.0, currency: str = "USD", **kw: Any) -> Event:
+    def conversion(
+        self, user_id: str, goal: str, value: float | None = None, currency: str | None = None, **kw: Any
+    ) -> Event:
         return self._event("conversion", user_id, {"goal": goal, "value": value, "currency": currency, **kw})
 
     def feedback(self, user_id: str, kind: str, score: int, **kw: Any) -> Event:
         return self._event("feedback", user_id, {"kind": kind, "score": score, **kw})
 
-    def support_ticket(self, user_id: str, ticket_id: str, action: str, severity: str = "medium", **kw: Any) -> Event:
+    def support_ticket(
+        self, user_id: str, ticket_id: str, action: str, severity: str | None = None, **kw: Any
+    ) -> Event:
         fields = {"ticket_id": ticket_id, "action": action, "severity": severity}
         return self._event("support_ticket", user_id, {**fields, **kw})

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from alerts.evaluator import EvaluationReport, build_evaluator
 from pipeline import clickhouse
 from pipeline.settings import Settings
+from pipeline.usecases import schema
 from pipeline.usecases.reads import parse_time
 
 
@@ -30,7 +31,7 @@ def run_evaluations(
     evaluator = build_evaluator(settings)
     try:
         with clickhouse.opened(settings) as client:
-            clickhouse.migrate(client, settings.clickhouse_database, settings.events_ttl_days)
+            schema.migrate(client, settings)
             while True:
                 report = evaluator.evaluate(client, when)
                 show(report)

@@ -11,6 +11,7 @@ from alerts.evaluator import build_evaluator
 from consumers.app import run_worker
 from consumers.extensions import LeaderTimer
 from pipeline.settings import Settings
+from pipeline.usecases import schema
 from pipeline.usecases.api import worker_pages
 
 
@@ -19,6 +20,7 @@ def run(settings: Settings, loglevel: str = "info") -> None:
     evaluator = build_evaluator(settings)  # before anything starts: a bad rule file starts nothing
     timers = [LeaderTimer("alerts", settings.alert_eval_interval_s, evaluator.evaluate)]
     try:
-        run_worker(settings, timers=timers, pages=worker_pages(settings), loglevel=loglevel)
+        pages = worker_pages(settings)
+        run_worker(settings, timers=timers, pages=pages, loglevel=loglevel, migrations=schema.MIGRATIONS)
     finally:
         evaluator.close()

@@ -20,6 +20,7 @@ from alerts.statemachine import Alert
 from alerts.statestore import status
 from pipeline import clickhouse
 from pipeline.settings import Settings
+from pipeline.usecases import schema
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 M = timedelta(minutes=1)
@@ -42,7 +43,7 @@ groups:
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, str]]:
     settings = Settings(data_dir=tmp_path_factory.mktemp("state"))
     client = clickhouse.connect(settings)
-    clickhouse.migrate(client, settings.clickhouse_database)
+    clickhouse.migrate(client, settings.clickhouse_database, migrations=schema.MIGRATIONS)
     yield client, settings.clickhouse_database
     client.close()
     clickhouse.release(settings)

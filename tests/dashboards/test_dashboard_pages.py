@@ -20,6 +20,7 @@ from dashboards.portfolio import portfolio
 from dashboards.product import product_detail
 from dashboards.releases import release_health
 from pipeline import clickhouse
+from pipeline.usecases import schema
 
 
 def _get(store: Scenario, path: str, **query: str) -> tuple[int, str]:
@@ -103,7 +104,7 @@ def test_unknown_pages_are_404(store: Scenario, path: str, query: dict[str, str]
 
 
 def test_empty_store_renders_and_says_so(store: Scenario) -> None:
-    clickhouse.migrate(store.client, "pulse_empty")
+    clickhouse.migrate(store.client, "pulse_empty", migrations=schema.MIGRATIONS)
     status, _, body = render_page("/", {}, store.client, "pulse_empty", datetime.now(UTC))
     assert status == 200
     assert "No scorecards yet" in body and "No redesign candidates." in body
