@@ -1,7 +1,7 @@
 """The ingest step: one batch of Kafka messages made durable, in a fixed order.
 
 :meth:`Ingestor.process` is the only place that decides when a batch is safe
-to commit. Its caller (the Faust agent) acks the batch's messages only after
+to commit. Its caller (:func:`consumers.loop.run_durably`) acks the batch's messages only after
 ``process`` returned, and Faust commits only acked offsets.
 """
 
