@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ast
 import functools
-import importlib.util
+import importlib.machinery
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,7 +107,7 @@ def faust_private_names() -> frozenset[str]:
     """Every ``_``-prefixed (not dunder) name the installed faust and mode define or use as an attribute."""
     names: set[str] = set()
     for package in FAUST_PACKAGES:
-        spec = importlib.util.find_spec(package)
+        spec = importlib.machinery.PathFinder.find_spec(package)  # not sys.modules: faust replaces its module
         assert spec is not None and spec.origin is not None, f"{package} is not installed"
         for path in Path(spec.origin).parent.rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
