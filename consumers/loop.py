@@ -36,7 +36,7 @@ from concurrent.futures import Executor
 from faust.types import TP
 
 from consumers import decode_process
-from consumers.batching import Batches, Chunk
+from consumers.batching import PACK_EVENTS, Batches, Chunk
 from consumers.decode import DecodedBatch
 from consumers.faust_adapter import PulseApp
 from consumers.ingest import BatchAbandoned, Ingestor
@@ -103,7 +103,7 @@ class IngestLoop:
         self.ingestor = ingestor
         self.decoder = decoder
         self.settings = settings
-        self.batch_events = batches.max_buffered_events
+        self.batch_events = settings.batch_max_messages * PACK_EVENTS  # a pack counts as its lines
         self._ready: asyncio.Queue[tuple[list[Chunk], DecodedBatch]] | None = None
 
     async def run(self) -> None:
