@@ -12,11 +12,10 @@ the Linux wheels) keeps freed pages for reuse too. Here, before the first batch:
   ``MALLOC_MMAP_THRESHOLD_`` would);
 * Arrow: the system allocator (as ``ARROW_DEFAULT_MEMORY_POOL=system`` would).
 
-Measured with ``pulse bench --contenders pulse --events 1000000`` (packs, two
-rounds each, one session): peak RSS of worker + decode process 1,407 / 1,372
-MiB -> 1,156 / 1,196 MiB, throughput 51.6k / 53.8k -> 54.6k / 53.7k events/s
-(within the run-to-run noise). Any of the three variables set in the environment wins
-over this module. On a libc without ``mallopt`` the glibc part is skipped.
+This lowers the worker's peak RSS at the same throughput (the README's
+Performance section has the figures). Any of the three variables set in the
+environment wins over this module. On a libc without ``mallopt`` the glibc part
+is skipped.
 """
 
 from __future__ import annotations

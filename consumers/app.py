@@ -1,16 +1,16 @@
-"""The Faust app "pulse": the ingest agent and the worker that runs it.
+"""The Faust app "pulse": the ingest and release loops, leader timers and pages, and the worker that runs them.
 
-One agent consumes the events topic in batches with concurrency 1 - scale
-with partitions and worker processes, never with agent concurrency, which
-reorders events and can commit past unprocessed ones. The consumer hands the
-topic's records over per fetch, not per message (:mod:`consumers.batching`:
-Faust's per-message costs capped single-event messages at a few thousand per
-second), and a batch holds up to ``batch_max_messages`` packs' worth of events
-(``batch_max_messages * 100`` lone events). Each batch goes through
-:meth:`consumers.ingest.Ingestor.process`; the agent acks the batch only after
-it returned, so offsets are committed after ClickHouse holds the rows. An
-unexpected error ends the process without acking: a supervisor restarts it and
-the batch replays exactly.
+The events topic is consumed in batches by one loop (:class:`consumers.loop.IngestLoop`,
+concurrency 1 - scale with partitions and worker processes, never with agent
+concurrency, which reorders events and can commit past unprocessed ones). The
+consumer hands the topic's records over per fetch, not per message
+(:mod:`consumers.faust_adapter`), and a batch holds up to
+``batch_max_messages`` packs' worth of events (``batch_max_messages * 100``
+lone events). Each batch goes through :meth:`consumers.ingest.Ingestor.process`
+and is acked only after it returned, so offsets are committed after ClickHouse
+holds the rows. The releases topic takes the same path in smaller batches
+(:class:`consumers.loop.ReleaseLoop`). An unexpected error ends the process
+without acking: a supervisor restarts it and the batch replays exactly.
 
 Other rooms add leader-only timers and read-only pages through
 :mod:`consumers.extensions` (:mod:`pipeline.usecases.worker` hands in the
@@ -20,9 +20,7 @@ alert evaluator, the dashboards and the read API), so this module knows nothing 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import gc
 import logging
 import os
 import sys
@@ -31,14 +29,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import faust
-from faust.types import TP
 
-from consumers import decoding
-from consumers.aggregate import DeadLetter, DecodedBatch, Message
+from consumers import decode_process
 from consumers.allocators import lean_allocators
-from consumers.batching import PACK_EVENTS, Batches, BatchingConsumer, Chunk, PulseApp
+from consumers.batching import PACK_EVENTS, Batches
 from consumers.extensions import LeaderTimer, Page, Reply
-from consumers.ingest import BatchAbandoned, Ingestor
+from consumers.faust_adapter import PulseApp
+from consumers.ingest import Ingestor, StepHook
+from consumers.loop import RELEASE_BATCH, IngestLoop, ReleaseLoop
+from consumers.records import DeadLetter
 from consumers.sink import ClickHouseSink
 from pipeline import clickhouse, telemetry
 from pipeline.kafka.admin import ensure_topics
@@ -48,17 +47,26 @@ from pipeline.settings import Settings
 log = logging.getLogger(__name__)
 
 DLQ_MAX_VALUE_BYTES = 512 * 1024  # a dead letter's bytes beyond this are cut (header error.truncated_from)
-REVOKE_DRAIN_S = 30.0  # the longest a revocation waits for the write in progress
 
 
 def create_app(
-    settings: Settings, sink: ClickHouseSink, timers: Sequence[LeaderTimer] = (), pages: Sequence[Page] = ()
+    settings: Settings,
+    sink: ClickHouseSink,
+    timers: Sequence[LeaderTimer] = (),
+    pages: Sequence[Page] = (),
+    on_step: StepHook | None = None,
 ) -> faust.App:
-    """Build the Faust app: the ingest and release agents writing through ``sink``, timers and pages."""
+    """Build the Faust app: the ingest and release loops writing through ``sink``, timers and pages.
+
+    ``on_step(k)`` is called just before step k of every batch's durable step
+    (:meth:`consumers.ingest.Ingestor.process`); the fault tests stop the process there.
+    """
     datadir = settings.data_dir / "faust"
-    batch_events = settings.batch_max_messages * PACK_EVENTS
+    events = Batches({settings.events_topic}, max_buffered_events=settings.batch_max_messages * PACK_EVENTS)
+    releases = Batches({settings.releases_topic}, max_buffered_events=RELEASE_BATCH * 10)
     app = PulseApp(
         settings.consumer_group,
+        batches=(events, releases),
         datadir=str(datadir),
         store="memory://",
         topic_partitions=settings.topic_partitions,
@@ -77,79 +85,16 @@ def create_app(
         web_host="127.0.0.1" if settings.metrics_host in ("0.0.0.0", "::") else settings.metrics_host,
         **faust_broker_config(settings),
     )
-    events_topic = app.topic(settings.events_topic, value_type=bytes, key_type=bytes, internal=False)
-    releases_topic = app.topic(settings.releases_topic, value_type=bytes, key_type=bytes, internal=False)
+    for name in (settings.events_topic, settings.releases_topic):
+        app.subscribe(app.topic(name, value_type=bytes, key_type=bytes, internal=False))
     dlq_topic = app.topic(settings.dlq_topic, value_type=bytes, key_type=bytes, internal=False)
 
-    def owns(partition: int) -> bool:
-        return TP(settings.events_topic, partition) in app.consumer.assignment()
-
-    ingestor = Ingestor(settings, sink, _dlq_sender(dlq_topic, settings.events_topic), owns)
-    batches = app.batches = Batches({settings.events_topic}, max_buffered_events=batch_events)
-    # Iterating a topic is how Faust learns to subscribe to it (and to commit its acked offsets); its
-    # records then arrive through `batches`, never through this channel.
-    aiter(events_topic)
-
-    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
-    async def _revoked(app: faust.App, revoked: object, **kwargs: object) -> None:  # type: ignore[misc]
-        ingestor.revoke_all()
-        batches.clear()
-        # Kafka hands the partitions on only after this returns: let the write in progress land first.
-        if not await sink.drain(REVOKE_DRAIN_S):
-            log.warning("event=revoke_drain_timeout seconds=%.0f", REVOKE_DRAIN_S)
-
-    decoder = decoding.decoder(settings.decode_process)
-
-    @app.agent(app.channel(), concurrency=1, name="ingest")
-    async def ingest(stream: faust.StreamT[bytes]) -> None:  # its stream stays empty: batches come from `batches`
-        """Take batches, decode the next one (see consumers.decoding) while this one is stored, store them in order."""
-        _tune_gc()
-        ready: asyncio.Queue[tuple[list[Chunk], DecodedBatch]] = asyncio.Queue(maxsize=1)
-
-        def generation() -> int:
-            return app.consumer_generation_id
-
-        def ack(chunks: Sequence[Chunk]) -> None:
-            consumer = app.consumer
-            assert isinstance(consumer, BatchingConsumer)
-            for chunk in chunks:
-                consumer.ack_offsets(chunk.tp, [m.offset for m in chunk.messages])
-            _observe_chunk_lag(app, chunks)
-
-        async def prefetch() -> None:
-            try:
-                while True:
-                    chunks = await batches.take(batch_events, settings.batch_within_s, generation)
-                    if chunks:
-                        messages = [m for chunk in chunks for m in chunk.messages]
-                        decoded = await decoding.decode(
-                            decoder, messages, settings.max_event_bytes, settings.events_topic
-                        )
-                        await ready.put((chunks, decoded))
-                        await ready.join()  # one batch ahead at most: the next take waits until this one is taken
-            except asyncio.CancelledError:
-                raise
-            except BaseException:  # a bug in decoding: end the process unacked, like a failing batch
-                log.exception("event=decode_crashed")
-                logging.shutdown()
-                os._exit(70)
-
-        fetching = asyncio.ensure_future(prefetch())
-        try:
-            while True:
-                chunks, decoded = await ready.get()
-                ready.task_done()
-                if any(c.generation != app.consumer_generation_id or c.epoch != batches.epoch for c in chunks):
-                    continue  # fetched before a rebalance: Faust re-reads them from the committed offsets
-                await _durably_chunks(functools.partial(ingestor.process, decoded=decoded), chunks, settings, ack)
-        finally:
-            fetching.cancel()
-
-    @app.agent(releases_topic, concurrency=1, name="releases")
-    async def releases(stream: faust.StreamT[bytes]) -> None:
-        batches = stream.take_events(100, within=settings.batch_within_s)  # type: ignore[attr-defined]
-        async for events in batches:
-            await _durably(ingestor.process_releases, events, settings)
+    owns = functools.partial(app.holds, settings.events_topic)
+    ingestor = Ingestor(settings, sink, _dlq_sender(dlq_topic, settings.events_topic), owns, on_step)
+    ingest = IngestLoop(app, events, ingestor, decode_process.decoder(settings.decode_process), settings)
+    app.on_partitions_revoked.connect(ingest.on_revoked)  # type: ignore[arg-type]
+    app.run_loop("ingest", ingest.run)
+    app.run_loop("releases", ReleaseLoop(app, releases, ingestor, settings).run)
 
     for timer in timers:
         _schedule(app, sink, timer)
@@ -187,115 +132,6 @@ def _mount(app: faust.App, sink: ClickHouseSink, page: Page) -> None:
     app.page(page.path, name=get.__name__)(get)
 
 
-def _tune_gc() -> None:
-    """Keep the cyclic GC from re-scanning the heap several times per batch.
-
-    A batch keeps ~50k decoded events alive until it is stored; with the
-    default thresholds (a young collection every 700 allocations) the
-    collector walked them again and again, and older generations with them,
-    which halved throughput. Everything alive once the worker runs (Faust, the
-    engine's bindings, modules) is frozen out of collection, and collections
-    run every 50k allocations (full ones every 5M).
-    """
-    gc.freeze()
-    gc.set_threshold(50_000, 10, 10)
-
-
-def _observe_chunk_lag(app: faust.App, chunks: Sequence[Chunk]) -> None:
-    """Per partition: messages behind the high watermark after this batch (0 = caught up)."""
-    done: dict[TP, int] = {}
-    for chunk in chunks:
-        done[chunk.tp] = max(done.get(chunk.tp, -1), chunk.messages[-1].offset)
-    for tp, offset in done.items():
-        highwater = app.consumer.highwater(tp)
-        if highwater is not None:
-            telemetry.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - offset - 1))
-
-
-async def _durably_chunks(
-    step: Callable[[list[Message]], Awaitable[object]],
-    chunks: Sequence[Chunk],
-    settings: Settings,
-    ack: Callable[[Sequence[Chunk]], None],
-) -> None:
-    """Run a durable step over a batch of chunks; ``ack`` the batch only if the step completed.
-
-    The rules of :func:`_durably`: a batch abandoned (rebalance) is not acked;
-    on shutdown the step may finish within ``shutdown_grace_s`` (then it is
-    acked, so the final commit includes it) or is abandoned unacked; a failure
-    ends the process at once, acking nothing.
-    """
-    messages = [m for chunk in chunks for m in chunk.messages]
-    task = asyncio.ensure_future(step(messages))
-    try:
-        await asyncio.shield(task)
-    except BatchAbandoned as exc:
-        log.warning("event=batch_abandoned reason=%r messages=%d", str(exc), len(messages))
-        return
-    except asyncio.CancelledError:
-        if await _finish_within(task, settings.shutdown_grace_s):
-            ack(chunks)
-        else:
-            log.warning("event=batch_abandoned reason=shutdown messages=%d", len(messages))
-        raise
-    except BaseException:
-        log.exception("event=ingest_crashed messages=%d", len(messages))
-        logging.shutdown()
-        os._exit(70)
-    ack(chunks)
-
-
-def _message(event: faust.EventT) -> Message:
-    m = event.message
-    return Message(m.partition, m.offset, m.key, m.value, m.headers)
-
-
-async def _durably(
-    step: Callable[[list[Message]], Awaitable[object]], events: Sequence[faust.EventT], settings: Settings
-) -> None:
-    """Run a durable step over a batch; the batch is acked (by ``take_events``) only if the step completed.
-
-    * The step completes: return, and ``take_events`` acks the batch.
-    * The worker is stopping (SIGTERM cancels the agent): the step may finish
-      within ``shutdown_grace_s``; otherwise it is abandoned and its events are
-      withheld from acking, so the next owner replays the batch exactly.
-    * The step fails (a store failure past its bound, a bug): the process exits
-      non-zero at once, acking nothing; a supervisor restarts it.
-    """
-    task = asyncio.ensure_future(step([_message(e) for e in events]))
-    try:
-        await asyncio.shield(task)
-    except BatchAbandoned as exc:
-        _withhold_acks(events)
-        log.warning("event=batch_abandoned reason=%r messages=%d", str(exc), len(events))
-        return
-    except asyncio.CancelledError:
-        if not await _finish_within(task, settings.shutdown_grace_s):
-            _withhold_acks(events)
-            log.warning("event=batch_abandoned reason=shutdown messages=%d", len(events))
-        raise
-    except BaseException:
-        log.exception("event=ingest_crashed messages=%d", len(events))
-        logging.shutdown()
-        os._exit(70)
-
-
-async def _finish_within(task: asyncio.Future[object], grace_s: float) -> bool:
-    """Whether ``task`` completed successfully within ``grace_s`` (it is cancelled if not)."""
-    with contextlib.suppress(asyncio.CancelledError):  # stopped again while waiting: give up at once
-        await asyncio.wait({task}, timeout=grace_s)
-    if task.done() and not task.cancelled() and task.exception() is None:
-        return True
-    task.cancel()
-    return False
-
-
-def _withhold_acks(events: Sequence[faust.EventT]) -> None:
-    """Make ``take_events``' final ack of these events a no-op, so their offsets are never committed."""
-    for event in events:
-        event.message.acked = True
-
-
 def _dlq_sender(topic: faust.TopicT, source_topic: str) -> Callable[[Sequence[DeadLetter]], Awaitable[None]]:
     async def send(dead: Sequence[DeadLetter]) -> None:
         at = datetime.now(UTC).isoformat()
@@ -327,10 +163,13 @@ def run_worker(
     pages: Sequence[Page] = (),
     loglevel: str = "info",
     migrations: Sequence[clickhouse.Migration] = clickhouse.MIGRATIONS,
+    on_step: StepHook | None = None,
 ) -> None:
     """Run one worker until SIGTERM/SIGINT: topics, schema, metrics, then the Faust app with timers and pages.
 
-    ``migrations`` is the store's schema (the CLI passes every room's: ``pipeline.usecases.schema.MIGRATIONS``).
+    ``migrations`` is the store's schema (the worker's use case passes every room's:
+    ``pipeline.usecases.schema.MIGRATIONS``; the default is the core's tables alone); ``on_step`` is handed to
+    every batch's durable step (fault tests only, see :func:`create_app`).
     """
     logging.basicConfig(
         level=loglevel.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -344,7 +183,7 @@ def run_worker(
     sink = ClickHouseSink(client, settings.clickhouse_database)
     telemetry.serve_metrics(settings.metrics_port, settings.metrics_host)
 
-    app = create_app(settings, sink, timers, pages)
+    app = create_app(settings, sink, timers, pages, on_step)
     log.info(
         "event=worker_start topic=%s group=%s clickhouse=%s pid=%d",
         settings.events_topic,

@@ -1,27 +1,14 @@
-"""Per-batch delivery of the events topic inside Faust: its costs paid once per fetch, not once per message.
+"""The buffer between the consumer's fetch loop and the ingest loops: chunks of records, taken as batches.
 
-Faust delivers every message on its own: the consumer's drain loop awaits
-``wait_first(callback(message), ...)`` (two tasks per message), the conductor
-builds an ``Event`` and queues it per channel, the stream runs its sensors,
-``take_events`` buffers it and acks it one by one - about 150 us per message
-here, which capped single-event messages at a few thousand per second.
-
-This module keeps Faust as the framework (its app, consumer group, rebalance
-callbacks, commit loop, timers and web server) and changes only how the
-messages of the events topic travel from the consumer to the ingest agent:
-
-* :class:`BatchingConsumer` (Faust's aiokafka consumer) hands every record of
-  a *batch topic* that one fetch returned to :class:`Batches` as one chunk of
-  plain :class:`~consumers.aggregate.Message` tuples, keeping Faust's read
-  offset and offset-gap bookkeeping; records of other topics (releases) go
-  Faust's usual way.
-* The ingest agent takes batches of chunks (:meth:`Batches.take`), makes them
-  durable, and acks each batch's offsets in one call
-  (:meth:`BatchingConsumer.ack_offsets`, the same bookkeeping as Faust's
-  per-message ``ack``); Faust's commit loop then commits them as before.
-* A rebalance drops every buffered chunk (:meth:`Batches.clear`) and chunks of
-  an older consumer generation are never taken - Faust seeks each partition
-  back to its committed offset after a rebalance, exactly as for its streams.
+The consumer (:mod:`consumers.faust_adapter`) puts every record of a *batch
+topic* that one fetch returned into that topic's :class:`Batches` as one
+:class:`Chunk` per partition of plain :class:`~consumers.records.Message`
+tuples; a loop (:mod:`consumers.loop`) takes batches of chunks
+(:meth:`Batches.take`), bounded in events - a pack counts as its lines - and
+in time. A rebalance drops every buffered chunk (:meth:`Batches.clear`), and
+chunks of an older consumer generation or epoch are never taken: Faust seeks
+each partition back to its committed offset after a rebalance, so they are
+read again. Pure asyncio: nothing here touches Faust.
 """
 
 from __future__ import annotations
@@ -29,20 +16,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar
 
-import faust
-from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
-from faust.types.tuples import ack_lock
-from mode.utils.futures import notify
 
-from consumers.aggregate import Message
+from consumers.records import Message
 from pipeline.events import is_pack
 
-_new_message = tuple.__new__  # Message(...) without its Python-level __new__: this runs once per record
 PACK_EVENTS = 100  # what the SDK and the collector put in one pack: the batch budget counts a pack as its lines
 
 
@@ -58,7 +39,7 @@ class Chunk:
 
 
 class Batches:
-    """The buffer between the consumer's fetch loop and the ingest agent, bounded in events."""
+    """The buffer between the consumer's fetch loop and a loop taking batches, bounded in events."""
 
     def __init__(self, topics: Iterable[str], max_buffered_events: int) -> None:
         self.topics = frozenset(topics)
@@ -93,7 +74,11 @@ class Batches:
         self._events = 0
         self._notify()
 
-    async def take(self, max_events: int, within_s: float, generation: Any) -> list[Chunk]:
+    def stale(self, chunks: Iterable[Chunk], generation: int) -> bool:
+        """Whether any of ``chunks`` was fetched before a rebalance (Faust re-reads it from the committed offset)."""
+        return any(c.generation != generation or c.epoch != self.epoch for c in chunks)
+
+    async def take(self, max_events: int, within_s: float, generation: Callable[[], int]) -> list[Chunk]:
         """The next batch: chunks up to ``max_events`` events, waiting at most ``within_s`` after the first one.
 
         ``generation()`` is the consumer's current generation: chunks fetched
@@ -111,7 +96,7 @@ class Batches:
                     continue
                 if events + chunk.events > max_events:
                     room = max_events - events
-                    if taken and _events_in(chunk.messages[0]) > room:
+                    if taken and events_in(chunk.messages[0]) > room:
                         break  # not even its first message fits: it starts the next batch
                     _split(self._chunks, room)
                     chunk = self._chunks[0]
@@ -140,7 +125,7 @@ def _split(chunks: deque[Chunk], room: int) -> None:
     head: list[Message] = []
     events = 0
     for msg in chunk.messages:
-        n = _events_in(msg)
+        n = events_in(msg)
         if head and events + n > room:
             break
         head.append(msg)
@@ -150,100 +135,9 @@ def _split(chunks: deque[Chunk], room: int) -> None:
         chunks.appendleft(Chunk(chunk.tp, chunk.generation, head, events, chunk.epoch))
 
 
-def _events_in(msg: Message) -> int:
+def events_in(msg: Message) -> int:
+    """Events in a message: the lines of a pack, or 1."""
     value = msg.value
     if value is not None and msg.headers and is_pack(msg.headers):
         return value.count(b"\n") + 1
     return 1
-
-
-class BatchingConsumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer, delivering the records of batch topics to :class:`Batches` per fetch."""
-
-    async def getmany(self, timeout: float) -> Any:  # an async generator, like the method it overrides
-        """Faust's ``getmany``, except that records of batch topics leave as one chunk per partition."""
-        batches: Batches | None = getattr(self.app, "batches", None)
-        epoch = batches.epoch if batches is not None else 0  # before the fetch: a rebalance during it bumps it
-        records, active_partitions = await self._wait_next_records(timeout)
-        if records is None or self.should_stop:
-            return
-        if batches is not None and self.flow_active:
-            generation = self.app.consumer_generation_id
-            rest = {}
-            for tp, tp_records in records.items():
-                if tp.topic not in batches.topics:
-                    rest[tp] = tp_records
-                elif active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
-                    chunk = await self._chunk(tp, tp_records, generation, epoch)
-                    if chunk is not None:
-                        await batches.put(chunk)
-            records = rest
-        async for item in self._iterate(records, active_partitions):
-            yield item
-
-    async def _chunk(self, tp: TP, records: list[Any], generation: int, epoch: int) -> Chunk | None:
-        """The records as Messages, with the read-offset and gap bookkeeping of Faust's drain loop."""
-        read_offset = self._read_offset[tp]
-        messages: list[Message] = []
-        events = 0
-        for record in records:
-            offset = record.offset
-            if read_offset is not None and offset < read_offset:
-                continue  # re-read after a seek: Faust drops these too
-            if read_offset and offset - read_offset > 1:
-                await self._add_gap(tp, read_offset + 1, offset)  # e.g. transaction markers: commit past them
-            read_offset = offset
-            msg = _new_message(Message, (record.partition, offset, record.key, record.value, record.headers))
-            messages.append(msg)
-            events += _events_in(msg)
-        self._read_offset[tp] = read_offset
-        if not messages:
-            return None
-        self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-        return Chunk(tp, generation, messages, events, epoch)
-
-    async def _iterate(self, records: Mapping[TP, Any], active_partitions: set[TP] | None) -> Any:
-        """The rest of Faust's ``getmany`` (round-robin over partitions), for records of other topics."""
-        if not records:
-            return
-        generation_id = self.app.consumer_generation_id
-        to_message = self._to_message
-        if self.flow_active:
-            for tp, record in self.scheduler.iterate(records):
-                if not self.flow_active or self.app.consumer_generation_id != generation_id:
-                    break
-                if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
-                    self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-                    yield tp, to_message(tp, record)
-        else:
-            try:
-                await self.perform_seek()
-            except Exception as exc:  # noqa: BLE001 - as in Faust: logged, the next fetch retries
-                self.log.warning(f"exception performing seek when flow not active {exc}")
-
-    def ack_offsets(self, tp: TP, offsets: Iterable[int]) -> int:
-        """Ack offsets of one partition at once (Faust's ``Consumer.ack``, per batch); returns how many were new."""
-        if not self.app.topics.acks_enabled_for(tp.topic):
-            return 0
-        with ack_lock:
-            committed = self._committed_offset[tp]
-            acked_index = self._acked_index[tp]
-            fresh = [o for o in offsets if (committed is None or o >= committed) and o not in acked_index]
-            acked_index.update(fresh)
-            self._acked[tp].extend(fresh)
-            self._n_acked += len(fresh)
-            notify(self._waiting_for_ack)
-        return len(fresh)
-
-
-class BatchingTransport(faust_aiokafka.Transport):
-    Consumer: ClassVar[type[faust_aiokafka.Consumer]] = BatchingConsumer
-
-
-class PulseApp(faust.App):
-    """Faust's app with the batching consumer: the same framework, the events topic delivered per fetch."""
-
-    batches: Batches | None = None
-
-    def _new_transport(self) -> Any:
-        return BatchingTransport(self.conf.broker_consumer, self)

@@ -1,7 +1,7 @@
 """The ingest step: one batch of Kafka messages made durable, in a fixed order.
 
 :meth:`Ingestor.process` is the only place that decides when a batch is safe
-to commit. Its caller (the Faust agent) acks the batch's messages only after
+to commit. Its caller (:func:`consumers.loop.run_durably`) acks the batch's messages only after
 ``process`` returned, and Faust commits only acked offsets.
 """
 
@@ -10,34 +10,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
 
 from pydantic import ValidationError
 
-from consumers.aggregate import (
-    BatchResult,
-    DeadLetter,
-    DecodedBatch,
-    Message,
-    Position,
-    SeenIds,
-    Watermarks,
-    aggregate_decoded,
-    decode_batch,
-)
+from consumers.aggregate import BatchResult, aggregate_decoded
+from consumers.decode import DecodedBatch, decode_batch
+from consumers.dedup import SeenIds, Watermarks
 from consumers.failures import StoreGaveUp, classify
+from consumers.records import DeadLetter, Message, Position, Rejection
 from consumers.sink import ClickHouseSink
 from pipeline import telemetry as m
 from pipeline.errors import PulseError
-from pipeline.events import RELEASE_ADAPTER, DecodeError, Release, describe_errors
+from pipeline.events import RELEASE_ADAPTER, Release, describe_errors
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
 DeadLetterSender = Callable[[Sequence[DeadLetter]], Awaitable[None]]
+StepHook = Callable[[int], None]  # called with k just before step k of Ingestor.process
 T = TypeVar("T")
 
 
@@ -54,6 +47,7 @@ class Ingestor:
         sink: ClickHouseSink,
         send_dead: DeadLetterSender,
         owns: Callable[[int], bool] = lambda partition: True,
+        on_step: StepHook | None = None,
     ) -> None:
         self.settings = settings
         self.sink = sink
@@ -63,7 +57,7 @@ class Ingestor:
         self.owned: set[int] = set()
         self.owns = owns  # whether the consumer is assigned a partition of the events topic right now
         self.generation = 0  # bumped by every revocation: a batch begun before it writes nothing more
-        self.stop_at = settings.test_stop_at_step
+        self.on_step = on_step  # fault tests stop the process here (tests/support/stopping_worker.py)
 
     def revoke_all(self) -> None:
         """A rebalance began: fence the batch in flight, and take every partition over afresh on its next batch."""
@@ -112,9 +106,8 @@ class Ingestor:
         by step 1, so nothing is lost and nothing counted twice. Failures are
         retried within the bounds of :mod:`consumers.failures`; past them
         :class:`~consumers.failures.StoreGaveUp` is raised and the batch must
-        not be acked. ``settings.test_stop_at_step`` (fault tests only) sends
-        this process SIGKILL or SIGTERM just before step k, once, to prove that
-        stopping at any step is safe.
+        not be acked. ``on_step(k)`` is called just before step k: the fault
+        tests stop the process there, to prove that stopping at any step is safe.
         """
         started = time.perf_counter()
         generation = self.generation
@@ -169,10 +162,8 @@ class Ingestor:
         )
 
     def _step(self, k: int) -> None:
-        if self.stop_at == k:
-            self.stop_at = None
-            log.warning("event=test_stop step=%d signal=%s", k, self.settings.test_stop_signal)
-            os.kill(os.getpid(), signal.SIGKILL if self.settings.test_stop_signal == "KILL" else signal.SIGTERM)
+        if self.on_step is not None:
+            self.on_step(k)
 
     async def process_releases(self, messages: Sequence[Message]) -> None:
         """Store release announcements; bad ones are dead-lettered like bad events."""
@@ -182,7 +173,7 @@ class Ingestor:
             try:
                 releases.append(RELEASE_ADAPTER.validate_json(msg.value or b""))
             except ValidationError as exc:
-                dead.append(DeadLetter(msg, 0, msg.value, DecodeError("invalid", describe_errors(exc))))
+                dead.append(DeadLetter(msg, 0, msg.value, Rejection("invalid", describe_errors(exc))))
         await self._retry("releases", self.sink.write_releases, releases)
         if dead:
             await self._retry_async("dlq", self.send_dead, dead)

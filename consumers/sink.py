@@ -22,10 +22,15 @@ from typing import Any, TypeVar
 
 from clickhouse_connect.driver.client import Client
 
-from consumers.aggregate import BREAKDOWN_COLUMNS, PARTIAL_COLUMNS, RAW_COLUMNS, BatchResult, Position, RawRows, SeenIds
+from consumers.aggregate import BatchResult
+from consumers.dedup import SeenIds
 from consumers.failures import classify
+from consumers.partials import BREAKDOWN_COLUMNS, PARTIAL_COLUMNS
+from consumers.records import Position
+from consumers.rows import RawRows
 from pipeline import telemetry
 from pipeline.events import MAX_PACK_EVENTS, Release
+from pipeline.schema import RAW_COLUMNS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

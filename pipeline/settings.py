@@ -71,10 +71,6 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(
         5.0, ge=0, description="on SIGTERM, let the in-flight batch finish this long, else abandon it uncommitted"
     )
-    test_stop_at_step: int | None = Field(
-        None, ge=1, le=7, description="fault tests only: stop the worker just before step k of the durable batch"
-    )
-    test_stop_signal: Literal["KILL", "TERM"] = Field("KILL", description="fault tests only: how to stop at that step")
     web_port: int = Field(6066, ge=0, le=65535, description="Faust web server port (0 = off)")
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus /metrics port (0 = off)")
 

@@ -2,7 +2,7 @@
 
 Alert rules, scorecards, release verdicts and dashboards read what the worker
 wrote. These tests need weeks of realistic data, not the broker, so this module
-runs the worker's own write path - :func:`consumers.aggregate.aggregate_batch`
+runs the worker's own write path - :func:`consumers.aggregate.aggregate_decoded`
 and :class:`consumers.sink.ClickHouseSink` - synchronously over
 :func:`pipeline.tools.synth.traffic`, in batches like the worker's. The rows are
 the rows a worker would have stored from the same events.
@@ -16,9 +16,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from batch_views import aggregate_batch
 from clickhouse_connect.driver.client import Client
 
-from consumers.aggregate import Message, SeenIds, Watermarks, aggregate_batch
+from consumers.dedup import SeenIds, Watermarks
+from consumers.records import Message
 from consumers.sink import ClickHouseSink
 from pipeline import clickhouse
 from pipeline.events import Event, encode_event

@@ -10,11 +10,17 @@ Rooms and who may import whom (see the README's "Layout"):
 
 No module imports another room's private (``_``-prefixed) names, and no module is named like a junk drawer.
 The CLI parses arguments and formats output only: no module of ``pipeline.cli`` touches the store or runs SQL.
+
+Faust behind one door: only ``consumers.faust_adapter`` touches Faust's (and mode's) non-public API - it
+imports their internal modules, subclasses their classes and reads or writes their private attributes;
+every other module uses the public surface (``faust``, ``faust.types``, ``faust.web``, ``mode``) only.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
+import importlib.machinery
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,6 +93,87 @@ def violations(module: str, source: str, is_package: bool = False) -> list[str]:
     return found
 
 
+FAUST_ADAPTER = "consumers.faust_adapter"
+FAUST_PACKAGES = ("faust", "mode")
+FAUST_PUBLIC_MODULES = frozenset({"faust", "faust.types", "faust.web", "mode"})
+
+
+def _is_faust(module: str) -> bool:
+    return module.split(".")[0] in FAUST_PACKAGES
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+@functools.cache
+def faust_private_names() -> frozenset[str]:
+    """Every ``_``-prefixed (not dunder) name the installed faust and mode define or use as an attribute."""
+    names: set[str] = set()
+    for package in FAUST_PACKAGES:
+        spec = importlib.machinery.PathFinder.find_spec(package)  # not sys.modules: faust replaces its module
+        assert spec is not None and spec.origin is not None, f"{package} is not installed"
+        for path in Path(spec.origin).parent.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                    name = node.name
+                elif isinstance(node, ast.Attribute):
+                    name = node.attr
+                elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                    name = node.id
+                else:
+                    continue
+                if _private(name):
+                    names.add(name)
+    return frozenset(names)
+
+
+def faust_violations(module: str, source: str, private_names: frozenset[str] | None = None) -> list[str]:
+    """Every use of Faust's non-public API in ``module`` (none are allowed outside the adapter).
+
+    * importing a faust/mode module outside :data:`FAUST_PUBLIC_MODULES`, or a ``_`` name from any;
+    * subclassing a class imported from faust/mode (overriding is how private hooks get replaced);
+    * an attribute ``x._name`` (``x`` not ``self``/``cls``) where ``_name`` is private to faust/mode.
+    """
+    if module == FAUST_ADAPTER:
+        return []
+    private = faust_private_names() if private_names is None else private_names
+    tree = ast.parse(source)
+    found = []
+    faust_names: set[str] = set()  # local names bound to faust/mode modules or objects
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if _is_faust(alias.name):
+                    faust_names.add((alias.asname or alias.name).split(".")[0])
+                    if alias.name not in FAUST_PUBLIC_MODULES:
+                        found.append(f"{module}:{node.lineno} imports Faust internals {alias.name}")
+        elif isinstance(node, ast.ImportFrom) and not node.level and _is_faust(node.module or ""):
+            target = node.module or ""
+            faust_names.update(a.asname or a.name for a in node.names)
+            if target not in FAUST_PUBLIC_MODULES:
+                found.append(f"{module}:{node.lineno} imports Faust internals from {target}")
+            found += [
+                f"{module}:{node.lineno} imports private {target}.{a.name}" for a in node.names if _private(a.name)
+            ]
+    on_faust_self: set[int] = set()  # `self._x` inside a subclass of a Faust class is Faust's private too
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            for base in node.bases:
+                root = base
+                while isinstance(root, ast.Attribute):
+                    root = root.value
+                if isinstance(root, ast.Name) and root.id in faust_names:
+                    found.append(f"{module}:{node.lineno} subclasses Faust's {ast.unparse(base)}")
+                    on_faust_self.update(id(n) for n in ast.walk(node))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in private:
+            on_self = isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
+            if not on_self or id(node) in on_faust_self:
+                found.append(f"{module}:{node.lineno} touches Faust's private {ast.unparse(node)}")
+    return found
+
+
 def source_files() -> list[Path]:
     return sorted(p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py"))
 
@@ -104,6 +191,24 @@ def test_imports_follow_the_arrows():
     for path in source_files():
         found += violations(module_name(path), path.read_text(), path.name == "__init__.py")
     assert found == []
+
+
+def test_only_the_adapter_touches_faust_internals():
+    found = []
+    for path in source_files():
+        found += faust_violations(module_name(path), path.read_text())
+    assert found == [], "move it into consumers/faust_adapter.py (and pin it in tests/consumers/test_faust_contract.py)"
+
+
+def test_the_adapter_is_where_the_faust_internals_are():
+    """The check above sees what it is for: the adapter itself would fail it, were it any other module."""
+    source = (ROOT / "consumers" / "faust_adapter.py").read_text()
+    found = "\n".join(faust_violations("consumers.elsewhere", source))
+    needles = ("faust.transport.drivers", "faust.types.tuples", "mode.utils.futures", "_read_offset", "_acked_index",
+               "_committed_offset", "_wait_next_records", "subclasses Faust's faust.App")  # fmt: skip
+    for needle in needles:
+        assert needle in found, needle
+    assert faust_violations(FAUST_ADAPTER, source) == []
 
 
 def test_no_junk_drawer_modules():
@@ -205,3 +310,33 @@ def test_sql_check_passes_prose_and_formatting():
         "pipeline.cli.main", "from pipeline.usecases import api\nx = api.read(s, 'scorecard', {})\n"
     )
     assert not sql_findings("pipeline.cli.table", "def f(t, rows):\n    t.add_row(*rows)\n")
+
+
+def test_faust_checker_rejects_internal_modules_and_private_names():
+    assert faust_violations("consumers.app", "from faust.transport.drivers import aiokafka\n")
+    assert faust_violations("consumers.app", "import faust.transport.consumer\n")
+    assert faust_violations("consumers.loop", "from faust.types.tuples import ack_lock\n")
+    assert faust_violations("consumers.loop", "from mode.utils.futures import notify\n")
+    assert faust_violations("consumers.loop", "from faust import _private_helper\n")
+    assert faust_violations("pipeline.tools.demo", "from faust.types import _Internal\n")
+
+
+def test_faust_checker_rejects_private_attributes_and_subclasses():
+    names = frozenset({"_read_offset", "_windowed_timestamp"})
+    assert faust_violations("consumers.app", "app.consumer._read_offset[tp] = 3\n", names)
+    assert faust_violations(
+        "pipeline.tools.bench.textbook_faust", "n = counts.table._windowed_timestamp(k, t)\n", names
+    )
+    assert faust_violations("consumers.app", "import faust\nclass A(faust.App):\n    pass\n", names)
+    assert faust_violations("consumers.app", "from faust.types import TP\nclass T(TP):\n    pass\n", names)
+    subclass = "import faust\nclass A(faust.App):\n    def f(self):\n        return self._read_offset\n"
+    assert any("self._read_offset" in v for v in faust_violations("consumers.app", subclass, names))
+
+
+def test_faust_checker_accepts_the_public_surface_and_our_own_privates():
+    names = frozenset({"_read_offset"})
+    assert not faust_violations("consumers.app", "import faust\nfrom faust.types import TP\nimport mode\n", names)
+    assert not faust_violations("consumers.app", "app.topics.add(topic)\nos._exit(70)\n", names)
+    assert not faust_violations("consumers.loop", "class L:\n    def f(self):\n        self._read_offset = 1\n", names)
+    assert not faust_violations(FAUST_ADAPTER, "from faust.types.tuples import ack_lock\nx._read_offset\n", names)
+    assert "_wait_next_records" in faust_private_names() and "_exit" not in faust_private_names()

@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from consumers.aggregate import COUNTERS
+from consumers.partials import COUNTERS
 from pipeline import clickhouse
 from pipeline.kafka.emitter import Emitter
 

@@ -8,26 +8,17 @@ import pickle
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import pyarrow as pa
 import pytest
+from batch_views import aggregate_batch, breakdown, first, json_rows, partials
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumers.aggregate import (
-    COUNTERS,
-    KEY_COLUMNS,
-    PARTIAL_COLUMNS,
-    BatchResult,
-    DecodedBatch,
-    Message,
-    PartialKey,
-    SeenIds,
-    Watermarks,
-    aggregate_batch,
-    aggregate_decoded,
-    decode_batch,
-    decode_portable,
-    portable_messages,
-)
+from consumers.aggregate import BatchResult, aggregate_decoded
+from consumers.decode import DecodedBatch, decode_batch, decode_portable, portable_messages
+from consumers.dedup import SeenIds, Watermarks
+from consumers.partials import COUNTERS, KEY_COLUMNS, PARTIAL_COLUMNS, PartialKey
+from consumers.records import Message
 from pipeline.catalog.histogram import bucket_of
 from pipeline.events import EVENT_ADAPTER, Event, encode_event, encode_pack, partition_key, position_event_id
 
@@ -78,8 +69,8 @@ def run(
 
 def counters(result: BatchResult, key: PartialKey | None = None) -> dict[str, float]:
     if key is None:
-        (key,) = result.partials
-    return dict(zip(COUNTERS, result.partials[key].counters, strict=True))
+        (key,) = partials(result)
+    return dict(zip(COUNTERS, partials(result)[key].counters, strict=True))
 
 
 def nonzero(counts: dict[str, float]) -> dict[str, float]:
@@ -102,7 +93,7 @@ def test_one_raw_row_per_event():
 def test_raw_row_is_the_event_with_its_kafka_position():
     events = [ev("session_started"), ev("error", kind="E")]
     result = run([pack(4, 77, *events)])
-    rows = [json.loads(r) for r in result.raw_rows]
+    rows = [json.loads(r) for r in json_rows(result.raw_rows)]
     assert [(r["kafka_partition"], r["kafka_offset"], r["pack_index"]) for r in rows] == [(4, 77, 0), (4, 77, 1)]
     for row, event in zip(rows, events, strict=True):
         for position in ("kafka_partition", "kafka_offset", "pack_index"):
@@ -114,7 +105,7 @@ def test_pack_header_is_required_to_split():
     events = [ev("session_started"), ev("session_started")]
     msg = Message(0, 1, None, encode_pack([encode_event(e) for e in events]), [("other", b"ndjson")])
     result = run([msg])
-    assert result.raw_rows == []
+    assert len(result.raw_rows) == 0
     assert [(d.index, d.error.reason) for d in result.dead] == [(0, "bad_json")]
 
 
@@ -200,7 +191,7 @@ def test_every_counter_has_an_expectation():
 def test_counters_of_single_events():
     messages = [single(0, 100 + i, e) for i, e in enumerate(mixed_events())]
     result = run(messages)
-    assert list(result.partials) == [PartialKey("shop", "1.0", MINUTE0, 0, 100)]
+    assert list(partials(result)) == [PartialKey("shop", "1.0", MINUTE0, 0, 100)]
     assert nonzero(counters(result)) == EXPECTED_MIXED
 
 
@@ -221,7 +212,7 @@ def test_counters_are_per_product_and_version():
         single(0, 4, ev("session_started", product="blog", version="1.0")),
     ]
     result = run(messages)
-    events = {(k.product, k.version): p.counters[COUNTERS.index("events")] for k, p in result.partials.items()}
+    events = {(k.product, k.version): p.counters[COUNTERS.index("events")] for k, p in partials(result).items()}
     assert events == {("shop", "1.0"): 1, ("shop", "1.1"): 2, ("blog", "1.0"): 1}
     assert result.products == {"shop": 3, "blog": 1}
 
@@ -238,14 +229,14 @@ def test_minute_is_event_time_floored_to_the_minute():
     ]
     result = run([single(0, i, ev("session_started", ts=ts)) for i, ts in enumerate(ts_list)])
     assert result.dead == []
-    minutes = Counter({k.minute: int(counters(result, k)["events"]) for k in result.partials})
+    minutes = Counter({k.minute: int(counters(result, k)["events"]) for k in partials(result)})
     assert minutes == {MINUTE0: 1, MINUTE0 + 60: 1, MINUTE0 - 60: 1, MINUTE0 - 2 * 3600: 1}
 
 
 def test_minute_of_event_in_other_timezone_is_utc_minute():
     tz = datetime.fromisoformat("2024-05-01T14:00:42+02:00")
     result = run([single(0, 1, ev("session_started", ts=tz))])
-    (key,) = result.partials
+    (key,) = partials(result)
     assert key.minute == MINUTE0
 
 
@@ -258,7 +249,7 @@ def test_batch_start_is_first_offset_of_the_partition_in_the_batch():
         pack(0, 12, ev("session_started", ts=T0 + timedelta(minutes=2))),
     ]
     result = run(messages)
-    starts = {(k.src_partition, k.minute): k.batch_start for k in result.partials}
+    starts = {(k.src_partition, k.minute): k.batch_start for k in partials(result)}
     assert starts == {
         (0, MINUTE0): 10,
         (0, MINUTE0 + 60): 10,
@@ -270,7 +261,7 @@ def test_batch_start_is_first_offset_of_the_partition_in_the_batch():
 
 def test_batch_start_counts_a_message_whose_events_are_all_dead():
     result = run([single(5, 40, b"{broken"), single(5, 41, ev("session_started"))])
-    (key,) = result.partials
+    (key,) = partials(result)
     assert key.batch_start == 40
 
 
@@ -291,7 +282,7 @@ def test_bad_lines_in_a_pack_are_dead_lettered_and_good_lines_kept():
     ]
     assert all(d.message is msg for d in result.dead)
     assert "latency_ms" in result.dead[1].error.detail
-    rows = [json.loads(r) for r in result.raw_rows]
+    rows = [json.loads(r) for r in json_rows(result.raw_rows)]
     assert [r["pack_index"] for r in rows] == [0, 2, 4]
     assert [r["event_id"] for r in rows] == [str(e.event_id) for e in good]
     assert counters(result)["events"] == 3
@@ -309,7 +300,7 @@ def test_blank_lines_in_a_pack_are_skipped():
     msg = Message(0, 9, None, encode_event(a) + b"\n\n  \n" + encode_event(b) + b"\n", PACK_HEADERS)
     result = run([msg])
     assert result.dead == []
-    assert [json.loads(r)["pack_index"] for r in result.raw_rows] == [0, 1]
+    assert [json.loads(r)["pack_index"] for r in json_rows(result.raw_rows)] == [0, 1]
 
 
 def test_lone_bad_message_and_empty_value():
@@ -325,7 +316,7 @@ def test_oversized_event_is_dead_lettered():
     big = ev("session_started", properties={"blob": "x" * 70_000})
     result = run([single(0, 1, big)])
     assert [d.error.reason for d in result.dead] == ["oversized"]
-    assert result.raw_rows == []
+    assert len(result.raw_rows) == 0
 
 
 def test_event_too_far_in_the_future_is_dead_lettered():
@@ -345,20 +336,20 @@ def test_event_before_1970_or_older_than_the_age_limit_is_dead_lettered_as_past_
     assert [(d.message.offset, d.error.reason) for d in result.dead] == [(1, "past_ts"), (2, "past_ts")]
     assert "oldest event time kept" in result.dead[0].error.detail
     assert len(result.raw_rows) == 1
-    assert [k.minute for k in result.partials] == [math.floor(NOW_S - 86_400) // 60 * 60]
+    assert [k.minute for k in partials(result)] == [math.floor(NOW_S - 86_400) // 60 * 60]
 
 
 def test_an_unbounded_age_still_refuses_times_before_1970():
     result = run([single(0, 1, ev("session_started", ts=datetime(1969, 12, 31, 23, 59, tzinfo=UTC)))],
                  max_age_s=math.inf)  # fmt: skip
     assert [d.error.reason for d in result.dead] == ["past_ts"]
-    assert result.partials == {}
+    assert partials(result) == {}
 
 
 def test_future_skew_of_zero():
     result = run([single(0, 1, ev("session_started", ts=T0 + timedelta(seconds=31)))], max_future_skew_s=0)
     assert len(result.dead) == 1
-    assert result.partials == {}
+    assert partials(result) == {}
 
 
 def test_future_event_does_not_move_the_watermark():
@@ -376,14 +367,14 @@ def test_duplicate_at_a_later_offset_counts_once():
     assert result.duplicates == 1
     assert len(result.raw_rows) == 1
     assert counters(result)["requests"] == 1
-    assert json.loads(result.raw_rows[0])["kafka_offset"] == 5
+    assert json.loads(json_rows(result.raw_rows)[0])["kafka_offset"] == 5
 
 
 def test_duplicate_inside_one_pack_counts_once():
     e = ev("session_started")
     result = run([pack(0, 5, e, e, ev("session_started"))])
     assert result.duplicates == 1
-    assert [json.loads(r)["pack_index"] for r in result.raw_rows] == [0, 2]
+    assert [json.loads(r)["pack_index"] for r in json_rows(result.raw_rows)] == [0, 2]
 
 
 def test_same_id_on_different_partitions_counts_on_each():
@@ -399,8 +390,8 @@ def test_duplicate_in_a_later_batch_is_detected():
     assert len(run([single(0, 5, e)], seen).raw_rows) == 1
     later = run([single(0, 9, e)], seen)
     assert later.duplicates == 1
-    assert later.raw_rows == []
-    assert later.partials == {}
+    assert len(later.raw_rows) == 0
+    assert partials(later) == {}
 
 
 def test_replaying_the_same_message_counts_it_again():
@@ -409,7 +400,7 @@ def test_replaying_the_same_message_counts_it_again():
     first = run([single(0, 5, e)], seen)
     replay = run([single(0, 5, e)], seen)
     assert (first.duplicates, replay.duplicates) == (0, 0)
-    assert replay.raw_rows == first.raw_rows
+    assert json_rows(replay.raw_rows) == json_rows(first.raw_rows)
     assert counters(replay)["revenue"] == 5
 
 
@@ -420,8 +411,8 @@ def test_replayed_batch_counts_again():
     first = run(batch, seen, marks)
     replay = run(batch, seen, marks)
     assert (first.duplicates, replay.duplicates) == (1, 1)
-    assert replay.raw_rows == first.raw_rows
-    assert replay.partials == first.partials
+    assert json_rows(replay.raw_rows) == json_rows(first.raw_rows)
+    assert partials(replay) == partials(first)
 
 
 def test_replay_from_the_retry_offset_keeps_it_a_duplicate():
@@ -434,49 +425,49 @@ def test_replay_from_the_retry_offset_keeps_it_a_duplicate():
 
 def test_seen_ids_first_semantics():
     seen = SeenIds(10)
-    assert seen.first(0, 5, 42) is True
-    assert seen.first(0, 5, 42) is True  # replay of the first delivery
-    assert seen.first(0, 6, 42) is False  # a later copy
-    assert seen.first(0, 3, 42) is True  # an earlier offset becomes the first one
-    assert seen.first(0, 5, 42) is False
-    assert seen.first(1, 9, 42) is True  # other partition
+    assert first(seen, 0, 5, 42) is True
+    assert first(seen, 0, 5, 42) is True  # replay of the first delivery
+    assert first(seen, 0, 6, 42) is False  # a later copy
+    assert first(seen, 0, 3, 42) is True  # an earlier offset becomes the first one
+    assert first(seen, 0, 5, 42) is False
+    assert first(seen, 1, 9, 42) is True  # other partition
     assert len(seen) == 2
 
 
 def test_seen_ids_capacity_evicts_oldest():
     seen = SeenIds(3)
     for i in range(10):
-        assert seen.first(0, i, 1000 + i) is True
+        assert first(seen, 0, i, 1000 + i) is True
         assert len(seen) <= 3
     assert len(seen) == 3
-    assert seen.first(0, 100, 1009) is False  # newest are remembered
-    assert seen.first(0, 100, 1007) is False
-    assert seen.first(0, 100, 1000) is True  # oldest was forgotten
+    assert first(seen, 0, 100, 1009) is False  # newest are remembered
+    assert first(seen, 0, 100, 1007) is False
+    assert first(seen, 0, 100, 1000) is True  # oldest was forgotten
 
 
 def test_seen_ids_capacity_across_partitions():
     seen = SeenIds(4)
     for i in range(20):
-        seen.first(i % 3, i, i)
+        first(seen, i % 3, i, i)
     assert len(seen) == 4
 
 
 def test_seen_ids_capacity_zero_remembers_nothing():
     seen = SeenIds(0)
-    assert seen.first(0, 1, 7) is True
-    assert seen.first(0, 2, 7) is True
+    assert first(seen, 0, 1, 7) is True
+    assert first(seen, 0, 2, 7) is True
     assert len(seen) == 0
 
 
 def test_seen_ids_forget():
     seen = SeenIds(10)
-    seen.first(0, 1, 7)
-    seen.first(0, 2, 8)
-    seen.first(1, 1, 7)
+    first(seen, 0, 1, 7)
+    first(seen, 0, 2, 8)
+    first(seen, 1, 1, 7)
     seen.forget(0)
     assert len(seen) == 1
-    assert seen.first(0, 5, 7) is True  # forgotten
-    assert seen.first(1, 5, 7) is False  # other partition kept
+    assert first(seen, 0, 5, 7) is True  # forgotten
+    assert first(seen, 1, 5, 7) is False  # other partition kept
     seen.forget(99)  # unknown partition is fine
     assert len(seen) == 2
 
@@ -485,9 +476,9 @@ def test_seen_ids_remember_warms_up():
     seen = SeenIds(10)
     seen.remember(0, [(7, 30), (8, 10), (7, 20)])
     assert len(seen) == 2
-    assert seen.first(0, 25, 7) is False
-    assert seen.first(0, 20, 7) is True
-    assert seen.first(0, 11, 8) is False
+    assert first(seen, 0, 25, 7) is False
+    assert first(seen, 0, 20, 7) is True
+    assert first(seen, 0, 11, 8) is False
 
 
 def _first_one_by_one(seen: dict[int, dict[int, int]], partition: int, position: int, event_id: int) -> bool:
@@ -552,7 +543,7 @@ def test_a_batch_decoded_in_another_process_aggregates_the_same():
     for rejected in (None, {(2, 8, 1): "the store refused it"}):
         mine, theirs = aggregate(at_home, rejected), aggregate(travelled, rejected)
         assert theirs.raw_rows.arrow_batch().equals(mine.raw_rows.arrow_batch())
-        assert theirs.partials == mine.partials and theirs.breakdown == mine.breakdown
+        assert partials(theirs) == partials(mine) and breakdown(theirs) == breakdown(mine)
         assert [(d.message, d.index, d.value, d.error) for d in theirs.dead] == [
             (d.message, d.index, d.value, d.error) for d in mine.dead
         ]
@@ -583,10 +574,9 @@ def test_late_event_is_counted_and_tallied():
     )
     assert result.late == 1
     assert marks.max_ts == {0: T0.timestamp()}
-    assert marks.watermark(0) == T0.timestamp() - 300
     late_key = PartialKey("shop", "1.0", MINUTE0 - 360, 0, 1)
     assert nonzero(counters(result, late_key)) == {"events": 1, "late_events": 1, "sessions_started": 1}
-    assert sum(counters(result, k)["events"] for k in result.partials) == 4
+    assert sum(counters(result, k)["events"] for k in partials(result)) == 4
     assert len(result.raw_rows) == 4
 
 
@@ -595,13 +585,9 @@ def test_watermark_carries_across_batches_per_partition():
     run([single(0, 1, ev("session_started", ts=T0))], watermarks=marks)
     old = ev("session_started", ts=T0 - timedelta(minutes=5))
     result = run([single(0, 2, old), single(1, 1, old)], watermarks=marks)
-    late = {k.src_partition: counters(result, k)["late_events"] for k in result.partials}
+    late = {k.src_partition: counters(result, k)["late_events"] for k in partials(result)}
     assert late == {0: 1, 1: 0}
     assert result.late == 1
-
-
-def test_watermark_of_unknown_partition_is_minus_infinity():
-    assert Watermarks(300).watermark(3) == float("-inf")
 
 
 def test_out_of_order_within_lateness_is_not_late():
@@ -611,10 +597,17 @@ def test_out_of_order_within_lateness_is_not_late():
     assert result.late == 0
 
 
-# --- partial_columns -------------------------------------------------------------------
+# --- the partials as written (Arrow) ------------------------------------------------------
 
 
-def test_partial_columns_are_aligned():
+def partial_rows(result: BatchResult) -> list[dict[str, object]]:
+    """product_metrics_1m rows exactly as the sink inserts them (the Arrow stream, read back)."""
+    table = pa.ipc.open_stream(result.partial_table.to_arrow()).read_all()
+    assert tuple(table.column_names) == PARTIAL_COLUMNS
+    return table.to_pylist()
+
+
+def test_written_partials_are_aligned():
     latencies = [0.0, 3.2, 3.2, 150.0, 2_000.0]
     events = [ev("request", operation="o", latency_ms=ms) for ms in latencies]
     events += [
@@ -622,13 +615,10 @@ def test_partial_columns_are_aligned():
         ev("request", operation="o", latency_ms=1, version="2"),
     ]
     result = run([pack(6, 300, *events[:3]), pack(6, 301, *events[3:])])
-    cols = result.partial_columns()
-    assert len(cols) == len(PARTIAL_COLUMNS)
-    assert len({len(c) for c in cols}) == 1
-    assert len(cols[0]) == len(result.partials) == 3
-    rows = [dict(zip(PARTIAL_COLUMNS, values, strict=True)) for values in zip(*cols, strict=True)]
+    rows = partial_rows(result)
+    assert len(rows) == len(partials(result)) == 3
 
-    for row, (key, part) in zip(rows, result.partials.items(), strict=True):
+    for row, (key, part) in zip(rows, partials(result).items(), strict=True):
         assert [row[c] for c in KEY_COLUMNS if c != "minute"] == [key.product, key.version, 6, 300]
         assert row["minute"] == datetime.fromtimestamp(key.minute, tz=UTC)
         assert row["minute"].tzinfo is not None and row["minute"].utcoffset() == timedelta(0)
@@ -647,15 +637,16 @@ def test_partial_columns_are_aligned():
     assert by_key["2", T0]["latency_count"] == [1]
 
 
-def test_partial_columns_of_empty_result():
-    assert BatchResult().partial_columns() == [[] for _ in PARTIAL_COLUMNS]
+def test_a_batch_of_bad_events_has_no_partials_to_write():
+    result = run([single(0, 1, b"{not json")])
+    assert len(result.partial_table) == 0 and len(result.breakdown_table) == 0 and len(result.dead) == 1
 
 
 def test_partial_key_with_partition_key_helper():
     # partition_key is what producers use; the aggregation only reads (partition, offset)
     e = ev("session_started")
     msg = Message(2, 8, partition_key(e), encode_event(e))
-    (key,) = run([msg]).partials
+    (key,) = partials(run([msg]))
     assert key == PartialKey("shop", "1.0", MINUTE0, 2, 8)
 
 
@@ -668,7 +659,7 @@ def _id_less(**fields: object) -> bytes:
 
 
 def _stored_ids(result: BatchResult) -> list[str]:
-    return [json.loads(row)["event_id"] for row in result.raw_rows]
+    return [json.loads(row)["event_id"] for row in json_rows(result.raw_rows)]
 
 
 def test_an_id_less_event_gets_the_same_id_on_every_replay():

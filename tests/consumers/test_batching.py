@@ -8,8 +8,8 @@ import time
 import pytest
 from faust.types import TP
 
-from consumers.aggregate import Message
 from consumers.batching import Batches, Chunk
+from consumers.records import Message
 from pipeline.events import PACK_FORMAT, PACK_HEADER
 
 TOPIC = "pulse.events"

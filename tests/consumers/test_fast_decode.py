@@ -20,7 +20,7 @@ import msgspec
 import pytest
 import yaml
 
-from consumers.aggregate import Message, unpack
+from consumers.records import Message, unpack
 from pipeline.events import (
     EVENT_ADAPTER,
     DecodeError,

@@ -20,9 +20,9 @@ import pyarrow as pa
 import pytest
 from truth import ground_truth, make_events
 
-from consumers.aggregate import DeadLetter, Message
 from consumers.failures import StoreGaveUp, classify
 from consumers.ingest import BatchAbandoned, Ingestor
+from consumers.records import DeadLetter, Message
 from consumers.sink import ClickHouseSink
 from pipeline import clickhouse
 from pipeline.events import PACK_FORMAT, PACK_HEADER

@@ -1,7 +1,8 @@
 """Faults: stop the worker - SIGKILL or SIGTERM - just before each step of the durable-batch protocol.
 
-The worker's test hook (``PULSE_TEST_STOP_AT_STEP``, ``PULSE_TEST_STOP_SIGNAL``)
-signals the process itself on its first batch, just before step k of
+The doomed worker runs through a test-only entry point
+(``python -m tests.support.stopping_worker``), whose step hook signals the
+process itself on its first batch, just before step k of
 :meth:`consumers.ingest.Ingestor.process`. SIGKILL must leave a state that a
 restarted worker completes exactly; SIGTERM must end the worker with exit code 0,
 having either finished the batch or left it uncommitted. Afterwards every total
@@ -33,8 +34,8 @@ def test_stopping_before_any_step_keeps_every_total_exact(settings, start_worker
         for value in bad:
             em.send_raw(settings.events_topic, value)
 
-    doomed_settings = settings.model_copy(update={"test_stop_at_step": step, "test_stop_signal": signal_name})
-    doomed = WorkerProcess(doomed_settings, tmp_path / "doomed.log").start()
+    hook = ("--step", str(step), "--signal", signal_name)
+    doomed = WorkerProcess(settings, tmp_path / "doomed.log", hook, module="tests.support.stopping_worker").start()
     assert doomed.proc is not None
     code = doomed.proc.wait(timeout=120)
     assert f"event=test_stop step={step}" in doomed.log_text()

@@ -1,8 +1,9 @@
 """The decoder against hostile input: the corpus in tests/data/bad_inputs/ and hypothesis-made messages.
 
-* every corpus file goes through :func:`consumers.aggregate.aggregate_batch` with the outcome its
-  manifest names for each event (dead-letter reason, ``stored`` or ``duplicate``), and its rows and
-  dead letters are accepted by a real (embedded) ClickHouse and read back unchanged;
+* every corpus file goes through both stages of a batch (:func:`consumers.decode.decode_batch`, then
+  :func:`consumers.aggregate.aggregate_decoded`) with the outcome its manifest names for each event
+  (dead-letter reason, ``stored`` or ``duplicate``), and its rows and dead letters are accepted by a
+  real (embedded) ClickHouse and read back unchanged;
 * any bytes give an event or a :class:`DecodeError`, never an exception - alone, as a pack, and
   through the whole batch step;
 * JSON objects built from the schema and then mutated (unicode, extremes, missing, extra and
@@ -29,12 +30,15 @@ from typing import Any, get_args
 
 import msgspec
 import pytest
+from batch_views import aggregate_batch, json_rows, partials
 from corpus import CORPUS, MANIFEST, expand
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from consumers.aggregate import BatchResult, Message, SeenIds, Watermarks, aggregate_batch, unpack
+from consumers.aggregate import BatchResult
+from consumers.dedup import SeenIds, Watermarks
+from consumers.records import Message, unpack
 from consumers.sink import ClickHouseSink
 from pipeline import clickhouse
 from pipeline.events import (
@@ -71,7 +75,7 @@ def outcomes(batch: BatchResult, payloads: int) -> dict[int, tuple[str, str]]:
     for d in batch.dead:
         assert d.index not in got, f"two dead letters for index {d.index}"
         got[d.index] = (d.error.reason, d.error.detail)
-    for row in batch.raw_rows:
+    for row in json_rows(batch.raw_rows):
         index = json.loads(row)["pack_index"]
         assert index not in got, f"index {index} both stored and dead-lettered"
         got[index] = ("stored", "")
@@ -119,7 +123,8 @@ def assert_stored_exactly(store: ClickHouseSink, batch: BatchResult, events: dic
     """Every raw row of ``batch`` is in ``events`` with the event's exact values, and the partials count it."""
     if not batch.raw_rows:
         return
-    positions = {(r["kafka_partition"], r["kafka_offset"], r["pack_index"]) for r in map(json.loads, batch.raw_rows)}
+    rows = map(json.loads, json_rows(batch.raw_rows))
+    positions = {(r["kafka_partition"], r["kafka_offset"], r["pack_index"]) for r in rows}
     partitions = sorted({p for p, _, _ in positions})
     offsets = sorted({o for _, o, _ in positions})
     result = store.client.query(
@@ -132,7 +137,7 @@ def assert_stored_exactly(store: ClickHouseSink, batch: BatchResult, events: dic
         event = events[position]
         want = json.loads(encode_event(event))
         if "event_id" not in event.model_fields_set:
-            want.pop("event_id")  # derived from the position by aggregate_batch
+            want.pop("event_id")  # derived from the position by decode_batch
         else:
             assert str(row["event_id"]) == want.pop("event_id")
         ts = event.ts.replace(microsecond=event.ts.microsecond // 1000 * 1000)
@@ -145,7 +150,7 @@ def assert_stored_exactly(store: ClickHouseSink, batch: BatchResult, events: dic
     counted = store.client.query(
         "SELECT sum(events) FROM pulse.product_metrics_1m FINAL "
         "WHERE (src_partition, batch_start) IN {keys:Array(Tuple(UInt16, UInt64))}",
-        parameters={"keys": sorted({(k.src_partition, k.batch_start) for k in batch.partials})},
+        parameters={"keys": sorted({(k.src_partition, k.batch_start) for k in partials(batch)})},
     ).result_rows[0][0]
     assert counted == len(batch.raw_rows)
 
@@ -406,9 +411,10 @@ def test_position_ids_are_deterministic_for_idless_events():
     body = {"type": "session_started", "product": "p", "version": "1", "ts": NOW.isoformat(), "user_id": "u"}
     msg = Message(3, 42, None, json.dumps(body).encode())
     first, again = run_batch([msg]), run_batch([msg])
-    ids = [json.loads(b.raw_rows[0])["event_id"] for b in (first, again)]
+    ids = [json.loads(json_rows(b.raw_rows)[0])["event_id"] for b in (first, again)]
     assert ids[0] == ids[1]
-    assert uuid.UUID(ids[0]) != uuid.UUID(json.loads(run_batch([msg._replace(offset=43)]).raw_rows[0])["event_id"])
+    elsewhere = json_rows(run_batch([msg._replace(offset=43)]).raw_rows)[0]
+    assert uuid.UUID(ids[0]) != uuid.UUID(json.loads(elsewhere)["event_id"])
 
 
 # --- the fast decode path agrees with the models --------------------------------------------------------

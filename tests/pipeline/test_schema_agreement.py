@@ -6,9 +6,8 @@ migrated store really has (chDB's ``system.columns``) must carry the same fields
 with the same types, bounds, defaults and nullability. Each check is parametrized
 by ``<event type>.<field>`` or by column, so a failure names what differs.
 
-The consumers room's own copies (``consumers.aggregate``: ``RAW_SCHEMA``,
-``_TYPED_COLUMNS``, ``_NUMPY_TYPES``, ``_ENVELOPE_COLUMNS``) are compared too,
-until they import the table's exports instead.
+The consumers room writes raw rows with the table's own exports
+(``consumers.rows`` imports them), checked last.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from clickhouse_connect.driver.client import Client
 from pydantic import AwareDatetime
 from pydantic_core import PydanticUndefined
 
-from consumers import aggregate
+from consumers import rows
 from pipeline import clickhouse, schema
 from pipeline.events import Event, new_event_id
 from pipeline.fastdecode import FAST_TYPES, decode_fast
@@ -280,17 +279,10 @@ def test_an_arrow_column_is_one_clickhouse_reads_into_its_column(column: schema.
         assert field.type == pa.binary()  # the canonical JSON bytes, never re-decoded
 
 
-def test_the_consumers_copies_are_the_tables() -> None:
-    assert schema.raw_arrow_schema().equals(aggregate.RAW_SCHEMA, check_metadata=True), "RAW_SCHEMA"
-    ours, theirs = schema.raw_arrow_schema(), aggregate.RAW_SCHEMA
-    for name in aggregate.RAW_COLUMNS:
-        assert ours.field(name) == theirs.field(name), f"{name}: {ours.field(name)} != {theirs.field(name)}"
-    assert schema.RAW_COLUMNS == aggregate.RAW_COLUMNS
-    assert list(schema.TYPED_COLUMNS.items()) == list(aggregate._TYPED_COLUMNS.items())
-    assert {k: np.dtype(v) for k, v in schema.NUMPY_DTYPES.items()} == {
-        k: np.dtype(v) for k, v in aggregate._NUMPY_TYPES.items()
-    }
-    assert schema.ENVELOPE_COLUMNS == aggregate._ENVELOPE_COLUMNS
+def test_the_consumers_write_the_tables_columns() -> None:
+    assert rows.RAW_SCHEMA.equals(schema.raw_arrow_schema(), check_metadata=True)
+    assert tuple(rows.RAW_SCHEMA.names) == schema.RAW_COLUMNS
+    assert rows.TYPED_COLUMNS is schema.TYPED_COLUMNS
 
 
 @pytest.mark.parametrize("column", TYPED, ids=lambda c: c.name)

@@ -80,7 +80,8 @@ def build(settings: Settings) -> faust.App:
         if touched:
             updates = []
             for key, start in touched:
-                count = int(counts.table._windowed_timestamp(key, start))  # the window holding `start`
+                event_time[0] = start  # the table is relative to it: value() reads the window holding `start`
+                count = int(counts[key].value())
                 totals["windows"] += count - newest.get((key, start), 0)
                 newest[(key, start)] = count
                 updates.append([key, int(start), count])

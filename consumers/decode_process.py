@@ -4,9 +4,9 @@ Decoding is the worker's largest CPU cost per event (JSON, validation, the
 Arrow columns). In a process of its own it has its own GIL, so it runs beside
 the worker's Kafka reads, aggregation and ClickHouse writes instead of taking
 turns with them. What crosses is cheap to pickle: plain lists in
-(:func:`~consumers.aggregate.portable_messages`), Arrow and plain lists out
-(:meth:`~consumers.aggregate.DecodedBatch.portable`). This module imports
-nothing heavier than :mod:`consumers.aggregate`, because the decode process
+(:func:`~consumers.decode.portable_messages`), Arrow and plain lists out
+(:meth:`~consumers.decode.DecodedBatch.portable`). This module imports
+nothing heavier than :mod:`consumers.decode`, because the decode process
 imports it to start.
 """
 
@@ -19,8 +19,9 @@ import multiprocessing
 import signal
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 
-from consumers.aggregate import DecodedBatch, Message, decode_portable, portable_messages
 from consumers.allocators import lean_allocators
+from consumers.decode import DecodedBatch, decode_portable, portable_messages
+from consumers.records import Message
 
 PR_SET_PDEATHSIG = 1
 

@@ -1,0 +1,1 @@
+"""Test-only entry points and helpers that tests start as processes (``python -m tests.support.<name>``)."""
