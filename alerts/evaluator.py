@@ -37,7 +37,7 @@ from alerts.notify.webhook import WebhookNotifier
 from alerts.rules import RuleSet, load_rules, rules_paths
 from alerts.sources import SignalFn, StoreSource
 from alerts.statemachine import Alert, Transition, advance, due
-from pipeline.settings import Settings
+from pipeline.settings import AlertSettings, Settings
 from pipeline.telemetry import (
     ALERT_EVALUATION_FAILURES,
     ALERT_EVALUATION_SECONDS,
@@ -226,7 +226,7 @@ class Evaluator:
             notifier.close(max(0.0, deadline - time.monotonic()))
 
 
-def build_notifiers(settings: Settings) -> list[Notifier]:
+def build_notifiers(settings: AlertSettings) -> list[Notifier]:
     """The notifiers these settings configure: Alertmanager, a webhook, both or none."""
     out: list[Notifier] = []
     if settings.alertmanager_url:
@@ -237,7 +237,7 @@ def build_notifiers(settings: Settings) -> list[Notifier]:
 
 
 def build_evaluator(settings: Settings, *, signals: Mapping[str, SignalFn] | None = None) -> Evaluator:
-    """The evaluator for these settings; raises RuleFileError (and starts nothing) on any bad rule file."""
+    """The evaluator for these settings (its alert, store and web sections); raises RuleFileError on a bad rule file."""
     rules = load_rules(rules_paths(settings))
     return Evaluator(
         rules,
@@ -245,7 +245,7 @@ def build_evaluator(settings: Settings, *, signals: Mapping[str, SignalFn] | Non
         interval_s=settings.alert_eval_interval_s,
         resend_delay_s=settings.alert_resend_delay_s,
         notifiers=build_notifiers(settings),
-        dashboard_url=settings.dashboard_url,
+        dashboard_url=settings.dashboard_base_url,
         grafana_url=settings.grafana_url,
         signals=signals,
     )

@@ -41,7 +41,7 @@ from alerts.errors import RuleFileError
 from alerts.template import Template, TemplateError, compile_template
 from pipeline import catalog
 from pipeline.catalog.metrics import SOURCES
-from pipeline.settings import Settings
+from pipeline.settings import AlertSettings
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
 Op = Literal[">", ">=", "<", "<="]
@@ -431,6 +431,6 @@ def shipped_rules_dir() -> Path:
     return Path(__file__).resolve().parent / "rules"
 
 
-def rules_paths(settings: Settings) -> list[Path]:
+def rules_paths(settings: AlertSettings) -> list[Path]:
     """The rule files these settings select: ``PULSE_ALERT_RULES_DIR``, else the shipped set."""
     return [settings.alert_rules_dir or shipped_rules_dir()]

@@ -27,6 +27,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import faust
 
@@ -80,9 +81,9 @@ def create_app(
         consumer_max_fetch_size=8 * 1024 * 1024,
         broker_commit_interval=1.0,
         web_enabled=settings.web_port != 0,
-        web_port=settings.web_port or 6066,
-        web_bind=settings.metrics_host,
-        web_host="127.0.0.1" if settings.metrics_host in ("0.0.0.0", "::") else settings.metrics_host,
+        web_port=settings.web_port or 65535,  # Faust wants a valid port even with its web server off (0)
+        web_bind=settings.web_host,
+        web_host=urlsplit(settings.web_url).hostname,  # how the server names itself: a wildcard is reached on loopback
         **faust_broker_config(settings),
     )
     for name in (settings.events_topic, settings.releases_topic):

@@ -1,8 +1,17 @@
-"""ProductPulse settings: one frozen model, read from the environment once.
+"""ProductPulse settings: one frozen model, read from the environment once, in sections.
 
 Every process builds a single :class:`Settings` (env prefix ``PULSE_``) and
 passes it down; nothing deeper in the code reads ``os.environ``. Secrets are
 ``SecretStr`` so they never appear in logs or reprs.
+
+The fields are declared in sections - :class:`KafkaSettings`,
+:class:`StoreSettings`, :class:`IngestSettings`, :class:`WorkerSettings`,
+:class:`WebSettings`, :class:`CollectorSettings`, :class:`AlertSettings` - and
+:class:`Settings` is all of them (it inherits every section), so the variable
+names stay flat (``PULSE_KAFKA_BOOTSTRAP``, ``PULSE_WEB_PORT``) while a room's
+functions name the section they read: ``ensure_topics(kafka: KafkaSettings)``
+may only touch Kafka fields, and mypy holds it to that. Test hooks are not
+settings: tests inject them (``tests/support/``).
 """
 
 from __future__ import annotations
@@ -11,18 +20,19 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path(".pulse-data")
+_SECTION = ConfigDict(frozen=True, extra="ignore")
+_WILDCARDS = ("0.0.0.0", "::", "")
 
 
-class Settings(BaseSettings):
-    """All settings of ProductPulse, with their defaults in one place."""
+class KafkaSettings(BaseModel):
+    """How to reach Kafka, and the topics and consumer group (the emitter, the collector, the worker, the tools)."""
 
-    model_config = SettingsConfigDict(env_prefix="PULSE_", frozen=True, extra="ignore")
+    model_config = _SECTION
 
-    # --- Kafka -------------------------------------------------------------
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="comma-separated host:port list")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
@@ -36,88 +46,6 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(12, ge=1, le=1024)
     topic_replication: int = Field(1, ge=1)
     consumer_group: str = "pulse"
-
-    # --- ClickHouse ----------------------------------------------------------
-    data_dir: Path = DEFAULT_DATA_DIR
-    clickhouse_dsn: SecretStr | None = Field(
-        None, description="http(s)://user:pass@host:8123/db or chdb:///path; default embedded chDB under data_dir"
-    )
-    clickhouse_database: str = "pulse"
-    events_ttl_days: int = Field(
-        400, ge=1, le=20_000, description="raw events expire after this (ClickHouse DateTime ends in 2106)"
-    )
-
-    # --- worker --------------------------------------------------------------
-    batch_max_messages: int = Field(
-        500, ge=1, description="a batch holds this many packs' worth of events (x100: ~50k events per insert)"
-    )
-    batch_within_s: float = Field(1.0, gt=0, description="flush a partial batch after this many seconds")
-    max_event_bytes: int = Field(64 * 1024, ge=256, description="larger messages go to the DLQ")
-    decode_process: bool = Field(
-        True, description="decode batches in a process of their own (a second core); false: on a thread"
-    )
-    max_future_skew_s: int = Field(3600, ge=0, description="events further in the future go to the DLQ")
-    max_event_age_days: int | None = Field(
-        None, ge=1, description="older events (and any before 1970) go to the DLQ; unset = events_ttl_days"
-    )
-    allowed_lateness_s: int = Field(300, ge=0, description="watermark = max event time - allowed lateness")
-    dedup_window: int = Field(1_000_000, ge=0, description="event_ids remembered per worker for dedup")
-    store_retry_timeout_s: float = Field(
-        300.0, gt=0, description="retry a transient ClickHouse failure this long, then exit non-zero without acking"
-    )
-    store_max_attempts: int = Field(
-        5, ge=1, description="attempts at an unclassified ClickHouse failure before exiting non-zero without acking"
-    )
-    shutdown_grace_s: float = Field(
-        5.0, ge=0, description="on SIGTERM, let the in-flight batch finish this long, else abandon it uncommitted"
-    )
-    web_port: int = Field(6066, ge=0, le=65535, description="Faust web server port (0 = off)")
-    metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus /metrics port (0 = off)")
-
-    # --- HTTP collector --------------------------------------------------------
-    collector_host: str = Field("127.0.0.1", description="address `pulse collector` binds to")
-    collector_port: int = Field(8088, ge=0, le=65535, description="port `pulse collector` listens on")
-    collector_write_keys: SecretStr | None = Field(
-        None,
-        description="write keys as comma-separated product=key pairs, e.g. 'checkout=k1,search=k2' (split at the "
-        "first '=', so keys may contain '='; not ','); a key authorizes events of its own product(s) only",
-    )
-    collector_max_body_bytes: int = Field(
-        1024 * 1024, ge=1024, description="largest request body as sent; decompressed bodies may be 8x this"
-    )
-    collector_max_events: int = Field(1_000, ge=1, le=100_000, description="most events in one request")
-    collector_ack_timeout_s: float = Field(
-        10.0, gt=0, le=300, description="wait this long for the broker's acks before answering 503"
-    )
-
-    # --- alerts ----------------------------------------------------------------
-    alert_rules_dir: Path | None = Field(
-        None, description="folder of alert rule files (*.yaml); unset = the shipped rule set in alerts/rules"
-    )
-    alert_eval_interval_s: float = Field(
-        60.0, gt=0, description="how often the evaluator runs a rule group that sets no interval of its own"
-    )
-    alert_resend_delay_s: float = Field(60.0, gt=0, description="re-send a firing alert to Alertmanager this often")
-    alertmanager_url: str | None = Field(None, description="Alertmanager base URL, e.g. http://127.0.0.1:9093")
-    alert_webhook_url: SecretStr | None = Field(
-        None, description="generic webhook that receives every notification as JSON (may carry a token)"
-    )
-    dashboard_url: str = Field(
-        "http://127.0.0.1:6066", description="base URL of the built-in dashboards, for links in notifications"
-    )
-    grafana_url: str | None = Field(
-        None, description="Grafana base URL; when set, notifications link to the Grafana panel instead"
-    )
-    metrics_host: str = Field(
-        "127.0.0.1", description="address /metrics and the worker's web server bind to (0.0.0.0 in containers)"
-    )
-
-    @field_validator("clickhouse_database")
-    @classmethod
-    def _plain_identifier(cls, v: str) -> str:
-        if not re.fullmatch(r"_*[A-Za-z][A-Za-z0-9_]{0,62}", v):
-            raise ValueError("must be a plain ASCII identifier (letters, digits, underscore), e.g. pulse")
-        return v
 
     @field_validator("consumer_group")
     @classmethod
@@ -136,7 +64,7 @@ class Settings(BaseSettings):
         return ",".join(a.strip() for a in v.split(","))
 
     @model_validator(mode="after")
-    def _security_is_complete(self) -> Settings:
+    def _security_is_complete(self) -> KafkaSettings:
         proto = self.kafka_security_protocol
         if proto.startswith("SASL") and (self.kafka_sasl_mechanism is None or not self.kafka_sasl_username):
             raise ValueError(
@@ -158,7 +86,6 @@ class Settings(BaseSettings):
             raise ValueError("topic_prefix may only hold ASCII letters, digits, '.', '_' and '-' (at most 200)")
         return v
 
-    # --- derived names -------------------------------------------------------
     @property
     def events_topic(self) -> str:
         return f"{self.topic_prefix}.events"
@@ -171,6 +98,31 @@ class Settings(BaseSettings):
     def dlq_topic(self) -> str:
         return f"{self.topic_prefix}.events.dlq"
 
+
+class StoreSettings(BaseModel):
+    """Where ClickHouse is, and how long it keeps raw events."""
+
+    model_config = _SECTION
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    clickhouse_dsn: SecretStr | None = Field(
+        None, description="http(s)://user:pass@host:8123/db or chdb:///path; default embedded chDB under data_dir"
+    )
+    clickhouse_database: str = "pulse"
+    events_ttl_days: int = Field(
+        400, ge=1, le=20_000, description="raw events expire after this (ClickHouse DateTime ends in 2106)"
+    )
+    max_event_age_days: int | None = Field(
+        None, ge=1, description="older events (and any before 1970) go to the DLQ; unset = events_ttl_days"
+    )
+
+    @field_validator("clickhouse_database")
+    @classmethod
+    def _plain_identifier(cls, v: str) -> str:
+        if not re.fullmatch(r"_*[A-Za-z][A-Za-z0-9_]{0,62}", v):
+            raise ValueError("must be a plain ASCII identifier (letters, digits, underscore), e.g. pulse")
+        return v
+
     @property
     def clickhouse_url(self) -> str:
         """The DSN to connect with; embedded chDB under ``data_dir`` unless one is set."""
@@ -179,13 +131,136 @@ class Settings(BaseSettings):
         return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
 
     @property
+    def embedded_clickhouse(self) -> bool:
+        return self.clickhouse_url.startswith("chdb://")
+
+    @property
     def max_event_age_s(self) -> float:
         """How far in the past an event may lie: older ones would expire from ``events`` at once."""
         return 86_400.0 * (self.max_event_age_days or self.events_ttl_days)
 
+
+class IngestSettings(BaseModel):
+    """What an event may be to be accepted - the same bounds in the collector and the worker.
+
+    How far back an event may lie is the store's to say (:attr:`StoreSettings.max_event_age_s`).
+    """
+
+    model_config = _SECTION
+
+    max_event_bytes: int = Field(64 * 1024, ge=256, description="larger messages go to the DLQ")
+    max_future_skew_s: int = Field(3600, ge=0, description="events further in the future go to the DLQ")
+
+
+class WorkerSettings(BaseModel):
+    """How the worker batches, deduplicates and retries."""
+
+    model_config = _SECTION
+
+    batch_max_messages: int = Field(
+        500, ge=1, description="a batch holds this many packs' worth of events (x100 lone events)"
+    )
+    batch_within_s: float = Field(1.0, gt=0, description="flush a partial batch after this many seconds")
+    decode_process: bool = Field(
+        True, description="decode batches in a process of their own (a second core); false: on a thread"
+    )
+    allowed_lateness_s: int = Field(300, ge=0, description="watermark = max event time - allowed lateness")
+    dedup_window: int = Field(1_000_000, ge=0, description="event_ids remembered per worker for dedup")
+    store_retry_timeout_s: float = Field(
+        300.0, gt=0, description="retry a transient ClickHouse failure this long, then exit non-zero without acking"
+    )
+    store_max_attempts: int = Field(
+        5, ge=1, description="attempts at an unclassified ClickHouse failure before exiting non-zero without acking"
+    )
+    shutdown_grace_s: float = Field(
+        5.0, ge=0, description="on SIGTERM, let the in-flight batch finish this long, else abandon it uncommitted"
+    )
+
+
+class WebSettings(BaseModel):
+    """The worker's web server (dashboards, read API) and /metrics: each its own address and port."""
+
+    model_config = _SECTION
+
+    web_host: str = Field(
+        "127.0.0.1", description="address the worker's web server (dashboards, read API) binds to"
+    )
+    web_port: int = Field(6066, ge=0, le=65535, description="the worker's web server port (0 = off)")
+    metrics_host: str = Field("127.0.0.1", description="address Prometheus /metrics binds to (0.0.0.0 in containers)")
+    metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus /metrics port (0 = off)")
+    dashboard_url: str | None = Field(
+        None,
+        description="base URL of the built-in dashboards as users reach them, for links in notifications; "
+        "unset = http://<web host>:<web port>",
+    )
+
     @property
-    def embedded_clickhouse(self) -> bool:
-        return self.clickhouse_url.startswith("chdb://")
+    def web_url(self) -> str:
+        """Where this worker's web server answers: a wildcard bind address is reached on loopback."""
+        host = "127.0.0.1" if self.web_host in _WILDCARDS else self.web_host
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.web_port}"
+
+    @property
+    def dashboard_base_url(self) -> str:
+        """The built-in dashboards' base URL for links: ``dashboard_url``, else derived from the web port."""
+        return (self.dashboard_url or self.web_url).rstrip("/")
+
+
+class CollectorSettings(BaseModel):
+    """The HTTP collector's address, write keys and limits."""
+
+    model_config = _SECTION
+
+    collector_host: str = Field("127.0.0.1", description="address `pulse collector` binds to")
+    collector_port: int = Field(8088, ge=0, le=65535, description="port `pulse collector` listens on")
+    collector_write_keys: SecretStr | None = Field(
+        None,
+        description="write keys as comma-separated product=key pairs, e.g. 'checkout=k1,search=k2' (split at the "
+        "first '=', so keys may contain '='; not ','); a key authorizes events of its own product(s) only",
+    )
+    collector_max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="largest request body as sent; decompressed bodies may be 8x this"
+    )
+    collector_max_events: int = Field(1_000, ge=1, le=100_000, description="most events in one request")
+    collector_ack_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="wait this long for the broker's acks before answering 503"
+    )
+
+
+class AlertSettings(BaseModel):
+    """The alert rules, how often they run, and where notifications go."""
+
+    model_config = _SECTION
+
+    alert_rules_dir: Path | None = Field(
+        None, description="folder of alert rule files (*.yaml); unset = the shipped rule set in alerts/rules"
+    )
+    alert_eval_interval_s: float = Field(
+        60.0, gt=0, description="how often the evaluator runs a rule group that sets no interval of its own"
+    )
+    alert_resend_delay_s: float = Field(60.0, gt=0, description="re-send a firing alert to Alertmanager this often")
+    alertmanager_url: str | None = Field(None, description="Alertmanager base URL, e.g. http://127.0.0.1:9093")
+    alert_webhook_url: SecretStr | None = Field(
+        None, description="generic webhook that receives every notification as JSON (may carry a token)"
+    )
+    grafana_url: str | None = Field(
+        None, description="Grafana base URL; when set, notifications link to the Grafana panel instead"
+    )
+
+
+class Settings(  # pydantic orders fields from the last base first: Kafka's come first, as in the README
+    BaseSettings,
+    AlertSettings,
+    CollectorSettings,
+    WebSettings,
+    WorkerSettings,
+    IngestSettings,
+    StoreSettings,
+    KafkaSettings,
+):
+    """All settings of ProductPulse: every section, with their defaults in one place each."""
+
+    model_config = SettingsConfigDict(env_prefix="PULSE_", frozen=True, extra="ignore")
 
     def to_env(self) -> dict[str, str]:
         """These settings as PULSE_* variables, to hand to a child process."""

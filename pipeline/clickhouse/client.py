@@ -20,7 +20,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from pipeline.errors import PulseError
-from pipeline.settings import Settings
+from pipeline.settings import StoreSettings
 
 _LOCKS: dict[Path, IO[str]] = {}
 
@@ -29,7 +29,7 @@ class ClickHouseLocked(PulseError, RuntimeError):
     """The embedded ClickHouse folder is held by another process."""
 
 
-def connect(settings: Settings) -> Client:
+def connect(settings: StoreSettings) -> Client:
     """A client for the configured ClickHouse; embedded chDB is locked to this process."""
     url = settings.clickhouse_url
     if url.startswith("chdb://"):
@@ -40,7 +40,7 @@ def connect(settings: Settings) -> Client:
 
 
 @contextmanager
-def opened(settings: Settings) -> Iterator[Client]:
+def opened(settings: StoreSettings) -> Iterator[Client]:
     """A client for the duration of a block; embedded chDB is closed and unlocked after it."""
     client = connect(settings)
     try:
@@ -73,7 +73,7 @@ def _lock(folder: Path) -> None:
     _LOCKS[folder] = handle
 
 
-def release(settings: Settings) -> None:
+def release(settings: StoreSettings) -> None:
     """Give up this process's embedded-folder lock (after the client is closed)."""
     url = settings.clickhouse_url
     if url.startswith("chdb://"):

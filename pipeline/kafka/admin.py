@@ -9,12 +9,12 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from pipeline.kafka.config import kafka_python_config
-from pipeline.settings import Settings
+from pipeline.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
 
-def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
+def ensure_topics(settings: KafkaSettings, timeout_s: float = 30.0) -> None:
     """Create the pipeline's topics if they do not exist (idempotent)."""
     admin = KafkaAdminClient(
         client_id="pulse-admin", request_timeout_ms=int(timeout_s * 1000), **kafka_python_config(settings)
@@ -37,7 +37,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
         admin.close()
 
 
-def delete_topics(settings: Settings) -> None:
+def delete_topics(settings: KafkaSettings) -> None:
     """Delete every topic under the settings' prefix (demo and benchmark runs clean up after themselves)."""
     admin = KafkaAdminClient(client_id="pulse-admin", **kafka_python_config(settings))
     try:
@@ -48,7 +48,7 @@ def delete_topics(settings: Settings) -> None:
         admin.close()
 
 
-def consumer_lag(settings: Settings, topic: str, group: str | None = None) -> int:
+def consumer_lag(settings: KafkaSettings, topic: str, group: str | None = None) -> int:
     """Messages in ``topic`` not yet committed by the consumer group (the worker's progress)."""
     group = group or settings.consumer_group
     consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, **kafka_python_config(settings))

@@ -1,6 +1,6 @@
 """Kafka client configuration shared by every process.
 
-The same :class:`~pipeline.settings.Settings` produce the keyword arguments for
+The same :class:`~pipeline.settings.KafkaSettings` produce the keyword arguments for
 kafka-python (emitter, admin, tools) and for Faust/aiokafka (the worker), so
 security settings (SASL/TLS) are written once.
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from pipeline.settings import Settings
+from pipeline.settings import KafkaSettings
 
 
-def kafka_python_config(settings: Settings) -> dict[str, Any]:
+def kafka_python_config(settings: KafkaSettings) -> dict[str, Any]:
     """Connection keyword arguments for kafka-python clients."""
     cfg: dict[str, Any] = {
         "bootstrap_servers": settings.kafka_bootstrap.split(","),
@@ -33,7 +33,7 @@ def kafka_python_config(settings: Settings) -> dict[str, Any]:
     return cfg
 
 
-def faust_broker_config(settings: Settings) -> dict[str, Any]:
+def faust_broker_config(settings: KafkaSettings) -> dict[str, Any]:
     """``faust.App`` keyword arguments for the broker connection and its credentials."""
     import faust  # the worker extra; emit-only installs never import this
 
@@ -59,7 +59,7 @@ def faust_broker_config(settings: Settings) -> dict[str, Any]:
     return cfg
 
 
-def confluent_config(settings: Settings) -> dict[str, str]:
+def confluent_config(settings: KafkaSettings) -> dict[str, str]:
     """librdkafka connection settings (confluent-kafka, quixstreams) from the pipeline's settings."""
     cfg = {"bootstrap.servers": settings.kafka_bootstrap, "security.protocol": settings.kafka_security_protocol}
     if settings.kafka_sasl_mechanism:

@@ -40,7 +40,7 @@ from pipeline.events import (
     partition_key,
 )
 from pipeline.kafka.config import kafka_python_config
-from pipeline.settings import Settings
+from pipeline.settings import KafkaSettings, Settings
 
 
 class InvalidEvent(PulseError, ValueError):
@@ -56,7 +56,7 @@ class Emitter:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: KafkaSettings,
         product: str | None = None,
         version: str | None = None,
         environment: str | None = None,

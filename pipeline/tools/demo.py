@@ -128,7 +128,7 @@ def _serve(settings: Settings, console: Console) -> None:
     try:
         worker.start().wait_ready()
         console.print(
-            f"[bold]dashboards[/] at http://127.0.0.1:{settings.web_port}/ (portfolio), /products/<product>, "
+            f"[bold]dashboards[/] at {settings.web_url}/ (portfolio), /products/<product>, "
             "/releases - Ctrl-C to stop"
         )
         while worker.alive():

@@ -51,7 +51,7 @@ def read(settings: Settings, name: str, params: Mapping[str, str]) -> Any:
 
 
 def _ask_worker(settings: Settings, name: str, params: Mapping[str, str]) -> Any:
-    url = f"http://127.0.0.1:{settings.web_port}/api/{name}?{urllib.parse.urlencode(params)}"
+    url = f"{settings.web_url}/api/{name}?{urllib.parse.urlencode(params)}"
     try:
         with urllib.request.urlopen(url, timeout=60) as response:
             return json.loads(response.read())

@@ -156,8 +156,9 @@ def test_build_evaluator_from_settings(tmp_path: Path) -> None:
         assert [r.name for r in ev.rules.rules] == ["Regressed", "Redesign"]
     finally:
         ev.close(1)
-    shipped = build_evaluator(Settings(data_dir=tmp_path / "d"))
+    shipped = build_evaluator(Settings(data_dir=tmp_path / "d", web_port=7123))
     assert shipped.notifiers == [] and "ReleaseRegression" in shipped.alerts
+    assert shipped.dashboard_url == "http://127.0.0.1:7123"  # links follow the web port unless a URL is given
 
 
 def test_bad_rules_dir_refuses_to_start(tmp_path: Path) -> None:

@@ -249,3 +249,39 @@ def test_each_problem_is_one_line_naming_its_variable_and_no_secret(monkeypatch)
     lines = describe_invalid(info.value)
     assert [line.split(":")[0] for line in lines] == ["PULSE_TOPIC_PARTITIONS", "PULSE_BATCH_WITHIN_S"]
     assert all("\n" not in line and "hunter2" not in line for line in lines)
+
+
+# --- sections -----------------------------------------------------------------------------------------------------
+
+
+def test_settings_is_every_section_and_each_field_is_declared_once():
+    from pipeline import settings as module
+
+    sections = [module.KafkaSettings, module.StoreSettings, module.IngestSettings, module.WorkerSettings,
+                module.WebSettings, module.CollectorSettings, module.AlertSettings]  # fmt: skip
+    assert all(issubclass(Settings, section) for section in sections)
+    declared = [name for section in sections for name in section.model_fields]
+    assert sorted(declared) == sorted(Settings.model_fields), "a field of Settings belongs to no section, or to two"
+    assert len(declared) == len(set(declared))
+
+
+def test_a_section_validates_its_own_fields():
+    from pipeline.settings import KafkaSettings
+
+    with pytest.raises(ValidationError, match="is not host:port"):
+        KafkaSettings(kafka_bootstrap="localhost")
+    assert KafkaSettings(topic_prefix="p").events_topic == "p.events"
+
+
+def test_links_follow_the_web_port_unless_a_dashboard_url_is_given():
+    assert Settings().dashboard_base_url == "http://127.0.0.1:6066"
+    assert Settings(web_port=7001).dashboard_base_url == "http://127.0.0.1:7001"
+    assert Settings(web_host="0.0.0.0", web_port=7001).web_url == "http://127.0.0.1:7001"
+    assert Settings(web_host="::1", web_port=7001).web_url == "http://[::1]:7001"
+    assert Settings(web_port=7001, dashboard_url="https://pulse.example/").dashboard_base_url == "https://pulse.example"
+
+
+def test_the_web_server_and_metrics_bind_separately(monkeypatch):
+    monkeypatch.setenv("PULSE_METRICS_HOST", "0.0.0.0")
+    s = Settings()
+    assert (s.metrics_host, s.web_host) == ("0.0.0.0", "127.0.0.1")
