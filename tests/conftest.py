@@ -1,9 +1,12 @@
-"""Shared fixtures: the real local broker, isolated settings per test, worker processes.
+"""Shared fixtures: a clean environment, the real local broker, isolated settings per test, worker processes,
+and filled stores built once per session.
 
 Integration tests talk to the real Kafka started by ``deploy/local/kafka.sh``
 (``.ci/run`` starts it; a test session starts it itself if it is not running
 and stops it afterwards). Each test gets its own topic prefix, consumer group
-and embedded ClickHouse folder, so tests never see each other's data.
+and embedded ClickHouse folder, so tests never see each other's data; and no
+test sees the developer's ``PULSE_*`` settings (a ``PULSE_CLICKHOUSE_DSN`` in
+the shell would otherwise send test data to that server).
 """
 
 from __future__ import annotations
@@ -14,11 +17,25 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support.environment import clear_setting_variables
+from support.scenario_store import SharedStores
 
 from pipeline.kafka.admin import delete_topics, ensure_topics
 from pipeline.settings import Settings
 from pipeline.tools import localkafka
 from pipeline.tools.workerproc import WorkerProcess
+
+
+@pytest.fixture(autouse=True)
+def _no_pulse_settings_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts from the defaults, whatever the developer's shell exports."""
+    clear_setting_variables(monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def shared_stores(tmp_path_factory: pytest.TempPathFactory) -> SharedStores:
+    """Scenario stores filled once per session and reopened by each module that reads them."""
+    return SharedStores(tmp_path_factory.mktemp("shared-stores"))
 
 
 def _broker_up(bootstrap: str) -> bool:

@@ -32,8 +32,8 @@ from typing import Any
 
 import pytest
 import yaml
-from net import free_port
-from scenario_store import Scenario, close_scenario, open_scenario
+from support.net import free_port
+from support.scenario_store import Scenario, close_scenario, open_scenario
 
 from alerts.evaluator import Evaluator
 from alerts.notify.alertmanager import AlertmanagerNotifier

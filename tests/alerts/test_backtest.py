@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from scenario_store import Scenario, close_scenario, fixed_end, open_scenario
+from support.scenario_store import Scenario, close_scenario, fixed_end, open_scenario
 
 from alerts.backtest import backtest
 from alerts.rules import LoadedRule, load_rules

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from net import free_port
+from support.net import free_port
 
 from alerts.notify.alertmanager import AlertmanagerNotifier
 from alerts.notify.delivery import DeliveryQueue

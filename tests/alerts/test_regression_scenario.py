@@ -9,10 +9,9 @@ import json
 import math
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
-from scenario_store import Scenario, close_scenario, fixed_end, open_scenario
+from support.scenario_store import Scenario, SharedStores, close_scenario, fixed_end
 
 from alerts.regression import SIGNALS, Verdict, regression_samples, release_verdicts, store_verdicts
 
@@ -20,9 +19,9 @@ END = fixed_end()
 
 
 @pytest.fixture(scope="module")
-def sc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
-    scenario = open_scenario(
-        Path(tmp_path_factory.mktemp("regression")), scenario="regression_and_decay", users_per_product=150, end=END
+def sc(shared_stores: SharedStores) -> Iterator[Scenario]:
+    scenario = shared_stores.scenario(
+        scenario="regression_and_decay", users_per_product=150, end=END
     )
     yield scenario
     close_scenario(scenario)

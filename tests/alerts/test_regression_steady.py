@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from scenario_store import Scenario, close_scenario, fixed_end, open_scenario
+from support.scenario_store import Scenario, SharedStores, close_scenario, fixed_end
 
 from alerts.regression import regression_samples, release_verdicts
 from pipeline.tools import synth
@@ -16,8 +15,10 @@ END = fixed_end()
 
 
 @pytest.fixture(scope="module")
-def sc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
-    scenario = open_scenario(Path(tmp_path_factory.mktemp("steady")), scenario="steady", users_per_product=150, end=END)
+def sc(shared_stores: SharedStores) -> Iterator[Scenario]:
+    scenario = shared_stores.scenario(
+        scenario="steady", users_per_product=150, end=END
+    )
     yield scenario
     close_scenario(scenario)
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from scenario_store import Scenario, close_scenario, fixed_end, open_scenario, write_events
+from support.scenario_store import Scenario, close_scenario, fixed_end, open_scenario, write_events
 
 from alerts.scorecard import compute_scorecards, redesign_samples, store_scorecards
 from alerts.scorecard_config import DIMENSIONS
@@ -34,8 +33,8 @@ def _slow_traffic() -> Iterator[object]:
 
 @pytest.fixture(scope="module")
 def sc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
-    scenario = open_scenario(
-        Path(tmp_path_factory.mktemp("scorecard")), scenario="regression_and_decay", users_per_product=150, end=END
+    scenario = open_scenario(  # a store of its own: the slow product below is written into it
+        tmp_path_factory.mktemp("scorecard"), scenario="regression_and_decay", users_per_product=150, end=END
     )
     write_events(scenario.client, scenario.database, _slow_traffic())  # type: ignore[arg-type]
     yield scenario

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pytest
-from batch_views import aggregate_batch, breakdown, first, json_rows, partials
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.batch_views import aggregate_batch, breakdown, first, json_rows, partials
 
 from consumers.aggregate import BatchResult, aggregate_decoded
 from consumers.decode import DecodedBatch, decode_batch, decode_portable, portable_messages

@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from truth import ground_truth, make_events
+from support.truth import ground_truth, make_events
 
 from consumers.failures import StoreGaveUp, classify
 from consumers.ingest import BatchAbandoned, Ingestor

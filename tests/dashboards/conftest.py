@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from dashboard_store import open_store
-from scenario_store import Scenario, close_scenario
+from support.dashboard_store import open_store
+from support.scenario_store import Scenario, SharedStores, close_scenario
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
-    """One filled store per test module (chDB: one open folder per process at a time)."""
-    sc = open_store(Path(tmp_path_factory.mktemp("store")))
+def store(shared_stores: SharedStores) -> Iterator[Scenario]:
+    """The dashboards' store, filled once per session and opened per module (chDB: one open folder at a time)."""
+    sc = shared_stores.open("dashboards", open_store)
     yield sc
     close_scenario(sc)

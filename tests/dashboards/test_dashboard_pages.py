@@ -12,8 +12,8 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from dashboard_store import EVIL
-from scenario_store import Scenario
+from support.dashboard_store import EVIL
+from support.scenario_store import Scenario
 
 from dashboards.pages import CONTENT_TYPE, render_page
 from dashboards.portfolio import portfolio

@@ -11,7 +11,7 @@ import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from scenario_store import Scenario
+from support.scenario_store import Scenario
 
 from dashboards.macros import ALL, VarValue, expand_macros
 from dashboards.model import Dashboard, Query

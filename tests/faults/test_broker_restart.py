@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from truth import assert_totals_equal, ground_truth, make_events, stored_totals
+from support.truth import assert_totals_equal, ground_truth, make_events, stored_totals
 
 from pipeline import clickhouse
 from pipeline.kafka.admin import delete_topics, ensure_topics

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from truth import assert_totals_equal, emit_all, ground_truth, make_events, stored_totals
+from support.truth import assert_totals_equal, emit_all, ground_truth, make_events, stored_totals
 
 from pipeline import clickhouse
 from pipeline.kafka.admin import consumer_lag

@@ -12,7 +12,7 @@ equals the ground truth and every event is stored once.
 from __future__ import annotations
 
 import pytest
-from truth import assert_totals_equal, emit_all, ground_truth, make_events, stored_totals
+from support.truth import assert_totals_equal, emit_all, ground_truth, make_events, stored_totals
 
 from pipeline import clickhouse
 from pipeline.kafka.emitter import Emitter

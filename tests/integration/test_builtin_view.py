@@ -16,8 +16,8 @@ from html import unescape
 from pathlib import Path
 
 import pytest
-from net import free_port
-from scenario_store import close_scenario, fixed_end, open_scenario
+from support.net import free_port
+from support.scenario_store import close_scenario, fixed_end, open_scenario
 
 from alerts.evaluator import build_evaluator
 

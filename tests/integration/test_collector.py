@@ -13,9 +13,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from net import free_port
 from pydantic import SecretStr
-from truth import make_events
+from support.net import free_port
+from support.truth import make_events
 
 from pipeline.collector.app import create_app
 from pipeline.collector.link import connect_emitter

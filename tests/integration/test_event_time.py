@@ -6,7 +6,7 @@ import random
 from datetime import datetime, timedelta
 
 import pytest
-from truth import assert_totals_equal, emit_all, make_events, stored_totals
+from support.truth import assert_totals_equal, emit_all, make_events, stored_totals
 
 from pipeline import clickhouse
 

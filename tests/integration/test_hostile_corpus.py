@@ -14,9 +14,9 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
-from corpus import CORPUS, MANIFEST, expand
 from kafka import KafkaConsumer, KafkaProducer
-from truth import assert_totals_equal, ground_truth, make_events, stored_totals
+from support.corpus import CORPUS, MANIFEST, expand
+from support.truth import assert_totals_equal, ground_truth, make_events, stored_totals
 
 from pipeline import clickhouse
 from pipeline.events import DecodeError, decode_event, encode_event, split_pack

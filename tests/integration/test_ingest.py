@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from truth import assert_totals_equal, emit_all, ground_truth, make_events, stored_totals
+from support.truth import assert_totals_equal, emit_all, ground_truth, make_events, stored_totals
 
 from pipeline import clickhouse
 from pipeline.kafka.emitter import Emitter

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from kafka.partitioner.default import murmur2
-from truth import make_events
+from support.truth import make_events
 
 from pipeline import catalog, clickhouse
 from pipeline.kafka.emitter import Emitter

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from net import free_port
-from truth import emit_all, make_events
+from support.net import free_port
+from support.truth import emit_all, make_events
 
 pytestmark = pytest.mark.integration
 

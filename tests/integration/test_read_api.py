@@ -10,8 +10,8 @@ import urllib.error
 import urllib.request
 
 import pytest
-from net import free_port
-from truth import emit_all, ground_truth, make_events
+from support.net import free_port
+from support.truth import emit_all, ground_truth, make_events
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 from kafka import KafkaConsumer
-from truth import emit_all, make_events
+from support.truth import emit_all, make_events
 
 from pipeline import clickhouse
 from pipeline.kafka.config import kafka_python_config

@@ -12,7 +12,7 @@ import uuid
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from pydantic import SecretStr
-from truth import assert_totals_equal, ground_truth, make_events, stored_totals
+from support.truth import assert_totals_equal, ground_truth, make_events, stored_totals
 
 from pipeline import clickhouse
 from pipeline.kafka.config import kafka_python_config

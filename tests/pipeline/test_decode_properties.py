@@ -30,11 +30,11 @@ from typing import Any, get_args
 
 import msgspec
 import pytest
-from batch_views import aggregate_batch, json_rows, partials
-from corpus import CORPUS, MANIFEST, expand
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
+from support.batch_views import aggregate_batch, json_rows, partials
+from support.corpus import CORPUS, MANIFEST, expand
 
 from consumers.aggregate import BatchResult
 from consumers.dedup import SeenIds, Watermarks

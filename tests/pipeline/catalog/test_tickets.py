@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from scenario_store import write_events
+from support.scenario_store import write_events
 
 from pipeline import catalog, clickhouse
 from pipeline.events import EVENT_ADAPTER

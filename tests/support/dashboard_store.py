@@ -1,6 +1,6 @@
 """A scenario store for dashboard tests: synthetic traffic plus the evaluator's tables (filled by hand here).
 
-The scenario (``tests/scenario_store.py``) writes weeks of traffic through the
+The scenario (``tests/support/scenario_store.py``) writes weeks of traffic through the
 worker's write path. Scorecards, release verdicts and alert events are the
 alert evaluator's output, which these tests do not run: the fixture inserts a
 plausible history of them (the decaying product below floor on two dimensions
@@ -14,9 +14,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from scenario_store import Scenario, close_scenario, open_scenario, write_events
-
 from pipeline.tools import synth
+from support.scenario_store import Scenario, close_scenario, open_scenario, write_events
 
 EVIL = "<script>alert(1)</script>"
 DIMENSIONS = ("business impact", "customer experience", "post-launch support", "performance")

@@ -10,13 +10,12 @@ the rows a worker would have stored from the same events.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from batch_views import aggregate_batch
 from clickhouse_connect.driver.client import Client
 
 from consumers.dedup import SeenIds, Watermarks
@@ -27,6 +26,7 @@ from pipeline.events import Event, encode_event
 from pipeline.settings import Settings
 from pipeline.tools import synth
 from pipeline.usecases import schema
+from support.batch_views import aggregate_batch
 
 BATCH = 5_000
 
@@ -113,6 +113,35 @@ def open_scenario(
 def close_scenario(scenario: Scenario) -> None:
     scenario.client.close()
     clickhouse.release(scenario.settings)
+
+
+class SharedStores:
+    """Filled stores built once per test session and reopened by every module that reads them.
+
+    Filling a store with weeks of traffic is the slow part of a scenario test,
+    and several modules read the same scenario. chDB opens one folder per
+    process at a time, so a store cannot stay open across modules: each module
+    opens it, reads, and closes it again. (A copy of the folder will not open:
+    the engine's metadata links into its own folder.) A test that writes into
+    its store builds one of its own with :func:`open_scenario`.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._built: dict[str, Scenario] = {}  # key -> the store as built (its client closed)
+
+    def open(self, key: str, build: Callable[[Path], Scenario]) -> Scenario:
+        """The store ``build`` fills (called once per ``key`` and session), opened again."""
+        built = self._built.get(key)
+        if built is None:
+            built = build(self.root / f"store-{len(self._built)}")
+            close_scenario(built)
+            self._built[key] = built
+        return replace(built, client=clickhouse.connect(built.settings))
+
+    def scenario(self, **params: Any) -> Scenario:
+        """:func:`open_scenario` with ``params``, built once per session."""
+        return self.open(repr(sorted(params.items())), lambda folder: open_scenario(folder, **params))
 
 
 def _chunks(items: Iterable[Event], n: int) -> Iterator[list[Event]]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-CORPUS = Path(__file__).resolve().parent / "data" / "bad_inputs"
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "bad_inputs"
 MANIFEST: dict[str, Any] = yaml.safe_load((CORPUS / "manifest.yaml").read_text())
 
 
