@@ -85,6 +85,9 @@ class Result:
     detail: str = ""
 
 
+BENCH_EXTRA = "pip install 'productpulse[bench]' (from a checkout: pip install -e '.[bench]')"
+
+
 def missing(contender: Contender) -> list[str]:
     """Optional libraries this contender needs that are not installed."""
     return [m for m in contender.requires if importlib.util.find_spec(m) is None]
@@ -103,7 +106,7 @@ def measure(
     result = Result(contender.key, contender.title, "ok", events=workload.events)
     lacking = missing(contender)
     if lacking:
-        result.status, result.detail = "not installed", f"needs {', '.join(lacking)} (pip install -e '.[dev]')"
+        result.status, result.detail = "not installed", f"needs {', '.join(lacking)}: {BENCH_EXTRA}"
         return result
     args = contender.args
     if contender.done == "self":

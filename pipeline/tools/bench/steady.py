@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -44,6 +45,7 @@ from pipeline.settings import Settings
 from pipeline.tools import synth
 from pipeline.tools.bench import report, verify
 from pipeline.tools.bench.cleanup import delete_run_topics
+from pipeline.tools.bench.contenders import BENCH_EXTRA
 from pipeline.tools.bench.group import GroupWatch, end_offsets
 from pipeline.tools.bench.workload import (
     PACK_EVENTS,
@@ -186,7 +188,7 @@ def _steady(
     try:
         import confluent_kafka  # noqa: F401
     except ImportError:
-        console.print("[red]freshness and soak need confluent-kafka for the paced sender: pip install -e '.[dev]'[/]")
+        console.print(f"[red]freshness and soak need confluent-kafka for the paced sender: {escape(BENCH_EXTRA)}[/]")
         return 2, {}
     run = uuid.uuid4().hex[:8]
     prefix = f"{base.topic_prefix}.bench-{run}"
