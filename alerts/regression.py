@@ -1,36 +1,46 @@
-"""Release regression: each new version against its predecessor over equal bake time, with the numbers.
+"""Release regression: every version that starts serving a product, against what served before it.
 
-For every release of a product announced within ``lookback`` before ``now``
-(and not after it), and the release before it of the same product:
+**What is judged** (:mod:`alerts.traffic`). Every arrival of a version in the
+product's traffic within ``lookback`` before ``now``: its first hour of
+traffic (or its announced ``released_at`` when that is earlier), and a later
+return to most of the traffic (a rollback). Announced or not, first release
+or hotfix. Its **predecessor** is the mix of the product's other versions that
+served just before; the label names the largest one and the evidence the mix.
 
-* **Equal bake time, before and after.** The new version has baked
-  ``bake = min(now - released_at, max_bake)``. It is measured over
-  ``[released_at, released_at + bake)`` and the previous version over the same
-  duration just before the release, ``[released_at - bake, released_at)``:
-  equal durations, adjacent in time, the same users, and for a bake of whole
-  days the same hours of the day. Why not the other two choices: "the same
-  duration after each one's release" compares with weeks-old traffic (another
-  season, often past retention); "concurrent traffic of both versions" leaves
-  as baseline only the users who update last - a biased group that shrinks to
-  nothing once the rollout completes (within 48 h in the synthetic scenario),
-  so the crash-rate test never gets the volume it needs.
-* **Tests.** Crash rate (crashed / ended sessions) and error rate (failed /
-  all requests) with a pooled two-proportion z-test (two-sided); latency with
-  ClickHouse's ``mannWhitneyUTest`` over raw request latencies from ``events``
-  (at most ``latency_sample`` per version, a deterministic hash sample), its
-  size shown as the p95 of each version (catalog histogram).
-* **Verdict per signal.** ``insufficient_data`` below the minimum volume
-  (sessions for crash rate, requests for error rate and latency, on either
-  side); ``regression`` / ``improvement`` when p < ``alpha`` and the change is
-  at least the effect floor (``min_effect``, relative); else ``no_change``.
-  **Severe** (what pages) = a regression with p < ``severe_alpha`` that is also
-  large: a rate at least ``severe_rate_ratio`` x its baseline and
-  ``severe_rate_abs`` higher in absolute terms, or a p95 latency at least
-  ``severe_latency_ratio`` x. An improvement never pages.
+**Which comparison** (the evidence says which was used):
 
-Only data with event time before ``now`` is read; a release after ``now`` does
-not exist yet. Cost per release under evaluation: one or two catalog queries
-and one bounded latency query.
+* **Canary** - while old and new serve side by side (the new version served
+  less than ``canary_share`` of the traffic in its last ``canary_recent_h``
+  hours, whatever the announced ``rollout_pct`` says): the new version
+  against the other versions over the same hours, as Kayenta does. Same
+  hours, same load, same season; it needs no waiting for volume the canary
+  will never have.
+* **Before/after** - once the rollout is complete: the new version over its
+  bake (up to ``max_bake``) against the predecessor mix over the
+  ``baseline_days`` whole days before the arrival. Whole days keep the hours
+  of the day balanced in the baseline; a week of it makes the baseline's
+  count large, so the new version's few hours carry the uncertainty.
+
+**Tests** (:mod:`alerts.sequential`): always-valid mixture SPRTs, so the
+verdict can be looked at every evaluation interval without inflating false
+alarms. Crash rate (crashed / ended sessions) and error rate (failed /
+requests): the conditional test on the two counts. Latency: the share of the
+new version's requests slower than the predecessor's p95, against the
+predecessor's own share (5%). No minimum volume: thin data cannot reach the
+evidence bar, and one more hour of data can.
+
+**Verdicts per signal.** ``insufficient_data`` when a side has no traffic;
+``regression`` / ``improvement`` when the evidence for a higher / lower value
+reaches ``2 / alpha``; else ``no_change``. **Severe** (what pages): a
+regression whose confidence bound says it is large - the crash or error rate
+ratio is at least ``severe_rate_ratio`` (and at least ``severe_rate_abs``
+above the baseline rate), or more than 5% of requests are slower than
+``severe_latency_ratio`` x the predecessor's p95 (the new p95 is at least
+that much higher), each at level ``page_alpha``. An improvement never pages.
+
+Only data with event time before ``now`` is read. Cost per evaluation: one
+query of hourly totals per product and version, one read of ``releases``;
+the rest is arithmetic on cumulative counts.
 """
 
 from __future__ import annotations
@@ -39,14 +49,17 @@ import json
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from alerts.sample import Sample
-from pipeline import catalog
+from alerts.sequential import p_value, rate_evidence, ratio_bounds, tail_evidence
+from alerts.traffic import Announcement, Arrival, ProductTraffic, Window, arrivals, load_traffic
+from pipeline.catalog.histogram import GAMMA, ZERO_BUCKET, bucket_of
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -55,71 +68,28 @@ log = logging.getLogger(__name__)
 
 VerdictName = Literal["regression", "improvement", "no_change", "insufficient_data"]
 SIGNALS: tuple[str, ...] = ("crash_rate", "error_rate", "latency")
+TAIL_Q = 0.95  # the latency test reads the share of requests over the predecessor's p95
 _COLUMNS = [
     "at", "product", "version", "baseline_version", "released_at", "bake_s", "signal", "candidate_value",
     "baseline_value", "test", "p_value", "verdict", "severe", "evidence",
 ]  # fmt: skip
-_METRICS = ["sessions", "crash_rate", "requests", "error_rate", "latency_p95_ms"]
 
 
 class RegressionConfig(BaseModel):
-    """Thresholds of the release judge (defaults are the shipped policy)."""
+    """The release judge's policy (defaults are the shipped one; the README's decision table says why)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    lookback_s: int = Field(7 * 86_400, gt=0)  # releases announced this long before now are judged
+    lookback_s: int = Field(7 * 86_400, gt=0)  # versions that arrived this long before now are judged
     max_bake_s: int = Field(72 * 3_600, gt=0)  # after three days the verdict stops moving
-    alpha: float = Field(0.01, gt=0, lt=1)
-    severe_alpha: float = Field(0.001, gt=0, lt=1)
-    min_sessions: int = Field(200, ge=1)  # per version, for the crash rate
-    min_requests: int = Field(200, ge=1)  # per version, for error rate and latency
-    min_effect: float = Field(0.10, ge=0)  # relative change below which a significant difference is no_change
-    severe_rate_ratio: float = Field(2.0, ge=1)
-    severe_rate_abs: float = Field(0.005, ge=0)  # 0.5 percentage points
-    severe_latency_ratio: float = Field(1.5, ge=1)
-    latency_sample: int = Field(10_000, ge=10)
-
-
-# ---------------------------------------------------------------------------------------------- pure statistics
-
-
-def two_proportion_z(x1: int, n1: int, x0: int, n0: int) -> tuple[float, float]:
-    """Pooled two-proportion z-test of x1/n1 against x0/n0: (z, two-sided p). (0, 1) when undefined."""
-    if n1 <= 0 or n0 <= 0:
-        return 0.0, 1.0
-    pooled = (x1 + x0) / (n1 + n0)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n0))
-    if se == 0:  # no events (or all events) on both sides: no evidence of a difference
-        return 0.0, 1.0
-    z = (x1 / n1 - x0 / n0) / se
-    return z, math.erfc(abs(z) / math.sqrt(2))
-
-
-def ratio(candidate: float, baseline: float) -> float:
-    """candidate / baseline; inf for a rise from zero, 1 for zero against zero, NaN when unknown."""
-    if not (math.isfinite(candidate) and math.isfinite(baseline)):
-        return math.nan
-    if baseline == 0:
-        return 1.0 if candidate == 0 else math.inf
-    return candidate / baseline
-
-
-def judge(
-    cfg: RegressionConfig, *, kind: Literal["rate", "latency"], candidate: float, baseline: float, p_value: float
-) -> tuple[VerdictName, bool]:
-    """The verdict and the severe flag for one signal whose volumes were sufficient."""
-    r = ratio(candidate, baseline)
-    if not math.isfinite(p_value) or math.isnan(r) or p_value >= cfg.alpha:
-        return "no_change", False
-    if r >= 1 + cfg.min_effect:
-        if kind == "rate":
-            large = r >= cfg.severe_rate_ratio and candidate - baseline >= cfg.severe_rate_abs
-        else:
-            large = r >= cfg.severe_latency_ratio
-        return "regression", large and p_value < cfg.severe_alpha
-    if r <= 1 / (1 + cfg.min_effect):
-        return "improvement", False
-    return "no_change", False
+    baseline_days: int = Field(7, ge=1, le=28)  # before/after: the predecessor over this many whole days
+    alpha: float = Field(0.01, gt=0, lt=1)  # regression / improvement labels (two-sided, always valid)
+    page_alpha: float = Field(0.01, gt=0, lt=1)  # the severity bound's level, per signal
+    severe_rate_ratio: float = Field(1.3, ge=1)  # lower confidence bound of the rate ratio that pages
+    severe_rate_abs: float = Field(0.001, ge=0)  # ...and of the absolute rise (0.1 percentage points)
+    severe_latency_ratio: float = Field(1.2, ge=1)  # lower confidence bound of the p95 ratio that pages
+    canary_share: float = Field(0.9, gt=0, le=1)  # below this share of recent traffic, old and new serve together
+    canary_recent_h: int = Field(6, ge=1)
 
 
 # ---------------------------------------------------------------------------------------------- results
@@ -143,7 +113,34 @@ class Verdict:
     p_value: float
     verdict: VerdictName
     severe: bool
-    baseline_window: str  # ISO interval of the previous version's traffic: the bake just before the release
+    baseline_window: str  # ISO interval of the predecessor's traffic that was compared
+    comparison: str = "before/after"  # or "canary"
+    arrival: str = "announced"  # how the version was found: announced, first seen in traffic, came back
+    baseline_mix: tuple[tuple[str, float], ...] = ()  # the predecessor's versions and their shares
+    bounds: tuple[float, float] = (0.0, math.inf)  # confidence sequence of the ratio new / predecessor
+    share: float = math.nan  # the new version's share of the product's traffic in its last hours
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def sentence(self) -> str:
+        """The verdict in words, with the numbers: what on-call and PMs read."""
+        unit, fmt = ("ms", "{:.0f}") if self.signal == "latency" else ("", "{:.2%}")
+        name = {"crash_rate": "crash rate", "error_rate": "error rate", "latency": "p95 latency"}[self.signal]
+        mix = ", ".join(f"{v} ({s:.0%})" for v, s in self.baseline_mix) or self.baseline_version
+        how = "same hours (canary)" if self.comparison == "canary" else f"the {self.baseline_window_days()} before"
+        if self.verdict == "insufficient_data":
+            return f"{name}: no traffic to compare yet on one side ({self.candidate_volume} vs {self.baseline_volume})"
+        text = (f"{name} {fmt.format(self.candidate_value)}{unit} on {self.version} vs "
+                f"{fmt.format(self.baseline_value)}{unit} on {mix}, {how}")  # fmt: skip
+        lo, hi = self.bounds
+        if math.isfinite(lo) and lo > 0 or math.isfinite(hi):
+            text += f"; ratio {_x(lo)} to {_x(hi)} (always-valid {1 - self.details.get('alpha', 0.01):.0%} CI)"
+        text += f"; n = {self.candidate_volume} vs {self.baseline_volume}; {self.verdict.replace('_', ' ')}"
+        return text + (" - severe" if self.severe else "")
+
+    def baseline_window_days(self) -> str:
+        lo, hi = self.baseline_window.split("/")
+        days = (datetime.fromisoformat(hi) - datetime.fromisoformat(lo)) / timedelta(days=1)
+        return f"{days:g} days" if days >= 1 else f"{days * 24:g} hours"
 
     def evidence(self) -> dict[str, Any]:
         return {
@@ -151,6 +148,13 @@ class Verdict:
             "baseline_volume": self.baseline_volume,
             "baseline_window": self.baseline_window,
             "ratio": _none_if_not_finite(ratio(self.candidate_value, self.baseline_value)),
+            "ratio_bounds": [_none_if_not_finite(b) for b in self.bounds],
+            "comparison": self.comparison,
+            "arrival": self.arrival,
+            "baseline_mix": [{"version": v, "share": round(s, 4)} for v, s in self.baseline_mix],
+            "candidate_share": _none_if_not_finite(self.share),
+            "sentence": self.sentence(),
+            **self.details,
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -171,11 +175,184 @@ class Verdict:
         }
 
 
+def _x(r: float) -> str:
+    return "x0" if r <= 0 else ("xinf" if not math.isfinite(r) else f"x{r:.2g}")
+
+
+def ratio(candidate: float, baseline: float) -> float:
+    """candidate / baseline; inf for a rise from zero, 1 for zero against zero, NaN when unknown."""
+    if not (math.isfinite(candidate) and math.isfinite(baseline)):
+        return math.nan
+    if baseline == 0:
+        return 1.0 if candidate == 0 else math.inf
+    return candidate / baseline
+
+
 def _none_if_not_finite(x: float) -> float | None:
     return x if math.isfinite(x) else None  # JSON has no NaN/inf
 
 
-# ---------------------------------------------------------------------------------------------- reading the store
+# ---------------------------------------------------------------------------------------------- the judge, pure
+
+
+@dataclass(frozen=True)
+class Sides:
+    """The comparison chosen for one arrival: the new version's totals and its predecessor's."""
+
+    candidate: Window
+    baseline: Window
+    comparison: str
+    baseline_hours: tuple[int, int]
+    bake_h: int
+    share: float
+    mix: tuple[tuple[str, float], ...]
+
+
+def choose_sides(traffic: ProductTraffic, arrival: Arrival, now_h: int, cfg: RegressionConfig) -> Sides:
+    """Canary (same hours) while old and new serve together, else before/after; ``now_h`` hours are complete+."""
+    a = arrival.hour
+    end = max(a, min(now_h, a + cfg.max_bake_s // 3600))
+    mine = traffic.versions[arrival.version]
+    cand = mine.window(a, end)
+    recent = max(a, end - cfg.canary_recent_h)
+    mine_recent, all_recent = mine.window(recent, end).traffic, traffic.total.window(recent, end).traffic
+    share = mine_recent / all_recent if all_recent else math.nan
+    # Traffic decides, not the announcement: a rollout announced at 25% and then completed serves everyone.
+    canary = share < cfg.canary_share and traffic.total.window(a, end).traffic > cand.traffic
+    lo, hi = (a, end) if canary else (a - 24 * cfg.baseline_days, a)
+    base = traffic.total.window(lo, hi).minus(mine.window(lo, hi))
+    shares = {
+        v: c.window(lo, hi).traffic for v, c in traffic.versions.items() if v != arrival.version
+    }  # fmt: skip
+    total = sum(shares.values())
+    mix = tuple((v, n / total) for v, n in sorted(shares.items(), key=lambda kv: -kv[1]) if n > 0 and n / total >= 0.01)
+    return Sides(cand, base, "canary" if canary else "before/after", (max(lo, 0), hi), end - a, share, mix)
+
+
+def _rate(x: int, n: int) -> float:
+    return x / n if n else math.nan
+
+
+def quantile(hist: np.ndarray, bucket0: int, q: float) -> tuple[float, int]:
+    """The q-quantile of a histogram (value in ms, bucket index); NaN without data. Matches the catalog's."""
+    total = int(hist.sum())
+    if total == 0:
+        return math.nan, bucket0
+    i = int(np.searchsorted(np.cumsum(hist), q * (total - 1), side="right"))
+    b = bucket0 + min(i, len(hist) - 1)
+    return (0.0 if b <= ZERO_BUCKET else 2 * GAMMA**b / (GAMMA + 1)), b
+
+
+def over(hist: np.ndarray, bucket0: int, bucket: int) -> int:
+    """How many observations lie in buckets above ``bucket`` (all of them slower than its upper edge)."""
+    j = bucket - bucket0 + 1
+    return int(hist[max(j, 0) :].sum()) if j < len(hist) else 0
+
+
+def judge_sides(sides: Sides, bucket0: int, cfg: RegressionConfig) -> dict[str, dict[str, Any]]:
+    """Per signal: values, volumes, the verdict, severe, p-value and bounds (the judge's arithmetic, no I/O)."""
+    c, b = sides.candidate, sides.baseline
+    bar = math.log(2 / cfg.alpha)
+    page_bar = math.log(1 / cfg.page_alpha)
+    out: dict[str, dict[str, Any]] = {}
+    for signal, (x1, n1, x0, n0) in {
+        "crash_rate": (c.crashed, c.sessions, b.crashed, b.sessions),
+        "error_rate": (c.failed, c.requests, b.failed, b.requests),
+    }.items():
+        v1, v0 = _rate(x1, n1), _rate(x0, n0)
+        if n1 <= 0 or n0 <= 0:
+            out[signal] = _result(v1, v0, n1, n0, "insufficient_data", False, math.nan)
+            continue
+        up, down = rate_evidence(x1, n1, x0, n0), rate_evidence(x1, n1, x0, n0, upward=False)
+        # The absolute floor as a ratio of a baseline rate that is never taken as exactly zero.
+        p0 = (x0 + 0.5) / (n0 + 1)
+        rho0 = max(cfg.severe_rate_ratio, 1 + cfg.severe_rate_abs / p0)
+        severe = rate_evidence(x1, n1, x0, n0, rho0) >= page_bar  # the bound alone decides: at least rho0 worse
+        verdict = "regression" if severe else _verdict(up, down, bar)
+        out[signal] = _result(v1, v0, n1, n0, verdict, severe, p_value(max(up, down) - math.log(2)),
+                              counts=(x1, n1, x0, n0), severe_ratio=rho0)  # fmt: skip
+    n1, n0 = c.requests, b.requests
+    p1, _ = quantile(c.latency, bucket0, TAIL_Q)
+    p0v, b95 = quantile(b.latency, bucket0, TAIL_Q)
+    if n1 <= 0 or n0 <= 0 or not math.isfinite(p0v):
+        out["latency"] = _result(p1, p0v, n1, n0, "insufficient_data", False, math.nan)
+        return out
+    k1, k0 = over(c.latency, bucket0, b95), over(b.latency, bucket0, b95)
+    up, down = rate_evidence(k1, n1, k0, n0), rate_evidence(k1, n1, k0, n0, upward=False)
+    line = bucket_of(cfg.severe_latency_ratio * p0v) if p0v > 0 else b95 + 1
+    slow = over(c.latency, bucket0, line)
+    # Both: more than 5% of requests over the severe line (the p95 rose that much), and over the predecessor's
+    # p95 more often than the predecessor's own requests were (which a predecessor of a handful of requests,
+    # whose "p95" is noise, cannot show).
+    severe = tail_evidence(slow, n1, 1 - TAIL_Q) >= page_bar and rate_evidence(k1, n1, k0, n0) >= page_bar
+    verdict = "regression" if severe else _verdict(up, down, bar)
+    out["latency"] = _result(p1, p0v, n1, n0, verdict, severe, p_value(max(up, down) - math.log(2)),
+                             counts=(k1, n1, k0, n0), severe_ratio=cfg.severe_latency_ratio,
+                             over_line={"line_ms": round(cfg.severe_latency_ratio * p0v, 1),
+                                        "slower": slow})  # fmt: skip
+    return out
+
+
+def _verdict(up: float, down: float, bar: float) -> VerdictName:
+    if up >= bar:
+        return "regression"
+    if down >= bar:
+        return "improvement"
+    return "no_change"
+
+
+def _result(v1: float, v0: float, n1: int, n0: int, verdict: VerdictName, severe: bool, p: float,
+            **more: Any) -> dict[str, Any]:  # fmt: skip
+    return {"candidate": v1, "baseline": v0, "n1": n1, "n0": n0, "verdict": verdict, "severe": severe, "p": p, **more}
+
+
+def judge_arrival(
+    traffic: ProductTraffic, arrival: Arrival, now_h: int, cfg: RegressionConfig, *, bounds: bool = True
+) -> list[Verdict]:
+    """The verdicts of one arrival at the look ``now_h`` (an hour index; data of hours below it is read)."""
+    sides = choose_sides(traffic, arrival, now_h, cfg)
+    results = judge_sides(sides, traffic.bucket0, cfg)
+    released_at = (
+        arrival.announcement.released_at
+        if arrival.announcement is not None and arrival.how == "announced"
+        else traffic.at(arrival.hour)
+    )
+    lo, hi = (traffic.at(h).isoformat() for h in sides.baseline_hours)
+    baseline_version = sides.mix[0][0] if sides.mix else "-"
+    out = []
+    for signal in SIGNALS:
+        r = results[signal]
+        cb: tuple[float, float] = (0.0, math.inf)
+        if bounds and "counts" in r:
+            x1, n1, x0, n0 = r["counts"]
+            cb = ratio_bounds(x1, n1, x0, n0, cfg.alpha)
+        details = {"alpha": cfg.alpha, "page_alpha": cfg.page_alpha}
+        if "severe_ratio" in r:
+            details["severe_if_ratio_at_least"] = round(float(r["severe_ratio"]), 3)
+        if "over_line" in r:
+            details["over_severe_line"] = r["over_line"]
+        out.append(Verdict(
+            traffic.product, arrival.version, baseline_version, released_at, sides.bake_h * 3600, signal,
+            r["candidate"], r["baseline"], r["n1"], r["n0"],
+            "msprt_tail_share" if signal == "latency" else "msprt_rate_ratio", r["p"], r["verdict"], r["severe"],
+            f"{lo}/{hi}", sides.comparison, arrival.how, sides.mix, cb, sides.share, details,
+        ))  # fmt: skip
+    return out
+
+
+def judge_product(traffic: ProductTraffic, now_h: int, cfg: RegressionConfig) -> list[Verdict]:
+    """Every arrival within the lookback before the look ``now_h``; a version's latest arrival only."""
+    latest: dict[str, Arrival] = {}
+    for a in arrivals(traffic):
+        if now_h - cfg.lookback_s // 3600 <= a.hour < now_h:
+            latest[a.version] = a
+    out: list[Verdict] = []
+    for a in sorted(latest.values(), key=lambda a: (a.hour, a.version)):
+        out.extend(judge_arrival(traffic, a, now_h, cfg))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- from the store
 
 
 def _aware(t: datetime) -> datetime:
@@ -183,132 +360,43 @@ def _aware(t: datetime) -> datetime:
 
 
 def released_versions(client: Client, database: str, now: datetime) -> dict[str, list[tuple[str, datetime]]]:
-    """Each product's releases out by ``now``, oldest first: (version, released_at in UTC)."""
+    """Each product's announced releases out by ``now``, oldest first: (version, released_at in UTC)."""
+    return {p: [(n.version, n.released_at) for n in notes] for p, notes in announcements(client, database, now).items()}
+
+
+def announcements(client: Client, database: str, now: datetime) -> dict[str, list[Announcement]]:
     rows = client.query(
-        f"SELECT product, version, released_at FROM {database}.releases FINAL "
+        f"SELECT product, version, released_at, rollout_pct FROM {database}.releases FINAL "
         "WHERE released_at <= {now:DateTime64(3)} ORDER BY product, released_at, version",
         parameters={"now": now},
     ).result_rows
-    out: dict[str, list[tuple[str, datetime]]] = {}
-    for product, version, released_at in rows:
-        out.setdefault(product, []).append((version, _aware(released_at)))
+    out: dict[str, list[Announcement]] = {}
+    for product, version, released_at, rollout in rows:
+        out.setdefault(product, []).append(Announcement(version, _aware(released_at), float(rollout)))
     return out
-
-
-@dataclass(frozen=True)
-class _Side:
-    sessions: int
-    crashed: int
-    requests: int
-    failed: int
-    p95_ms: float
-
-
-_EMPTY = _Side(0, 0, 0, 0, math.nan)
-
-
-def _sides(
-    client: Client, database: str, product: str, since: datetime, until: datetime, version: str | None = None
-) -> dict[str, _Side]:
-    """Per version: session and request counts (exact, from the catalog's rates) and p95 latency."""
-    _, rows = catalog.query(
-        client, database, _METRICS, since, until=until, product=product, version=version, by=("product", "version")
-    )
-    out = {}
-    for _, ver, sessions, crash_rate, requests, error_rate, p95 in rows:
-        n, m = _count(sessions), _count(requests)
-        out[ver] = _Side(n, _count(crash_rate * n), m, _count(error_rate * m), float(p95))
-    return out
-
-
-def _count(x: float) -> int:
-    return int(round(x)) if math.isfinite(x) else 0
-
-
-def _mann_whitney(
-    client: Client, database: str, product: str, cand: tuple[str, datetime, datetime],
-    base: tuple[str, datetime, datetime], limit: int,
-) -> float:  # fmt: skip
-    """Two-sided Mann-Whitney U p-value of the candidate's request latencies against the baseline's."""
-    side = (
-        "(SELECT latency_ms AS lat, {idx} AS idx FROM " + database + ".events FINAL WHERE product = {{product:String}} "
-        "AND type = 'request' AND version = {{v{idx}:String}} AND ts >= {{s{idx}:DateTime64(3)}} "
-        "AND ts < {{u{idx}:DateTime64(3)}} ORDER BY cityHash64(event_id) LIMIT {limit})"
-    )
-    sql = (
-        "SELECT mannWhitneyUTest('two-sided')(lat, idx).2 FROM ("
-        + side.format(idx=0, limit=int(limit)) + " UNION ALL " + side.format(idx=1, limit=int(limit)) + ")"
-    )  # fmt: skip
-    params = {"product": product, "v0": base[0], "s0": base[1], "u0": base[2], "v1": cand[0], "s1": cand[1],
-              "u1": cand[2]}  # fmt: skip
-    return float(client.query(sql, parameters=params).result_rows[0][0])
-
-
-# ---------------------------------------------------------------------------------------------- the judge
 
 
 def release_verdicts(
     client: Client, database: str, now: datetime, *, config: RegressionConfig | None = None
 ) -> list[Verdict]:
-    """Verdicts for every release within the lookback before ``now`` against its predecessor, per signal."""
+    """Verdicts for every version that arrived within the lookback before ``now``, per signal."""
     cfg = config or RegressionConfig()
     now = _aware(now)
+    since = now - timedelta(seconds=cfg.lookback_s) - timedelta(days=cfg.baseline_days + 1)
+    notes = announcements(client, database, now)
+    traffic = load_traffic(client, database, since, now, [(p, n) for p, ns in notes.items() for n in ns])
     out: list[Verdict] = []
-    for product, releases in sorted(released_versions(client, database, now).items()):
-        for (prev_version, _), (version, released_at) in zip(releases, releases[1:], strict=False):
-            if released_at < now - timedelta(seconds=cfg.lookback_s) or version == prev_version:
-                continue
-            out.extend(_judge_release(client, database, cfg, product, version, prev_version, released_at, now))
-    return out
-
-
-def _judge_release(
-    client: Client, database: str, cfg: RegressionConfig, product: str, version: str, baseline_version: str,
-    released_at: datetime, now: datetime,
-) -> list[Verdict]:  # fmt: skip
-    bake = min(now - released_at, timedelta(seconds=cfg.max_bake_s))
-    end = released_at + bake
-    cand = base = _EMPTY
-    if bake > timedelta(0):
-        cand = _sides(client, database, product, released_at, end, version).get(version, _EMPTY)
-        base = _sides(client, database, product, released_at - bake, released_at, baseline_version).get(
-            baseline_version, _EMPTY
-        )
-    where = f"{(released_at - bake).isoformat()}/{released_at.isoformat()}"
-
-    def verdict(signal: str, cv: float, bv: float, cn: int, bn: int, test: str, p: float,
-                name: VerdictName, severe: bool) -> Verdict:  # fmt: skip
-        return Verdict(product, version, baseline_version, released_at, int(bake.total_seconds()), signal, cv, bv,
-                       cn, bn, test, p, name, severe, where)  # fmt: skip
-
-    verdicts = []
-    for signal, (x1, n1, x0, n0, minimum) in {
-        "crash_rate": (cand.crashed, cand.sessions, base.crashed, base.sessions, cfg.min_sessions),
-        "error_rate": (cand.failed, cand.requests, base.failed, base.requests, cfg.min_requests),
-    }.items():
-        cv = x1 / n1 if n1 else math.nan
-        bv = x0 / n0 if n0 else math.nan
-        if n1 < minimum or n0 < minimum:
-            verdicts.append(verdict(signal, cv, bv, n1, n0, "two_proportion_z", math.nan, "insufficient_data", False))
-            continue
-        _, p = two_proportion_z(x1, n1, x0, n0)
-        name, severe = judge(cfg, kind="rate", candidate=cv, baseline=bv, p_value=p)
-        verdicts.append(verdict(signal, cv, bv, n1, n0, "two_proportion_z", p, name, severe))
-    if cand.requests < cfg.min_requests or base.requests < cfg.min_requests:
-        verdicts.append(verdict("latency", cand.p95_ms, base.p95_ms, cand.requests, base.requests,
-                                "mann_whitney_u", math.nan, "insufficient_data", False))  # fmt: skip
-    else:
-        p = _mann_whitney(client, database, product, (version, released_at, end),
-                          (baseline_version, released_at - bake, released_at), cfg.latency_sample)  # fmt: skip
-        name, severe = judge(cfg, kind="latency", candidate=cand.p95_ms, baseline=base.p95_ms, p_value=p)
-        verdicts.append(verdict("latency", cand.p95_ms, base.p95_ms, cand.requests, base.requests,
-                                "mann_whitney_u", p, name, severe))  # fmt: skip
-    for v in verdicts:
+    for product in sorted(traffic):
+        t = traffic[product]
+        now_h = math.ceil((now - t.start) / timedelta(hours=1))
+        out.extend(judge_product(t, now_h, cfg))
+    for v in out:
         log.info(
-            "event=release_verdict product=%s version=%s baseline=%s signal=%s verdict=%s severe=%s p=%.3g bake_s=%d",
-            v.product, v.version, v.baseline_version, v.signal, v.verdict, v.severe, v.p_value, v.bake_s,
+            "event=release_verdict product=%r version=%r baseline=%r signal=%s comparison=%s verdict=%s severe=%s "
+            "p=%.3g bake_s=%d", v.product, v.version, v.baseline_version, v.signal, v.comparison, v.verdict,
+            v.severe, v.p_value, v.bake_s,
         )  # fmt: skip
-    return verdicts
+    return out
 
 
 def store_verdicts(client: Client, database: str, verdicts: Sequence[Verdict], at: datetime) -> None:
@@ -329,7 +417,7 @@ def regression_samples(
 ) -> list[Sample]:
     """One sample per (product, version) under evaluation: 1.0 when any signal regressed severely, else 0.0.
 
-    ``volume`` is the new version's ended sessions in the bake window, for the rule's minimum-volume check.
+    ``volume`` is the new version's ended sessions in the bake window (shown in the page).
     """
     verdicts = release_verdicts(client, database, now, config=config)
     if store:
@@ -354,7 +442,10 @@ def samples(verdicts: Sequence[Verdict]) -> list[Sample]:
                     "released_at": vs[0].released_at.isoformat(),
                     "bake_s": vs[0].bake_s,
                     "baseline_window": vs[0].baseline_window,
+                    "comparison": vs[0].comparison,
+                    "arrival": vs[0].arrival,
                     "severe_signals": [v.signal for v in vs if v.severe],
+                    "sentences": [v.sentence() for v in vs if v.verdict != "insufficient_data"],
                     "signals": {
                         v.signal: {
                             k: x
