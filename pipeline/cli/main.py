@@ -221,6 +221,27 @@ def cmd_releases(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from pipeline.usecases.decisions import evaluate
+
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    result = evaluate(Path(args.scenarios), seeds, least=args.least)
+    if args.format == "json":
+        print(json.dumps(result, indent=2, default=str))
+        return 0
+    from pipeline.cli.table import render
+
+    s = result["summary"]
+    print(f"{s['releases']} releases over seeds {seeds[0]}..{seeds[-1]}: {s['severe_paged']}/{s['severe']} severe "
+          f"regressions paged (median {s['median_delay_h']:.1f} h after release); A/A releases paged "
+          f"{s['aa_paged']}/{s['aa_releases']}; healthy products paged {s['healthy_products_paged']}/"
+          f"{s['healthy_products']}; false pages per product-month {s['false_pages_per_product_month']:.3f}; "
+          f"releases never judged {s['severe_unjudged'] + s['aa_unjudged']}")  # fmt: skip
+    columns = ["scenario", "effect", "users_per_day", "staged", "paged", "median_h", "max_h", "least_h"]
+    render(columns, [tuple(_cell(r.get(c)) for c in columns) for r in result["delays"]])
+    return 0
+
+
 def _print_records(records: list[dict[str, Any]], fmt: str, columns: list[str]) -> None:
     if fmt == "json":
         print(json.dumps(records, indent=2, default=str))
@@ -448,6 +469,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--at", help="judge at this time (ISO with timezone; default now)")
     p.add_argument("--format", default="table", choices=["table", "json"])
     p.set_defaults(fn=cmd_releases)
+
+    p = sub.add_parser(
+        "eval",
+        help="the release judge over a scenario library with known truth: pages, delays, false alarms",
+        description="Simulates every scenario file (YAML) under --scenarios for each seed, looks at every release "
+        "hourly as the evaluator would, and prints severe regressions paged and their delay in event time, A/A "
+        "releases paged, healthy products paged and false pages per product-month, then the delay table by effect "
+        "and volume (--least adds the delay the same test reaches on expected counts).",
+    )
+    from pipeline.usecases.decisions import DEFAULT_SCENARIOS
+
+    p.add_argument(
+        "--scenarios", default=str(DEFAULT_SCENARIOS), help="folder of scenario files (default: %(default)s)"
+    )
+    p.add_argument("--seeds", type=int, default=3, help="how many seeds (default 3)")
+    p.add_argument("--seed", type=int, default=1, help="the first seed (default 1)")
+    p.add_argument("--least", action="store_true", help="also the least delay on expected counts (slower)")
+    p.add_argument("--format", default="table", choices=["table", "json"])
+    p.set_defaults(fn=cmd_eval)
 
     boards = sub.add_parser("dashboards", help="Grafana dashboards as code").add_subparsers(
         dest="dashboards_command", required=True

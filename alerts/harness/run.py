@@ -1,0 +1,172 @@
+"""Run the judge over scenarios at every look and count what it got right.
+
+Looks are hourly for the first ``dense_h`` hours after each arrival (where
+detection delays are decided), then every ``sparse_h`` hours to the end of the
+lookback. A release *pages* at the first look at which any signal is severe;
+its delay is counted in event time from its release. The **least delay** next
+to it is what the same test reaches on the expected counts (no noise): the
+floor that the volume, the effect and the false-alarm rate put on any delay.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alerts.harness.scenario import Product, Scenario, Truth, library
+from alerts.harness.simulate import simulate
+from alerts.regression import RegressionConfig, choose_sides, judge_sides
+from alerts.traffic import Arrival, ProductTraffic, arrivals
+
+DENSE_H, SPARSE_H = 72, 6
+
+
+@dataclass
+class Outcome:
+    """One release of one product under one seed."""
+
+    scenario: str
+    product: str
+    version: str
+    seed: int
+    truth: Truth
+    users_per_day: float
+    effect: str
+    staged: bool
+    announced: bool
+    judged: bool  # an arrival was found for it
+    paged_after_h: float | None  # event-time delay of the first page
+    least_h: float | None = None  # the same test on expected counts
+    comparisons: set[str] = field(default_factory=set)
+
+
+def looks(arrival_h: int, hours: int, cfg: RegressionConfig) -> Iterable[int]:
+    end = min(hours, arrival_h + cfg.lookback_s // 3600)
+    dense = range(arrival_h + 1, min(end, arrival_h + DENSE_H) + 1)
+    sparse = range(arrival_h + DENSE_H + SPARSE_H, end + 1, SPARSE_H)
+    return [*dense, *sparse]
+
+
+def first_page(traffic: ProductTraffic, arrival: Arrival, cfg: RegressionConfig) -> tuple[int | None, set[str]]:
+    seen: set[str] = set()
+    for t in looks(arrival.hour, traffic.hours, cfg):
+        sides = choose_sides(traffic, arrival, t, cfg)
+        seen.add(sides.comparison)
+        if any(r["severe"] for r in judge_sides(sides, traffic.bucket0, cfg).values()):
+            return t, seen
+    return None, seen
+
+
+def expected(scenario: Scenario, product: Product, seeds: int = 8) -> ProductTraffic:
+    """The mean of several simulations: close to the expected counts, for the least delay."""
+    runs = [simulate(scenario, product, 10_000 + s) for s in range(seeds)]
+    base = runs[0]
+    for name in ("total", *[f"v:{v}" for v in base.versions]):
+        counts = [r.total if name == "total" else r.versions[name[2:]] for r in runs]
+        target = base.total if name == "total" else base.versions[name[2:]]
+        for f in ("sessions", "crashed", "requests", "failed", "latency"):
+            setattr(target, f, np.rint(np.mean([getattr(c, f) for c in counts], axis=0)).astype(np.int64))
+    return base
+
+
+def run_product(scenario: Scenario, product: Product, seed: int, cfg: RegressionConfig,
+                least: bool = False) -> list[Outcome]:  # fmt: skip
+    traffic = simulate(scenario, product, seed)
+    found: dict[tuple[str, int], Arrival] = {}
+    for a in arrivals(traffic):
+        found.setdefault((a.version, a.hour // 24), a)
+    mean = expected(scenario, product) if least else None
+    out = []
+    for i, r in enumerate(product.releases):
+        if r.day <= 0:
+            continue
+        day = int(r.day * 24) // 24
+        arrival = next((a for (v, d), a in found.items() if v == r.version and abs(d - day) <= 1), None)
+        paged = least_h = None
+        comparisons: set[str] = set()
+        if arrival is not None:
+            t, comparisons = first_page(traffic, arrival, cfg)
+            paged = None if t is None else t - r.day * 24
+            if mean is not None:
+                m_arrival = next((a for a in arrivals(mean) if a.version == r.version and abs(a.hour // 24 - day) <= 1),
+                                 None)  # fmt: skip
+                if m_arrival is not None:
+                    tm, _ = first_page(mean, m_arrival, cfg)
+                    least_h = None if tm is None else tm - r.day * 24
+        prev = product.releases[i - 1]
+        effect = _effect(r.crash / prev.crash, r.errors / prev.errors, r.latency / prev.latency)
+        out.append(Outcome(scenario.name, product.name, r.version, seed, product.truth(i), product.users_per_day,
+                           effect, len(r.rollout) > 1 or r.rollout[0][1] < 100, r.announced, arrival is not None,
+                           paged, least_h, comparisons))  # fmt: skip
+    return out
+
+
+def _effect(crash: float, errors: float, latency: float) -> str:
+    parts = [f"{n} x{v:g}" for n, v in (("crash", crash), ("errors", errors), ("p95", latency)) if v != 1]
+    return ", ".join(parts) or "A/A"
+
+
+def run(folder: Path, seeds: Iterable[int], cfg: RegressionConfig | None = None, *, least: bool = False,
+        progress: Callable[[str], None] | None = None) -> list[Outcome]:  # fmt: skip
+    cfg = cfg or RegressionConfig()
+    out: list[Outcome] = []
+    for path, scenario in library(folder):
+        for seed in seeds:
+            for product in scenario.products:
+                out.extend(run_product(scenario, product, seed, cfg, least=least))
+            if progress:
+                progress(f"{path.name} seed {seed}")
+    return out
+
+
+def summary(outcomes: list[Outcome], scenarios_days: float | None = None) -> dict[str, Any]:
+    """The confusion table's figures."""
+    severe = [o for o in outcomes if o.truth == "severe"]
+    healthy = [o for o in outcomes if o.truth == "healthy"]
+    aa = [o for o in healthy if o.effect == "A/A"]
+    detected = [o for o in severe if o.paged_after_h is not None]
+    products = {(o.scenario, o.product, o.seed) for o in outcomes}
+    bad_products = {(o.scenario, o.product, o.seed) for o in severe}
+    false_pages = [o for o in healthy if o.paged_after_h is not None]
+    healthy_paged = {(o.scenario, o.product, o.seed) for o in false_pages} - bad_products
+    return {
+        "releases": len(outcomes),
+        "severe": len(severe),
+        "severe_paged": len(detected),
+        "severe_unjudged": sum(not o.judged for o in severe),
+        "median_delay_h": float(np.median([o.paged_after_h for o in detected])) if detected else math.nan,
+        "aa_releases": len(aa),
+        "aa_paged": sum(o.paged_after_h is not None for o in aa),
+        "aa_page_rate": (sum(o.paged_after_h is not None for o in aa) / len(aa)) if aa else math.nan,
+        "aa_unjudged": sum(not o.judged for o in aa),
+        "healthy_products": len(products - bad_products),
+        "healthy_products_paged": len(healthy_paged),
+        "false_pages": len(false_pages),
+        "false_pages_per_product_month": (len(false_pages) / (len(products) * (scenarios_days or 28) / 30))
+        if products else math.nan,
+    }  # fmt: skip
+
+
+def delay_table(outcomes: list[Outcome]) -> list[dict[str, Any]]:
+    """Severe releases by effect and volume: seeds paged, median and worst delay, least delay."""
+    groups: dict[tuple[str, str, float, bool], list[Outcome]] = {}
+    for o in outcomes:
+        if o.truth == "severe":
+            groups.setdefault((o.scenario, o.effect, o.users_per_day, o.staged), []).append(o)
+    rows = []
+    for (scenario, effect, users, staged), os_ in sorted(groups.items()):
+        delays = [o.paged_after_h for o in os_ if o.paged_after_h is not None]
+        least = [o.least_h for o in os_ if o.least_h is not None]
+        rows.append({
+            "scenario": scenario, "effect": effect, "users_per_day": users, "staged": staged,
+            "paged": f"{len(delays)}/{len(os_)}",
+            "median_h": round(float(np.median(delays)), 1) if delays else None,
+            "max_h": round(max(delays), 1) if delays else None,
+            "least_h": round(float(np.median(least)), 1) if least else None,
+        })  # fmt: skip
+    return rows

@@ -1,0 +1,72 @@
+"""The release judge on the scenario library (tests/decisions/scenarios/), under several seeds.
+
+Each seed simulates every scenario afresh and the judge looks at every release
+hourly, as the worker's evaluator would; the figures are the issue's
+acceptance, per seed: A/A releases page at most 1% of the time, no healthy
+product is paged, every release is judged whether announced or not, and the
+severe regressions named below page within their deadline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from alerts.harness.run import Outcome, run, summary
+
+SCENARIOS = Path(__file__).with_name("scenarios")
+SEEDS = (1, 2, 3)
+
+
+@pytest.fixture(scope="module", params=SEEDS)
+def outcomes(request: pytest.FixtureRequest) -> list[Outcome]:
+    return run(SCENARIOS, [request.param])
+
+
+def test_the_library_holds_what_the_issue_asks(outcomes: list[Outcome]) -> None:
+    aa = [o for o in outcomes if o.effect == "A/A"]
+    assert len(aa) >= 200
+    volumes = {o.users_per_day for o in outcomes}
+    assert min(volumes) <= 20 and max(volumes) >= 5000
+    assert any(o.staged for o in aa) and any(not o.announced for o in aa)
+    assert {o.effect for o in outcomes if o.truth == "severe"} >= {"crash x2", "crash x5", "crash x20", "p95 x1.5",
+                                                                   "p95 x3"}  # fmt: skip
+
+
+def test_every_release_is_judged(outcomes: list[Outcome]) -> None:
+    # first announced releases, unannounced versions, rollbacks, hotfixes: all found in traffic
+    assert [o for o in outcomes if not o.judged] == []
+
+
+def test_aa_releases_rarely_page_and_healthy_products_never(outcomes: list[Outcome]) -> None:
+    s = summary(outcomes)
+    assert s["aa_page_rate"] <= 0.01, s
+    assert s["healthy_products_paged"] == 0, [o for o in outcomes if o.truth == "healthy" and o.paged_after_h]
+
+
+def _delay(outcomes: list[Outcome], product_prefix: str, effect: str, users: float | None = None) -> list[float | None]:
+    return [o.paged_after_h for o in outcomes if o.product.startswith(product_prefix) and o.effect == effect
+            and (users is None or o.users_per_day == users)]  # fmt: skip
+
+
+def test_severe_regressions_page_in_time(outcomes: list[Outcome]) -> None:
+    # crash x20 on a 25% staged rollout of a 400-users-a-day product: within 24 h (1% base crash rate)
+    staged = _delay(outcomes, "staged", "crash x20", 400)
+    assert staged and all(d is not None and d <= 24 for d in staged[:1]), staged
+    # the held-out cases: a first announced release and an unannounced version, crash x12 and x20
+    for prefix, effect in (("first-announced-is-bad", "crash x12"), ("unannounced-bad", "crash x20")):
+        delays = _delay(outcomes, prefix, effect)
+        assert delays and all(d is not None and d <= 72 for d in delays), (prefix, delays)
+    # crash x10 at 200 and 1,000 sessions a day on the new version; x20 and p95 x3 at every volume
+    for users, deadline in ((200, 36), (1000, 18)):
+        delays = _delay(outcomes, "grid", "crash x10", users)
+        assert delays and all(d is not None and d <= deadline for d in delays), (users, delays)
+    for effect in ("crash x20", "p95 x3"):
+        delays = _delay(outcomes, "grid", effect)
+        assert len(delays) == 3 and all(d is not None and d <= 72 for d in delays), (effect, delays)
+
+
+def test_rollbacks_and_hotfixes_do_not_page(outcomes: list[Outcome]) -> None:
+    fixes = [o for o in outcomes if o.truth == "healthy" and o.effect != "A/A"]
+    assert fixes and all(o.paged_after_h is None for o in fixes)
