@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support.chserver import ChServer
 from support.environment import clear_setting_variables
 from support.scenario_store import SharedStores
 
@@ -75,6 +76,31 @@ def settings(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Settings]:
     ensure_topics(s)
     yield s
     delete_topics(s)
+
+
+@pytest.fixture(scope="session")
+def clickhouse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChServer]:
+    """The test-only stand-in for a ClickHouse server (``support/chserver.py``), on a free loopback port."""
+    root = tmp_path_factory.mktemp("chserver")
+    server = ChServer(root / "clickhouse", root / "chserver.log").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server_store(clickhouse_server: ChServer, tmp_path: Path) -> Settings:
+    """Settings whose store is the ClickHouse stand-in over HTTP, in a database of this test's own.
+
+    The DSN is the production shape, ``http://user:pass@host:port/``: every
+    ClickHouse call goes through clickhouse-connect's HTTP client.
+    """
+    return Settings(
+        data_dir=tmp_path / "data",
+        clickhouse_dsn=clickhouse_server.dsn(),
+        clickhouse_database=f"pulse_{uuid.uuid4().hex[:10]}",
+        metrics_port=0,
+        web_port=0,
+    )
 
 
 @pytest.fixture
