@@ -41,8 +41,10 @@ uses, with ClickHouse's semantics:
 Deliberately not served: ClickHouse's native compression (``decompress=1``,
 answered NOT_IMPLEMENTED), the ``client_protocol_version`` block info (the
 client probes for it and falls back, as with any server that lacks it),
-progress headers, and the TCP protocol. A response is materialised before it
-is sent (tests read small results).
+progress headers, and the TCP protocol. A query runs on when its client goes
+away (a server cancels a read-only one under
+``cancel_http_readonly_queries_on_client_close``; an INSERT runs on there too).
+A response is materialised before it is sent (tests read small results).
 
 Run it as ``python tests/support/chserver.py --path DIR [--port 0]``: it prints
 ``listening http://127.0.0.1:PORT`` when ready. :class:`ChServer` does that
@@ -508,6 +510,7 @@ class Handler(BaseHTTPRequestHandler):
 
 class StandInServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # several workers connect at once
 
     def __init__(self, address: tuple[str, int], engine: Engine, user: str, password: str, verbose: bool) -> None:
         super().__init__(address, Handler)
