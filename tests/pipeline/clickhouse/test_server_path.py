@@ -28,6 +28,7 @@ from support.chserver import ChServer
 from support.net import free_port
 from support.truth import assert_totals_equal, ground_truth, make_events, stored_totals
 
+from alerts.evaluator import build_evaluator
 from consumers.failures import classify
 from consumers.ingest import Ingestor
 from consumers.records import DeadLetter, Message
@@ -35,7 +36,7 @@ from consumers.sink import ClickHouseSink
 from pipeline import catalog, clickhouse
 from pipeline.events import PACK_FORMAT, PACK_HEADER, Release
 from pipeline.settings import Settings
-from pipeline.usecases import schema
+from pipeline.usecases import reads, schema
 
 PRODUCTS = ["checkout", "search", "profile"]
 PACK = [(PACK_HEADER, PACK_FORMAT)]
@@ -269,6 +270,36 @@ def test_result_formats_the_client_asks_for(client, server_store):
     assert raw == b"\x01\x07product\x16LowCardinality(String)\x01p"
     assert client.command(f"SELECT count() FROM {db}.releases") == 1
     assert client.command(f"SELECT product FROM {db}.releases WHERE product = 'none'") == ""  # a result, empty
+
+
+def test_the_leaders_jobs_and_the_read_api_answer_over_http_as_embedded(server_store, client, embedded, tmp_path):
+    """The alert evaluator, the health job's scorecards and verdicts, and every read: the same answers either way."""
+    events = make_events(4_000, PRODUCTS, seed=75, spread_s=3_600)
+    in_process = Settings(data_dir=tmp_path / "embedded", clickhouse_database=server_store.clickhouse_database)
+    schema.migrate(embedded, in_process)
+    assert ingest(server_store, client, packs(events)) == []
+    assert ingest(in_process, embedded, packs(events)) == []
+    at = datetime.now(UTC).replace(microsecond=0)
+
+    def answers(c: Client, settings: Settings) -> str:
+        evaluator = build_evaluator(settings)
+        try:
+            report = evaluator.evaluate(c, at).to_json()
+        finally:
+            evaluator.close()
+        assert report["groups"] and not report["errors"], report
+        params = {"at": at.isoformat()}
+        metrics = {"names": "events,requests,crash_free_sessions,active_users,nps", "since": "1d", "step": "15m"}
+        got = {
+            "evaluation": report,
+            "status": reads.alerts_status(c, settings, {}),
+            "metrics": reads.metrics_query(c, settings, metrics),
+            "scorecards": reads.scorecard(c, settings, params),
+            "verdicts": reads.release_verdicts(c, settings, params),
+        }
+        return json.dumps(got, sort_keys=True, default=str)  # NaN compares equal as text
+
+    assert answers(client, server_store) == answers(embedded, in_process)
 
 
 # --- sessions and settings -------------------------------------------------------------------------
