@@ -7,6 +7,11 @@ and stops it afterwards). Each test gets its own topic prefix, consumer group
 and embedded ClickHouse folder, so tests never see each other's data; and no
 test sees the developer's ``PULSE_*`` settings (a ``PULSE_CLICKHOUSE_DSN`` in
 the shell would otherwise send test data to that server).
+
+Tests of the ClickHouse server path ask for ``clickhouse_server`` (the
+test-only stand-in for a ClickHouse server, ``support/chserver.py``, started
+once per session) or ``server_store`` (settings with its HTTP DSN and a
+database of the test's own).
 """
 
 from __future__ import annotations
