@@ -39,6 +39,7 @@ TRANSIENT_CODES = frozenset({
     252,  # TOO_MANY_PARTS
     285,  # TOO_FEW_LIVE_REPLICAS
     319,  # UNKNOWN_STATUS_OF_INSERT
+    373,  # SESSION_IS_LOCKED (a server still runs the session's previous query, e.g. one the client timed out on)
     425,  # SYSTEM_ERROR
     439,  # CANNOT_SCHEDULE_TASK
     999,  # KEEPER_EXCEPTION

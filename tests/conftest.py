@@ -7,6 +7,11 @@ and stops it afterwards). Each test gets its own topic prefix, consumer group
 and embedded ClickHouse folder, so tests never see each other's data; and no
 test sees the developer's ``PULSE_*`` settings (a ``PULSE_CLICKHOUSE_DSN`` in
 the shell would otherwise send test data to that server).
+
+Tests of the ClickHouse server path ask for ``clickhouse_server`` (the
+test-only stand-in for a ClickHouse server, ``support/chserver.py``, started
+once per session) or ``server_store`` (settings with its HTTP DSN and a
+database of the test's own).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support.chserver import ChServer
 from support.environment import clear_setting_variables
 from support.scenario_store import SharedStores
 
@@ -75,6 +81,31 @@ def settings(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Settings]:
     ensure_topics(s)
     yield s
     delete_topics(s)
+
+
+@pytest.fixture(scope="session")
+def clickhouse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChServer]:
+    """The test-only stand-in for a ClickHouse server (``support/chserver.py``), on a free loopback port."""
+    root = tmp_path_factory.mktemp("chserver")
+    server = ChServer(root / "clickhouse", root / "chserver.log").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server_store(clickhouse_server: ChServer, tmp_path: Path) -> Settings:
+    """Settings whose store is the ClickHouse stand-in over HTTP, in a database of this test's own.
+
+    The DSN is the production shape, ``http://user:pass@host:port/``: every
+    ClickHouse call goes through clickhouse-connect's HTTP client.
+    """
+    return Settings(
+        data_dir=tmp_path / "data",
+        clickhouse_dsn=clickhouse_server.dsn(),
+        clickhouse_database=f"pulse_{uuid.uuid4().hex[:10]}",
+        metrics_port=0,
+        web_port=0,
+    )
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit, urlunsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
@@ -36,7 +37,23 @@ def connect(settings: StoreSettings) -> Client:
         folder = Path(url.removeprefix("chdb://"))
         folder.mkdir(parents=True, exist_ok=True)
         _lock(folder)
-    return clickhouse_connect.get_client(dsn=url)
+        return clickhouse_connect.get_client(dsn=url)
+    return clickhouse_connect.get_client(dsn=_server_dsn(url, settings.clickhouse_database))
+
+
+def _server_dsn(url: str, database: str) -> str:
+    """A server DSN that names the store's own database connects without it.
+
+    clickhouse-connect sends a DSN's database with every request, and a server
+    refuses any request for a database that does not exist yet - so with
+    ``http://host:8123/pulse`` the first ``pulse db migrate`` could never create
+    ``pulse``. Every statement names the store's database, so the client needs
+    no default; any other database in the DSN is kept (and must exist).
+    """
+    parts = urlsplit(url)
+    if parts.path.strip("/") == database:
+        return urlunsplit(parts._replace(path="/"))
+    return url
 
 
 @contextmanager

@@ -130,7 +130,8 @@ def stored_totals(settings) -> dict[str, dict[str, float]]:
     cols = [c for c in COUNTERS if c != "late_events"]
     with clickhouse.opened(settings) as client:
         sums = ", ".join(f"sum({c})" for c in cols)
-        rows = client.query(f"SELECT product, {sums} FROM pulse.product_metrics_1m FINAL GROUP BY product").result_rows
+        db = settings.clickhouse_database
+        rows = client.query(f"SELECT product, {sums} FROM {db}.product_metrics_1m FINAL GROUP BY product").result_rows
     return {r[0]: {c: v for c, v in zip(cols, r[1:], strict=True) if v} for r in rows}
 
 
