@@ -287,6 +287,16 @@ def _scratch(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _version() -> str:
+    """The installed distribution's version (pyproject's), as ``pip show productpulse`` says it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("productpulse")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pulse",
@@ -294,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Settings come from PULSE_* environment variables; flags override them.",
     )
     parser.add_argument("--debug", action="store_true", help="show a traceback when a command fails")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("worker", help="run a Faust worker: ingest events into ClickHouse until stopped")
