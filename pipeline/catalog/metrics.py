@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from pipeline.catalog.histogram import quantile_sql
+from pipeline.durations import parse_duration
 from pipeline.errors import PulseError
 
 if TYPE_CHECKING:  # the worker extra; an emit-only install imports the catalog without it
@@ -127,6 +128,9 @@ def _uniq_ratio(num: str, den: str) -> str:
     return f"if(uniqCombined64Merge({den}) = 0, nan, uniqCombined64Merge({num}) / uniqCombined64Merge({den}))"
 
 
+# The longest look-back: the longest raw-event TTL a store may have (StoreSettings.events_ttl_days).
+_LONGEST_S = 20_000 * 86_400
+
 _METRICS = (
     Metric("events", "volume", "events", "Valid events ingested", "sum(events)"),
     Metric("late_events", "volume", "events", "Events that arrived behind the watermark", "sum(late_events)"),
@@ -205,11 +209,17 @@ def get(name: str) -> Metric:
 
 
 def parse_since(text: str) -> timedelta:
-    """``15m``, ``6h``, ``7d``, ``2w`` -> timedelta."""
-    units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
-        raise ValueError(f"bad duration {text!r}: use a number and one of m, h, d, w (e.g. 7d)")
-    return timedelta(**{units[text[-1]]: int(text[:-1])})
+    """A look-back window or step (``90s``, ``15m``, ``1h30m``, ``7d``, ``2w``) -> a positive timedelta.
+
+    The grammar is the rule files' (:func:`pipeline.durations.parse_duration`); zero is refused here, since an
+    empty window or step means nothing, and so is a span no datetime can go back.
+    """
+    seconds = parse_duration(text)
+    if seconds <= 0:
+        raise ValueError(f"bad duration {text!r}: must be more than 0, e.g. 90s, 1h30m, 7d")
+    if seconds > _LONGEST_S:
+        raise ValueError(f"bad duration {text!r}: at most {_LONGEST_S // 86_400:.0f}d")
+    return timedelta(seconds=seconds)
 
 
 def query(

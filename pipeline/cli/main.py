@@ -430,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay the rules over stored history without notifying: when each alert would have fired",
     )
     _common(p)
-    p.add_argument("--since", default="7d", help="how far back (15m, 6h, 28d) or an ISO time (default 7d)")
+    p.add_argument("--since", default="7d", help="how far back (90s, 1h30m, 28d, 2w) or an ISO time (default 7d)")
     p.add_argument("--until", help="end (ISO time with timezone; default now)")
     p.add_argument(
         "--step", default="1h", help="evaluation step (default 1h; each step costs ~0.35 s for the shipped rules)"
@@ -481,8 +481,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="+", help="metric names (see `pulse metrics list`)")
     p.add_argument("--product")
     p.add_argument("--version")
-    p.add_argument("--since", default="7d", help="look-back window, e.g. 15m, 6h, 7d (default 7d)")
-    p.add_argument("--step", help="time bucket, e.g. 1h; omit for one value per group")
+    p.add_argument("--since", default="7d", help="look-back window, e.g. 90s, 1h30m, 7d, 2w (default 7d)")
+    p.add_argument("--step", help="time bucket, e.g. 1h or 30m; omit for one value per group")
     p.add_argument(
         "--by",
         nargs="*",

@@ -14,3 +14,28 @@ def test_version_prints_the_package_version_and_exits_0(capsys: pytest.CaptureFi
         main(["--version"])
     assert exc.value.code == 0
     assert capsys.readouterr().out.strip() == f"pulse {version('productpulse')}"
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("1h30m", 5400), ("90s", 90), ("7d", 604_800), ("2w", 1_209_600)])
+def test_the_command_line_reads_durations_as_the_rule_files_do(text: str, seconds: int) -> None:
+    from alerts.durations import parse_duration as rule_duration
+    from pipeline.catalog import parse_since
+
+    assert parse_since(text).total_seconds() == rule_duration(text) == seconds
+
+
+def test_there_is_one_duration_parser() -> None:
+    import alerts.durations
+    import alerts.rules
+    import pipeline.durations
+
+    assert alerts.durations.parse_duration is pipeline.durations.parse_duration
+    assert alerts.rules.parse_duration is pipeline.durations.parse_duration
+
+
+@pytest.mark.parametrize("text", ["0", "7x", "7", "1.5h", "999999999d"])
+def test_a_window_that_means_nothing_is_refused_with_the_accepted_forms(text: str) -> None:
+    from pipeline.catalog import parse_since
+
+    with pytest.raises(ValueError, match="bad duration"):
+        parse_since(text)
