@@ -273,6 +273,33 @@ def _datetime(value: object) -> object:
     return value
 
 
+def _window(text: str) -> str:
+    """``--since``/``--step`` checked while parsing, so a bad one is a usage error (exit 2); passed on as given."""
+    from pipeline.catalog import parse_since
+
+    try:
+        parse_since(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _time(text: str) -> str:
+    """An ISO time with a timezone, checked while parsing (exit 2 otherwise); passed on as given."""
+    from pipeline.usecases.reads import parse_time
+
+    try:
+        parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _window_or_time(text: str) -> str:
+    """``alerts backtest --since``: a duration back from ``--until``, or an ISO time (it has a ``T``)."""
+    return _time(text) if "T" in text else _window(text)
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bootstrap", help="Kafka bootstrap servers (env PULSE_KAFKA_BOOTSTRAP, default 127.0.0.1:9092)")
     p.add_argument("--data-dir", help="data folder for embedded ClickHouse and Faust (env PULSE_DATA_DIR)")
@@ -363,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channel", default="stable")
     p.add_argument("--rollout-pct", type=float, default=100.0)
     p.add_argument("--commit", default="")
-    p.add_argument("--released-at", help="ISO time with a timezone (default now)")
+    p.add_argument("--released-at", type=_time, help="ISO time with a timezone (default now)")
     p.set_defaults(fn=cmd_release)
 
     p = sub.add_parser(
@@ -422,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
     p.add_argument("--once", action="store_true", help="evaluate once and exit (default: every interval until Ctrl-C)")
-    p.add_argument("--at", help="evaluate at this time (ISO with timezone) instead of now; implies --once")
+    p.add_argument("--at", type=_time, help="evaluate at this time (ISO with timezone) instead of now; implies --once")
     p.add_argument("--format", default="table", choices=["table", "json"])
     p.set_defaults(fn=cmd_alerts_run)
     p = alerts.add_parser(
@@ -430,10 +457,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay the rules over stored history without notifying: when each alert would have fired",
     )
     _common(p)
-    p.add_argument("--since", default="7d", help="how far back (90s, 1h30m, 28d, 2w) or an ISO time (default 7d)")
-    p.add_argument("--until", help="end (ISO time with timezone; default now)")
     p.add_argument(
-        "--step", default="1h", help="evaluation step (default 1h; each step costs ~0.35 s for the shipped rules)"
+        "--since",
+        default="7d",
+        type=_window_or_time,
+        help="how far back (90s, 1h30m, 28d, 2w) or an ISO time (default 7d)",
+    )
+    p.add_argument("--until", type=_time, help="end (ISO time with timezone; default now)")
+    p.add_argument(
+        "--step",
+        default="1h",
+        type=_window,
+        help="evaluation step (default 1h; each step costs ~0.35 s for the shipped rules)",
     )
     p.add_argument("--format", default="table", choices=["table", "json"])
     p.set_defaults(fn=cmd_alerts_backtest)
@@ -450,13 +485,13 @@ def build_parser() -> argparse.ArgumentParser:
         "period (or whose composite falls release after release) is a redesign candidate, with evidence.",
     )
     _common(p)
-    p.add_argument("--at", help="score at this time (ISO with timezone; default now)")
+    p.add_argument("--at", type=_time, help="score at this time (ISO with timezone; default now)")
     p.add_argument("--format", default="table", choices=["table", "json"])
     p.set_defaults(fn=cmd_scorecard)
 
     p = sub.add_parser("releases", help="recent releases against their predecessors: the regression verdicts")
     _common(p)
-    p.add_argument("--at", help="judge at this time (ISO with timezone; default now)")
+    p.add_argument("--at", type=_time, help="judge at this time (ISO with timezone; default now)")
     p.add_argument("--format", default="table", choices=["table", "json"])
     p.set_defaults(fn=cmd_releases)
 
@@ -481,8 +516,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="+", help="metric names (see `pulse metrics list`)")
     p.add_argument("--product")
     p.add_argument("--version")
-    p.add_argument("--since", default="7d", help="look-back window, e.g. 90s, 1h30m, 7d, 2w (default 7d)")
-    p.add_argument("--step", help="time bucket, e.g. 1h or 30m; omit for one value per group")
+    p.add_argument("--since", default="7d", type=_window, help="look-back window, e.g. 90s, 1h30m, 7d, 2w (default 7d)")
+    p.add_argument("--step", type=_window, help="time bucket, e.g. 1h or 30m; omit for one value per group")
     p.add_argument(
         "--by",
         nargs="*",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 
@@ -39,3 +40,27 @@ def test_a_window_that_means_nothing_is_refused_with_the_accepted_forms(text: st
 
     with pytest.raises(ValueError, match="bad duration"):
         parse_since(text)
+
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (["metrics", "query", "dau", "--since", "7x"], "argument --since: bad duration '7x'"),
+        (["metrics", "query", "dau", "--step", "0"], "argument --step: bad duration '0'"),
+        (["alerts", "backtest", "--step", "1.5h"], "argument --step: bad duration '1.5h'"),
+        (["alerts", "backtest", "--until", "2026-01-01T00:00:00"], "argument --until: '2026-01-01T00:00:00': give"),
+        (["scorecard", "--at", "yesterday"], "argument --at: Invalid isoformat string"),
+        (["releases", "--at", "2026-01-01T00:00"], "argument --at: '2026-01-01T00:00': give a time with a timezone"),
+    ],
+)
+def test_a_usage_error_exits_2_with_the_argparse_message(
+    argv: list[str], complaint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Like any argparse CLI: ``usage: ...`` and ``pulse ...: error: ...`` on stderr, exit 2, no exception name."""
+    with pytest.raises(SystemExit) as exc:
+        main(["--debug", *argv, "--data-dir", str(tmp_path / "store")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"pulse {argv[0]}" in err and f": error: {complaint}" in err, err
+    assert "ValueError" not in err and "Traceback" not in err
+    assert not (tmp_path / "store").exists()  # refused before anything was opened
