@@ -23,6 +23,7 @@ catalog only; the time range, product and version are bound parameters.
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -200,12 +201,22 @@ CATALOG: dict[str, Metric] = {m.name: m for m in _METRICS}
 class UnknownMetric(PulseError, KeyError):
     """A metric name the catalog does not know."""
 
+    def __str__(self) -> str:  # the message as written, not KeyError's repr of it
+        return str(self.args[0]) if self.args else ""
+
 
 def get(name: str) -> Metric:
+    """The catalog's metric ``name``; an unknown name is refused with the nearest names (difflib), like git does."""
     try:
         return CATALOG[name]
     except KeyError:
-        raise UnknownMetric(f"unknown metric {name!r}; known: {', '.join(sorted(CATALOG))}") from None
+        near = difflib.get_close_matches(name, CATALOG, n=3, cutoff=0.6)
+        if near:
+            names = ", ".join(map(repr, near[:-1])) + " or " * (len(near) > 1) + repr(near[-1])
+            hint = f"did you mean {names}? (`pulse metrics list` shows them all)"
+        else:
+            hint = f"known: {', '.join(sorted(CATALOG))}"
+        raise UnknownMetric(f"unknown metric {name!r}; {hint}") from None
 
 
 def parse_since(text: str) -> timedelta:

@@ -273,6 +273,17 @@ def _datetime(value: object) -> object:
     return value
 
 
+def _metric(name: str) -> str:
+    """A metric name checked against the catalog while parsing: unknown is a usage error, with a suggestion."""
+    from pipeline.catalog import UnknownMetric, get
+
+    try:
+        get(name)
+    except UnknownMetric as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return name
+
+
 def _window(text: str) -> str:
     """``--since``/``--step`` checked while parsing, so a bad one is a usage error (exit 2); passed on as given."""
     from pipeline.catalog import parse_since
@@ -513,7 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_metrics_list)
     p = metrics.add_parser("query", help="query catalog metrics from ClickHouse")
     _common(p)
-    p.add_argument("names", nargs="+", help="metric names (see `pulse metrics list`)")
+    p.add_argument("names", nargs="+", type=_metric, help="metric names (see `pulse metrics list`)")
     p.add_argument("--product")
     p.add_argument("--version")
     p.add_argument("--since", default="7d", type=_window, help="look-back window, e.g. 90s, 1h30m, 7d, 2w (default 7d)")

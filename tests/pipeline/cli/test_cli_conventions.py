@@ -64,3 +64,30 @@ def test_a_usage_error_exits_2_with_the_argparse_message(
     assert f"pulse {argv[0]}" in err and f": error: {complaint}" in err, err
     assert "ValueError" not in err and "Traceback" not in err
     assert not (tmp_path / "store").exists()  # refused before anything was opened
+
+
+def test_an_unknown_metric_gets_a_did_you_mean(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["metrics", "query", "dau", "crashfree_sessions", "--data-dir", str(tmp_path / "store")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err == (
+        "pulse metrics query: error: argument names: unknown metric 'crashfree_sessions'; "
+        "did you mean 'crash_free_sessions', 'crash_free_users' or 'sessions'? (`pulse metrics list` shows them all)"
+    )
+    assert not (tmp_path / "store").exists()
+
+
+def test_one_near_name_is_suggested_alone() -> None:
+    from pipeline.catalog import UnknownMetric, get
+
+    with pytest.raises(UnknownMetric, match=r"^unknown metric 'dua'; did you mean 'dau'\? \("):
+        get("dua")
+
+
+def test_a_name_like_no_metric_lists_the_catalog() -> None:
+    from pipeline.catalog import CATALOG, UnknownMetric, get
+
+    with pytest.raises(UnknownMetric) as exc:
+        get("zzzz")
+    assert str(exc.value) == f"unknown metric 'zzzz'; known: {', '.join(sorted(CATALOG))}"
