@@ -171,26 +171,26 @@ def _report_printer(fmt: str) -> Callable[[EvaluationReport], None]:
 
 
 def cmd_alerts_status(args: argparse.Namespace) -> int:
-    from pipeline.usecases import api
+    from pipeline.usecases import nodata
 
-    alerts = api.read(_settings(args), "alerts/status", {})
+    alerts = nodata.read(_settings(args), "alerts/status", {})
     _print_records(alerts, args.format, ["alertname", "state", "since", "value", "labels"])
     return 0
 
 
 def cmd_alerts_backtest(args: argparse.Namespace) -> int:
-    from pipeline.usecases import api
+    from pipeline.usecases import nodata
 
     params = {"since": args.since, "step": args.step} | ({"until": args.until} if args.until else {})
-    transitions = api.read(_settings(args), "alerts/backtest", params)
+    transitions = nodata.read(_settings(args), "alerts/backtest", params)
     _print_records(transitions, args.format, ["at", "alertname", "state", "value", "labels"])
     return 0
 
 
 def cmd_scorecard(args: argparse.Namespace) -> int:
-    from pipeline.usecases import api
+    from pipeline.usecases import nodata
 
-    cards = api.read(_settings(args), "scorecard", {"at": args.at} if args.at else {})
+    cards = nodata.read(_settings(args), "scorecard", {"at": args.at} if args.at else {})
     if args.format == "json":
         print(json.dumps(cards, indent=2, default=str))
         return 0
@@ -213,9 +213,9 @@ def _score(dim: dict[str, Any] | None) -> str:
 
 
 def cmd_releases(args: argparse.Namespace) -> int:
-    from pipeline.usecases import api
+    from pipeline.usecases import nodata
 
-    verdicts = api.read(_settings(args), "releases", {"at": args.at} if args.at else {})
+    verdicts = nodata.read(_settings(args), "releases", {"at": args.at} if args.at else {})
     _print_records(verdicts, args.format, ["product", "version", "baseline_version", "signal", "candidate_value",
                                            "baseline_value", "p_value", "verdict", "severe"])  # fmt: skip
     return 0
@@ -254,11 +254,11 @@ def cmd_metrics_list(args: argparse.Namespace) -> int:
 
 def cmd_metrics_query(args: argparse.Namespace) -> int:
     from pipeline.cli.table import render
-    from pipeline.usecases import api
+    from pipeline.usecases import nodata
 
     params = {"names": ",".join(args.names), "since": args.since, "by": ",".join(args.by)}
     params |= {k: v for k, v in (("step", args.step), ("product", args.product), ("version", args.version)) if v}
-    answer = api.read(_settings(args), "metrics/query", params)
+    answer = nodata.read(_settings(args), "metrics/query", params)
     render(answer["columns"], [tuple(_datetime(v) for v in row) for row in answer["rows"]], args.format)
     return 0
 
