@@ -174,7 +174,8 @@ def cmd_alerts_status(args: argparse.Namespace) -> int:
     from pipeline.usecases import nodata
 
     alerts = nodata.read(_settings(args), "alerts/status", {})
-    _print_records(alerts, args.format, ["alertname", "state", "since", "value", "labels"])
+    _print_records(alerts, args.format, ["alertname", "state", "since", "value", "labels"],
+                   empty="no alerts pending or firing")  # fmt: skip
     return 0
 
 
@@ -183,7 +184,9 @@ def cmd_alerts_backtest(args: argparse.Namespace) -> int:
 
     params = {"since": args.since, "step": args.step} | ({"until": args.until} if args.until else {})
     transitions = nodata.read(_settings(args), "alerts/backtest", params)
-    _print_records(transitions, args.format, ["at", "alertname", "state", "value", "labels"])
+    window = f"from {args.since}" if "T" in args.since else f"over the last {args.since}"
+    _print_records(transitions, args.format, ["at", "alertname", "state", "value", "labels"],
+                   empty=f"no alert would have changed state {window} (step {args.step})")  # fmt: skip
     return 0
 
 
@@ -191,10 +194,15 @@ def cmd_scorecard(args: argparse.Namespace) -> int:
     from pipeline.usecases import nodata
 
     cards = nodata.read(_settings(args), "scorecard", {"at": args.at} if args.at else {})
+    from pipeline.cli.table import render, say_empty
+
+    if not cards:
+        say_empty("no products to score: no product has traffic in the scoring window")
     if args.format == "json":
         print(json.dumps(cards, indent=2, default=str))
         return 0
-    from pipeline.cli.table import render
+    if not cards:
+        return 0
 
     dims = sorted({d for card in cards for d in card["dimensions"]})
     rows = []
@@ -217,17 +225,20 @@ def cmd_releases(args: argparse.Namespace) -> int:
 
     verdicts = nodata.read(_settings(args), "releases", {"at": args.at} if args.at else {})
     _print_records(verdicts, args.format, ["product", "version", "baseline_version", "signal", "candidate_value",
-                                           "baseline_value", "p_value", "verdict", "severe"])  # fmt: skip
+                                           "baseline_value", "p_value", "verdict", "severe"],
+                   empty="no releases to judge: no version started serving in the judged window")  # fmt: skip
     return 0
 
 
-def _print_records(records: list[dict[str, Any]], fmt: str, columns: list[str]) -> None:
+def _print_records(records: list[dict[str, Any]], fmt: str, columns: list[str], empty: str) -> None:
+    from pipeline.cli.table import render, say_empty
+
     if fmt == "json":
+        if not records:
+            say_empty(empty)
         print(json.dumps(records, indent=2, default=str))
         return
-    from pipeline.cli.table import render
-
-    render(columns, [tuple(_cell(r.get(c)) for c in columns) for r in records])
+    render(columns, [tuple(_cell(r.get(c)) for c in columns) for r in records], empty=empty)
 
 
 def _cell(value: object) -> object:
@@ -259,7 +270,9 @@ def cmd_metrics_query(args: argparse.Namespace) -> int:
     params = {"names": ",".join(args.names), "since": args.since, "by": ",".join(args.by)}
     params |= {k: v for k, v in (("step", args.step), ("product", args.product), ("version", args.version)) if v}
     answer = nodata.read(_settings(args), "metrics/query", params)
-    render(answer["columns"], [tuple(_datetime(v) for v in row) for row in answer["rows"]], args.format)
+    scope = "".join(f" of {k} {v}" for k, v in (("product", args.product), ("version", args.version)) if v)
+    render(answer["columns"], [tuple(_datetime(v) for v in row) for row in answer["rows"]], args.format,
+           empty=f"no data for {', '.join(args.names)}{scope} in the last {args.since}")  # fmt: skip
     return 0
 
 

@@ -25,8 +25,20 @@ def fmt(value: Any) -> str:
 
 
 def render(
-    columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt_name: str = "table", title: str | None = None
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    fmt_name: str = "table",
+    title: str | None = None,
+    empty: str | None = None,
 ) -> None:
+    """``rows`` as a table, JSON or CSV on stdout; no rows and an ``empty`` sentence: the sentence instead of a table.
+
+    The sentence goes to stderr, so that stdout stays what the format promises (a CSV header, JSON) for scripts.
+    """
+    if not rows and empty:
+        say_empty(empty)
+        if fmt_name == "table":
+            return
     if fmt_name == "json":
         for row in rows:
             print(json.dumps(dict(zip(columns, row, strict=True)), default=str))
@@ -41,6 +53,11 @@ def render(
         for row in rows:
             table.add_row(*(fmt(v) for v in row))
         Console(width=200).print(table)
+
+
+def say_empty(message: str) -> None:
+    """One line on stderr for an answer with nothing in it: "no alerts pending or firing", not an empty table."""
+    print(message, file=sys.stderr)
 
 
 def print_json_tables(tables: Iterable[tuple[str, Sequence[str], Sequence[Sequence[Any]]]]) -> None:
