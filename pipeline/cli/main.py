@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -194,12 +195,12 @@ def cmd_scorecard(args: argparse.Namespace) -> int:
     from pipeline.usecases import nodata
 
     cards = nodata.read(_settings(args), "scorecard", {"at": args.at} if args.at else {})
-    from pipeline.cli.table import render, say_empty
+    from pipeline.cli.table import print_json, render, say_empty
 
     if not cards:
         say_empty("no products to score: no product has traffic in the scoring window")
     if args.format == "json":
-        print(json.dumps(cards, indent=2, default=str))
+        print_json(cards)
         return 0
     if not cards:
         return 0
@@ -231,12 +232,12 @@ def cmd_releases(args: argparse.Namespace) -> int:
 
 
 def _print_records(records: list[dict[str, Any]], fmt: str, columns: list[str], empty: str) -> None:
-    from pipeline.cli.table import render, say_empty
+    from pipeline.cli.table import print_json, render, say_empty
 
     if fmt == "json":
         if not records:
             say_empty(empty)
-        print(json.dumps(records, indent=2, default=str))
+        print_json(records)
         return
     render(columns, [tuple(_cell(r.get(c)) for c in columns) for r in records], empty=empty)
 
@@ -567,10 +568,35 @@ def _debug_everywhere(parser: argparse.ArgumentParser) -> None:
                 _debug_everywhere(child)
 
 
+def _reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (poll reports POLLERR on such a write end)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError):  # stdout closed or replaced by an object without a file descriptor
+        return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.fn(args) or 0)
+        code = int(args.fn(args) or 0)
+        sys.stdout.flush()  # here, not at exit: a reader that went away (`| head`) is handled below
+        return code
+    except BrokenPipeError as exc:
+        if not _reader_gone():  # a socket's broken pipe (Kafka, HTTP): a failure like any other
+            if args.debug:
+                raise
+            print(f"pulse: {type(exc).__name__}: {exc} (run with --debug for a traceback)", file=sys.stderr)
+            return 1
+        # `pulse scorecard --format json | head -1`: the reader has all it wanted. Exit as a process killed by
+        # SIGPIPE does (128 + 13, what `yes | head` reports), silently; stdout goes to /dev/null so that the
+        # interpreter's own flush at exit does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except ValidationError as exc:
         if args.debug:
             raise

@@ -1,4 +1,4 @@
-"""The CLI's output formatting: query results as a rich table, JSON lines or CSV."""
+"""The CLI's output formatting: query results as a rich table, a JSON array or CSV."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import csv
 import json
 import math
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -40,8 +40,7 @@ def render(
         if fmt_name == "table":
             return
     if fmt_name == "json":
-        for row in rows:
-            print(json.dumps(dict(zip(columns, row, strict=True)), default=str))
+        print_json([dict(zip(columns, row, strict=True)) for row in rows])
     elif fmt_name == "csv":
         writer = csv.writer(sys.stdout)
         writer.writerow(columns)
@@ -53,6 +52,21 @@ def render(
         for row in rows:
             table.add_row(*(fmt(v) for v in row))
         Console(width=200).print(table)
+
+
+def print_json(records: Sequence[Mapping[str, Any]]) -> None:
+    """Records as one JSON array, as every read command prints them; NaN (no value) becomes null, valid JSON."""
+    print(json.dumps([{k: _json_value(v) for k, v in r.items()} for r in records], indent=2, default=str))
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    return value
 
 
 def say_empty(message: str) -> None:

@@ -3,32 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support.cli import pulse
 
 from pipeline.cli.table import render
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-def pulse(data_dir: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *argv, "--data-dir", str(data_dir)],
-        capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated store that holds no events."""
-    data_dir = tmp_path_factory.mktemp("empty-store")
-    done = pulse(data_dir, "db", "migrate")
-    assert done.returncode == 0, done.stderr
-    return data_dir
 
 
 @pytest.mark.parametrize(
