@@ -156,12 +156,14 @@ def cmd_alerts_run(args: argparse.Namespace) -> int:
 def _report_printer(fmt: str) -> Callable[[EvaluationReport], None]:
     """How ``pulse alerts run`` shows each evaluation as it happens: a JSON line, or a line plus its transitions."""
 
+    from pipeline.cli.table import iso
+
     def show(report: EvaluationReport) -> None:
         if fmt == "json":
             print(json.dumps(report.to_json()), flush=True)
             return
         print(
-            f"{report.at:%Y-%m-%d %H:%M:%S} groups={','.join(report.groups) or '-'} firing={report.firing} "
+            f"{iso(report.at)} groups={','.join(report.groups) or '-'} firing={report.firing} "
             f"pending={report.pending} nodata={report.nodata} notifications={report.notifications}",
             flush=True,
         )

@@ -7,7 +7,7 @@ import json
 import math
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -20,8 +20,14 @@ def fmt(value: Any) -> str:
             return "-"
         return f"{value:,.4f}" if abs(value) < 10 else f"{value:,.1f}"
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
+        return iso(value)
     return str(value)
+
+
+def iso(value: datetime) -> str:
+    """ISO 8601 in UTC with ``Z``, so no reader guesses the zone; a naive time is the store's, which keeps UTC."""
+    utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return utc.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def render(
@@ -44,7 +50,7 @@ def render(
     elif fmt_name == "csv":
         writer = csv.writer(sys.stdout)
         writer.writerow(columns)
-        writer.writerows(rows)
+        writer.writerows([iso(v) if isinstance(v, datetime) else v for v in row] for row in rows)
     else:
         table = Table(title=title)
         for c in columns:
@@ -62,6 +68,8 @@ def print_json(records: Sequence[Mapping[str, Any]]) -> None:
 def _json_value(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, datetime):
+        return iso(value)
     if isinstance(value, Mapping):
         return {k: _json_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -8,7 +8,7 @@ import os
 import shlex
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from support.cli import ROOT, pulse
 
 from pipeline.cli.table import render
 
+CET = timezone(timedelta(hours=1))
 READS = [
     ["metrics", "query", "dau", "requests"],
     ["alerts", "status"],
@@ -29,9 +30,29 @@ def test_json_rows_are_one_array_and_nan_is_null(capsys: pytest.CaptureFixture[s
     t = datetime(2026, 3, 1, 12, tzinfo=UTC)
     render(["product", "t", "dau", "nps"], [("search", t, 120.0, math.nan), ("pay", t, 3.0, 41.0)], "json")
     assert json.loads(capsys.readouterr().out) == [
-        {"product": "search", "t": "2026-03-01 12:00:00+00:00", "dau": 120.0, "nps": None},
-        {"product": "pay", "t": "2026-03-01 12:00:00+00:00", "dau": 3.0, "nps": 41.0},
+        {"product": "search", "t": "2026-03-01T12:00:00Z", "dau": 120.0, "nps": None},
+        {"product": "pay", "t": "2026-03-01T12:00:00Z", "dau": 3.0, "nps": 41.0},
     ]
+
+
+@pytest.mark.parametrize(
+    "when",
+    [datetime(2026, 3, 1, 12, tzinfo=UTC), datetime(2026, 3, 1, 12), datetime(2026, 3, 1, 13, tzinfo=CET)],
+    ids=["utc", "naive (the store's UTC)", "another zone"],
+)
+@pytest.mark.parametrize("fmt_name", ["table", "csv", "json"])
+def test_times_print_in_iso_8601_with_their_zone(
+    when: datetime, fmt_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    render(["t", "product"], [(when, "search")], fmt_name)
+    assert "2026-03-01T12:00:00Z" in capsys.readouterr().out
+
+
+def test_a_time_that_came_back_from_the_worker_as_text_prints_with_its_zone(capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.cli.main import _cell
+
+    render(["at", "product"], [(_cell("2026-03-01 12:00:00"), "a"), (_cell("2026-03-01T12:00:00+00:00"), "b")])
+    assert capsys.readouterr().out.count("2026-03-01T12:00:00Z") == 2
 
 
 @pytest.mark.parametrize("argv", READS, ids=lambda a: " ".join(a[:2]))
