@@ -156,6 +156,7 @@ def cmd_alerts_run(args: argparse.Namespace) -> int:
 def _report_printer(fmt: str) -> Callable[[EvaluationReport], None]:
     """How ``pulse alerts run`` shows each evaluation as it happens: a JSON line, or a line plus its transitions."""
 
+    from pipeline.cli.escape import visible
     from pipeline.cli.table import iso
 
     def show(report: EvaluationReport) -> None:
@@ -167,8 +168,8 @@ def _report_printer(fmt: str) -> Callable[[EvaluationReport], None]:
             f"pending={report.pending} nodata={report.nodata} notifications={report.notifications}",
             flush=True,
         )
-        for t in report.transitions:
-            print(f"  {t.to_json()}", flush=True)
+        for t in report.transitions:  # labels carry event strings: no control characters reach the terminal
+            print(visible(f"  {t.to_json()}"), flush=True)
 
     return show
 

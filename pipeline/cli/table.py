@@ -1,4 +1,8 @@
-"""The CLI's output formatting: query results as a rich table, a JSON array or CSV."""
+"""The CLI's output formatting: query results as a rich table, a JSON array or CSV.
+
+Every cell is escaped for where it goes (:mod:`.escape`); JSON needs nothing more than ``json.dumps``, which
+writes control and non-ASCII characters as ``\\u`` escapes.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from pipeline.cli.escape import csv_cell, table_cell
 
 
 def fmt(value: Any) -> str:
@@ -49,15 +55,16 @@ def render(
         print_json([dict(zip(columns, row, strict=True)) for row in rows])
     elif fmt_name == "csv":
         writer = csv.writer(sys.stdout)
-        writer.writerow(columns)
-        writer.writerows([iso(v) if isinstance(v, datetime) else v for v in row] for row in rows)
+        writer.writerow([csv_cell(c) for c in columns])
+        writer.writerows([csv_cell(iso(v) if isinstance(v, datetime) else v) for v in row] for row in rows)
     else:
         table = Table(title=title)
         for c in columns:
-            table.add_column(c, justify="left" if c in ("product", "version", "t") else "right")
+            table.add_column(table_cell(c), justify="left" if c in ("product", "version", "t") else "right")
         for row in rows:
-            table.add_row(*(fmt(v) for v in row))
-        Console(width=200).print(table)
+            table.add_row(*(table_cell(fmt(v)) for v in row))
+        # No emoji codes either: a feature named ":fire:" is those six characters.
+        Console(width=200, emoji=False).print(table)
 
 
 def print_json(records: Sequence[Mapping[str, Any]]) -> None:
