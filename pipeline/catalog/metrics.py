@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pipeline.catalog.histogram import quantile_sql
 from pipeline.durations import parse_duration
-from pipeline.errors import PulseError
+from pipeline.errors import PulseError, UsageError
 
 if TYPE_CHECKING:  # the worker extra; an emit-only install imports the catalog without it
     from clickhouse_connect.driver.client import Client
@@ -198,6 +198,10 @@ _METRICS = (
 CATALOG: dict[str, Metric] = {m.name: m for m in _METRICS}
 
 
+class BadQuery(UsageError, ValueError):
+    """A query the catalog cannot answer as asked (a grouping or time series the metric's source lacks)."""
+
+
 class UnknownMetric(PulseError, KeyError):
     """A metric name the catalog does not know."""
 
@@ -278,7 +282,7 @@ def _source_sql(
         where = [f"{source.time} >= {{since:DateTime}}", f"{source.time} < {{until:DateTime}}"]
     where += [f"{k} = {{{k}:String}}" for k in ("product", "version") if k in params]
     if step_s is not None and step_s <= 0:
-        raise ValueError("step must be positive")
+        raise BadQuery("step must be positive")
 
     def bucket(column: str) -> str:
         return f"toStartOfInterval({column}, INTERVAL {int(step_s or 0)} SECOND)"
@@ -305,12 +309,12 @@ def select_sql(
         raise ValueError(f"metrics {[m.name for m in metrics]} come from several sources: one query per source")
     for key in by:
         if key not in source.keys:
-            raise ValueError(f"metric {metrics[0].name!r} cannot be grouped by {key!r} (it has {source.keys})")
+            raise BadQuery(f"metric {metrics[0].name!r} cannot be grouped by {key!r} (it has {source.keys})")
     where = [*where, source.filter] if source.filter else list(where)
     columns = dict(source.key_columns)
     group = [f"{columns.get(k, k)} AS {k}" for k in by]
     if bucket is not None and source.nested and not source.outer_time:
-        raise ValueError(f"metric {metrics[0].name!r} has no time series (--step); query it per window")
+        raise BadQuery(f"metric {metrics[0].name!r} has no time series (--step); query it per window")
     if bucket is not None:
         group.insert(0, f"{bucket(source.outer_time or source.time)} AS t")
     per_product = "PARTITION BY t, product" if bucket is not None else "PARTITION BY product"

@@ -606,10 +606,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in describe_invalid(exc):
             print(f"pulse: invalid setting {line}", file=sys.stderr)
         return 2
-    except UsageError as exc:
+    except UsageError as exc:  # asked for what cannot be done as asked: argparse's form and exit code
         if args.debug:
             raise
-        print(f"pulse: {exc}", file=sys.stderr)
+        print(f"pulse: error: {exc}", file=sys.stderr)
         return 2
     except PulseError as exc:  # the project's own refusals: a clear message, no traceback
         if args.debug:

@@ -91,3 +91,20 @@ def test_a_name_like_no_metric_lists_the_catalog() -> None:
     with pytest.raises(UnknownMetric) as exc:
         get("zzzz")
     assert str(exc.value) == f"unknown metric 'zzzz'; known: {', '.join(sorted(CATALOG))}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (["dau", "--by", "feature"], "metric 'dau' cannot be grouped by 'feature'"),
+        (["feature_adoption", "--by", "feature", "--step", "1h"], "metric 'feature_adoption' has no time series"),
+    ],
+)
+def test_a_query_the_catalog_cannot_answer_is_a_usage_error(empty_store: Path, argv: list[str], complaint: str) -> None:
+    """Found once the query is built (in the store's process), and still argparse's form and exit 2."""
+    from support.cli import pulse
+
+    done = pulse(empty_store, "metrics", "query", *argv)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"pulse: error: {complaint}"), done.stderr
+    assert "ValueError" not in done.stderr
