@@ -20,10 +20,15 @@ from pipeline.settings import Settings
 
 # ClickHouse error codes meaning "nothing was ever stored here": UNKNOWN_TABLE, UNKNOWN_DATABASE.
 _NEVER_MIGRATED = {60, 81}
-HOW_TO_GET_DATA = (
-    "run `pulse worker` (and send events: the SDK, `pulse collector` or `pulse load`), "
-    "or `pulse demo --serve` for a worked example; --data-dir / PULSE_DATA_DIR chooses the store"
-)
+
+
+def how_to_get_data(settings: Settings) -> str:
+    """The commands that fill a store, for the message; the demo keeps its own store under the data folder."""
+    return (
+        "run `pulse worker` and send it events (the SDK, `pulse collector`, `pulse load`), "
+        f"or run `pulse demo --data-dir {settings.data_dir}` and read its store with --data-dir "
+        f"{settings.data_dir / 'demo'}"
+    )
 
 
 class NoData(PulseError):
@@ -39,7 +44,7 @@ def read(settings: Settings, name: str, params: Mapping[str, str]) -> Any:
     if settings.embedded_clickhouse:
         folder = Path(settings.clickhouse_url.removeprefix("chdb://"))
         if not folder.is_dir():
-            raise NoData(f"no data yet: there is no store at {folder}; {HOW_TO_GET_DATA}")
+            raise NoData(f"no data yet: there is no store at {folder}; {how_to_get_data(settings)}")
     try:
         return api.read(settings, name, params)
     except DatabaseError as exc:
@@ -48,7 +53,7 @@ def read(settings: Settings, name: str, params: Mapping[str, str]) -> Any:
         where = settings.clickhouse_url.removeprefix("chdb://") if settings.embedded_clickhouse else "the server"
         raise NoData(
             f"no data yet: database {settings.clickhouse_database!r} in {where} holds no ProductPulse tables; "
-            f"{HOW_TO_GET_DATA}"
+            f"{how_to_get_data(settings)}"
         ) from None
 
 

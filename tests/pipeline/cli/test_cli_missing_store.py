@@ -30,7 +30,8 @@ def test_a_missing_store_says_there_is_no_data_and_creates_nothing(
     assert err.startswith(
         f"pulse: no data yet: there is no store at {store.resolve() / 'clickhouse'}; run `pulse worker`"
     )
-    assert "pulse demo" in err and "Error" not in err
+    assert f"`pulse demo --data-dir {store}` and read its store with --data-dir {store / 'demo'}" in err
+    assert "Error" not in err
     assert not store.exists() and list(tmp_path.iterdir()) == []
 
 
