@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dashboards import sql
 from dashboards.model import Annotation, Dashboard, Grid, Panel, Variable
+from pipeline import dashboard_uids
 
-UID = "pulse-product"
+UID = dashboard_uids.PRODUCT
 
 _STATS = (
     ("Active users", "active_users", "short"),

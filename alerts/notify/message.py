@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
+from pipeline import dashboard_uids
+
 
 def rfc3339(t: datetime) -> str:
     return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -53,12 +55,13 @@ class Notifier(Protocol):
 def generator_url(labels: Mapping[str, str], dashboard_url: str, grafana_url: str | None = None) -> str:
     """The product's detail dashboard, with the product (and version, when labelled) selected.
 
-    Grafana's ``pulse-product-detail`` dashboard when ``grafana_url`` is set, else the built-in one.
+    Grafana's product dashboard (:data:`pipeline.dashboard_uids.PRODUCT`) when ``grafana_url`` is set, else the
+    built-in one.
     """
     product = labels.get("product", "")
     version = labels.get("version")
     if grafana_url:
         params = [("var-product", product)] + ([("var-version", version)] if version else [])
-        return f"{grafana_url.rstrip('/')}/d/pulse-product-detail?{urlencode(params)}"
+        return f"{grafana_url.rstrip('/')}/d/{dashboard_uids.PRODUCT}?{urlencode(params)}"
     base = f"{dashboard_url.rstrip('/')}/products/{quote(product, safe='')}"
     return f"{base}?{urlencode({'version': version})}" if version else base

@@ -4,6 +4,6 @@ Alert rules and dashboards name metrics from here (:mod:`.metrics`); latency
 quantiles come from the mergeable log-bucket histogram (:mod:`.histogram`).
 """
 
-from pipeline.catalog.metrics import CATALOG, Metric, UnknownMetric, get, parse_since, query
+from pipeline.catalog.metrics import CATALOG, BadQuery, Metric, UnknownMetric, get, parse_since, query
 
-__all__ = ["CATALOG", "Metric", "UnknownMetric", "get", "parse_since", "query"]
+__all__ = ["CATALOG", "BadQuery", "Metric", "UnknownMetric", "get", "parse_since", "query"]

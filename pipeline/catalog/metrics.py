@@ -23,6 +23,7 @@ catalog only; the time range, product and version are bound parameters.
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,7 +31,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from pipeline.catalog.histogram import quantile_sql
-from pipeline.errors import PulseError
+from pipeline.durations import parse_duration
+from pipeline.errors import PulseError, UsageError
 
 if TYPE_CHECKING:  # the worker extra; an emit-only install imports the catalog without it
     from clickhouse_connect.driver.client import Client
@@ -127,6 +129,9 @@ def _uniq_ratio(num: str, den: str) -> str:
     return f"if(uniqCombined64Merge({den}) = 0, nan, uniqCombined64Merge({num}) / uniqCombined64Merge({den}))"
 
 
+# The longest look-back: the longest raw-event TTL a store may have (StoreSettings.events_ttl_days).
+_LONGEST_S = 20_000 * 86_400
+
 _METRICS = (
     Metric("events", "volume", "events", "Valid events ingested", "sum(events)"),
     Metric("late_events", "volume", "events", "Events that arrived behind the watermark", "sum(late_events)"),
@@ -193,23 +198,43 @@ _METRICS = (
 CATALOG: dict[str, Metric] = {m.name: m for m in _METRICS}
 
 
+class BadQuery(UsageError, ValueError):
+    """A query the catalog cannot answer as asked (a grouping or time series the metric's source lacks)."""
+
+
 class UnknownMetric(PulseError, KeyError):
     """A metric name the catalog does not know."""
 
+    def __str__(self) -> str:  # the message as written, not KeyError's repr of it
+        return str(self.args[0]) if self.args else ""
+
 
 def get(name: str) -> Metric:
+    """The catalog's metric ``name``; an unknown name is refused with the nearest names (difflib), like git does."""
     try:
         return CATALOG[name]
     except KeyError:
-        raise UnknownMetric(f"unknown metric {name!r}; known: {', '.join(sorted(CATALOG))}") from None
+        near = difflib.get_close_matches(name, CATALOG, n=3, cutoff=0.6)
+        if near:
+            names = ", ".join(map(repr, near[:-1])) + " or " * (len(near) > 1) + repr(near[-1])
+            hint = f"did you mean {names}? (`pulse metrics list` shows them all)"
+        else:
+            hint = f"known: {', '.join(sorted(CATALOG))}"
+        raise UnknownMetric(f"unknown metric {name!r}; {hint}") from None
 
 
 def parse_since(text: str) -> timedelta:
-    """``15m``, ``6h``, ``7d``, ``2w`` -> timedelta."""
-    units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
-        raise ValueError(f"bad duration {text!r}: use a number and one of m, h, d, w (e.g. 7d)")
-    return timedelta(**{units[text[-1]]: int(text[:-1])})
+    """A look-back window or step (``90s``, ``15m``, ``1h30m``, ``7d``, ``2w``) -> a positive timedelta.
+
+    The grammar is the rule files' (:func:`pipeline.durations.parse_duration`); zero is refused here, since an
+    empty window or step means nothing, and so is a span no datetime can go back.
+    """
+    seconds = parse_duration(text)
+    if seconds <= 0:
+        raise ValueError(f"bad duration {text!r}: must be more than 0, e.g. 90s, 1h30m, 7d")
+    if seconds > _LONGEST_S:
+        raise ValueError(f"bad duration {text!r}: at most {_LONGEST_S // 86_400:.0f}d")
+    return timedelta(seconds=seconds)
 
 
 def query(
@@ -257,7 +282,7 @@ def _source_sql(
         where = [f"{source.time} >= {{since:DateTime}}", f"{source.time} < {{until:DateTime}}"]
     where += [f"{k} = {{{k}:String}}" for k in ("product", "version") if k in params]
     if step_s is not None and step_s <= 0:
-        raise ValueError("step must be positive")
+        raise BadQuery("step must be positive")
 
     def bucket(column: str) -> str:
         return f"toStartOfInterval({column}, INTERVAL {int(step_s or 0)} SECOND)"
@@ -284,12 +309,12 @@ def select_sql(
         raise ValueError(f"metrics {[m.name for m in metrics]} come from several sources: one query per source")
     for key in by:
         if key not in source.keys:
-            raise ValueError(f"metric {metrics[0].name!r} cannot be grouped by {key!r} (it has {source.keys})")
+            raise BadQuery(f"metric {metrics[0].name!r} cannot be grouped by {key!r} (it has {source.keys})")
     where = [*where, source.filter] if source.filter else list(where)
     columns = dict(source.key_columns)
     group = [f"{columns.get(k, k)} AS {k}" for k in by]
     if bucket is not None and source.nested and not source.outer_time:
-        raise ValueError(f"metric {metrics[0].name!r} has no time series (--step); query it per window")
+        raise BadQuery(f"metric {metrics[0].name!r} has no time series (--step); query it per window")
     if bucket is not None:
         group.insert(0, f"{bucket(source.outer_time or source.time)} AS t")
     per_product = "PARTITION BY t, product" if bucket is not None else "PARTITION BY product"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -155,46 +156,57 @@ def cmd_alerts_run(args: argparse.Namespace) -> int:
 def _report_printer(fmt: str) -> Callable[[EvaluationReport], None]:
     """How ``pulse alerts run`` shows each evaluation as it happens: a JSON line, or a line plus its transitions."""
 
+    from pipeline.cli.escape import visible
+    from pipeline.cli.table import iso
+
     def show(report: EvaluationReport) -> None:
         if fmt == "json":
             print(json.dumps(report.to_json()), flush=True)
             return
         print(
-            f"{report.at:%Y-%m-%d %H:%M:%S} groups={','.join(report.groups) or '-'} firing={report.firing} "
+            f"{iso(report.at)} groups={','.join(report.groups) or '-'} firing={report.firing} "
             f"pending={report.pending} nodata={report.nodata} notifications={report.notifications}",
             flush=True,
         )
-        for t in report.transitions:
-            print(f"  {t.to_json()}", flush=True)
+        for t in report.transitions:  # labels carry event strings: no control characters reach the terminal
+            print(visible(f"  {t.to_json()}"), flush=True)
 
     return show
 
 
 def cmd_alerts_status(args: argparse.Namespace) -> int:
-    from pipeline.usecases import api
+    from pipeline.usecases import nodata
 
-    alerts = api.read(_settings(args), "alerts/status", {})
-    _print_records(alerts, args.format, ["alertname", "state", "since", "value", "labels"])
+    alerts = nodata.read(_settings(args), "alerts/status", {})
+    _print_records(alerts, args.format, ["alertname", "state", "since", "value", "labels"],
+                   empty="no alerts pending or firing")  # fmt: skip
     return 0
 
 
 def cmd_alerts_backtest(args: argparse.Namespace) -> int:
-    from pipeline.usecases import api
+    from pipeline.usecases import nodata
 
     params = {"since": args.since, "step": args.step} | ({"until": args.until} if args.until else {})
-    transitions = api.read(_settings(args), "alerts/backtest", params)
-    _print_records(transitions, args.format, ["at", "alertname", "state", "value", "labels"])
+    transitions = nodata.read(_settings(args), "alerts/backtest", params)
+    window = f"from {args.since}" if "T" in args.since else f"over the last {args.since}"
+    _print_records(transitions, args.format, ["at", "alertname", "state", "value", "labels"],
+                   empty=f"no alert would have changed state {window} (step {args.step})")  # fmt: skip
     return 0
 
 
 def cmd_scorecard(args: argparse.Namespace) -> int:
-    from pipeline.usecases import api
+    from pipeline.usecases import nodata
 
-    cards = api.read(_settings(args), "scorecard", {"at": args.at} if args.at else {})
+    cards = nodata.read(_settings(args), "scorecard", {"at": args.at} if args.at else {})
+    from pipeline.cli.table import print_json, render, say_empty
+
+    if not cards:
+        say_empty("no products to score: no product has traffic in the scoring window")
     if args.format == "json":
-        print(json.dumps(cards, indent=2, default=str))
+        print_json(cards)
         return 0
-    from pipeline.cli.table import render
+    if not cards:
+        return 0
 
     dims = sorted({d for card in cards for d in card["dimensions"]})
     rows = []
@@ -213,11 +225,12 @@ def _score(dim: dict[str, Any] | None) -> str:
 
 
 def cmd_releases(args: argparse.Namespace) -> int:
-    from pipeline.usecases import api
+    from pipeline.usecases import nodata
 
-    verdicts = api.read(_settings(args), "releases", {"at": args.at} if args.at else {})
-    _print_records(verdicts, args.format, ["product", "version", "baseline_version", "signal", "candidate_value",
-                                           "baseline_value", "p_value", "verdict", "severe"])  # fmt: skip
+    verdicts = nodata.read(_settings(args), "releases", {"at": args.at} if args.at else {})
+    _print_records(verdicts, args.format, ["product", "version", "baseline_version", "comparison", "signal",
+                                           "candidate_value", "baseline_value", "ratio_bounds", "verdict", "severe"],
+                   empty="no releases to judge: no version started serving in the judged window")  # fmt: skip
     return 0
 
 
@@ -226,10 +239,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     seeds = list(range(args.seed, args.seed + args.seeds))
     result = evaluate(Path(args.scenarios), seeds, least=args.least)
+    from pipeline.cli.table import print_json, render
+
     if args.format == "json":
-        print(json.dumps(result, indent=2, default=str))
+        print_json([result])
         return 0
-    from pipeline.cli.table import render
 
     s = result["summary"]
     print(f"{s['releases']} releases over seeds {seeds[0]}..{seeds[-1]}: {s['severe_paged']}/{s['severe']} severe "
@@ -242,13 +256,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_records(records: list[dict[str, Any]], fmt: str, columns: list[str]) -> None:
-    if fmt == "json":
-        print(json.dumps(records, indent=2, default=str))
-        return
-    from pipeline.cli.table import render
+def _print_records(records: list[dict[str, Any]], fmt: str, columns: list[str], empty: str) -> None:
+    from pipeline.cli.table import print_json, render, say_empty
 
-    render(columns, [tuple(_cell(r.get(c)) for c in columns) for r in records])
+    if fmt == "json":
+        if not records:
+            say_empty(empty)
+        print_json(records)
+        return
+    render(columns, [tuple(_cell(r.get(c)) for c in columns) for r in records], empty=empty)
 
 
 def _cell(value: object) -> object:
@@ -275,12 +291,14 @@ def cmd_metrics_list(args: argparse.Namespace) -> int:
 
 def cmd_metrics_query(args: argparse.Namespace) -> int:
     from pipeline.cli.table import render
-    from pipeline.usecases import api
+    from pipeline.usecases import nodata
 
     params = {"names": ",".join(args.names), "since": args.since, "by": ",".join(args.by)}
     params |= {k: v for k, v in (("step", args.step), ("product", args.product), ("version", args.version)) if v}
-    answer = api.read(_settings(args), "metrics/query", params)
-    render(answer["columns"], [tuple(_datetime(v) for v in row) for row in answer["rows"]], args.format)
+    answer = nodata.read(_settings(args), "metrics/query", params)
+    scope = "".join(f" of {k} {v}" for k, v in (("product", args.product), ("version", args.version)) if v)
+    render(answer["columns"], [tuple(_datetime(v) for v in row) for row in answer["rows"]], args.format,
+           empty=f"no data for {', '.join(args.names)}{scope} in the last {args.since}")  # fmt: skip
     return 0
 
 
@@ -292,6 +310,44 @@ def _datetime(value: object) -> object:
         except ValueError:
             return value
     return value
+
+
+def _metric(name: str) -> str:
+    """A metric name checked against the catalog while parsing: unknown is a usage error, with a suggestion."""
+    from pipeline.catalog import UnknownMetric, get
+
+    try:
+        get(name)
+    except UnknownMetric as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return name
+
+
+def _window(text: str) -> str:
+    """``--since``/``--step`` checked while parsing, so a bad one is a usage error (exit 2); passed on as given."""
+    from pipeline.catalog import parse_since
+
+    try:
+        parse_since(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _time(text: str) -> str:
+    """An ISO time with a timezone, checked while parsing (exit 2 otherwise); passed on as given."""
+    from pipeline.usecases.reads import parse_time
+
+    try:
+        parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _window_or_time(text: str) -> str:
+    """``alerts backtest --since``: a duration back from ``--until``, or an ISO time (it has a ``T``)."""
+    return _time(text) if "T" in text else _window(text)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -308,6 +364,16 @@ def _scratch(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _version() -> str:
+    """The installed distribution's version (pyproject's), as ``pip show productpulse`` says it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("productpulse")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pulse",
@@ -315,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Settings come from PULSE_* environment variables; flags override them.",
     )
     parser.add_argument("--debug", action="store_true", help="show a traceback when a command fails")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("worker", help="run a Faust worker: ingest events into ClickHouse until stopped")
@@ -373,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channel", default="stable")
     p.add_argument("--rollout-pct", type=float, default=100.0)
     p.add_argument("--commit", default="")
-    p.add_argument("--released-at", help="ISO time with a timezone (default now)")
+    p.add_argument("--released-at", type=_time, help="ISO time with a timezone (default now)")
     p.set_defaults(fn=cmd_release)
 
     p = sub.add_parser(
@@ -432,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
     p.add_argument("--once", action="store_true", help="evaluate once and exit (default: every interval until Ctrl-C)")
-    p.add_argument("--at", help="evaluate at this time (ISO with timezone) instead of now; implies --once")
+    p.add_argument("--at", type=_time, help="evaluate at this time (ISO with timezone) instead of now; implies --once")
     p.add_argument("--format", default="table", choices=["table", "json"])
     p.set_defaults(fn=cmd_alerts_run)
     p = alerts.add_parser(
@@ -440,10 +507,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay the rules over stored history without notifying: when each alert would have fired",
     )
     _common(p)
-    p.add_argument("--since", default="7d", help="how far back (15m, 6h, 28d) or an ISO time (default 7d)")
-    p.add_argument("--until", help="end (ISO time with timezone; default now)")
     p.add_argument(
-        "--step", default="1h", help="evaluation step (default 1h; each step costs ~0.35 s for the shipped rules)"
+        "--since",
+        default="7d",
+        type=_window_or_time,
+        help="how far back (90s, 1h30m, 28d, 2w) or an ISO time (default 7d)",
+    )
+    p.add_argument("--until", type=_time, help="end (ISO time with timezone; default now)")
+    p.add_argument(
+        "--step",
+        default="1h",
+        type=_window,
+        help="evaluation step (default 1h; each step costs ~0.35 s for the shipped rules)",
     )
     p.add_argument("--format", default="table", choices=["table", "json"])
     p.set_defaults(fn=cmd_alerts_backtest)
@@ -460,13 +535,13 @@ def build_parser() -> argparse.ArgumentParser:
         "period (or whose composite falls release after release) is a redesign candidate, with evidence.",
     )
     _common(p)
-    p.add_argument("--at", help="score at this time (ISO with timezone; default now)")
+    p.add_argument("--at", type=_time, help="score at this time (ISO with timezone; default now)")
     p.add_argument("--format", default="table", choices=["table", "json"])
     p.set_defaults(fn=cmd_scorecard)
 
     p = sub.add_parser("releases", help="recent releases against their predecessors: the regression verdicts")
     _common(p)
-    p.add_argument("--at", help="judge at this time (ISO with timezone; default now)")
+    p.add_argument("--at", type=_time, help="judge at this time (ISO with timezone; default now)")
     p.add_argument("--format", default="table", choices=["table", "json"])
     p.set_defaults(fn=cmd_releases)
 
@@ -507,11 +582,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_metrics_list)
     p = metrics.add_parser("query", help="query catalog metrics from ClickHouse")
     _common(p)
-    p.add_argument("names", nargs="+", help="metric names (see `pulse metrics list`)")
+    p.add_argument("names", nargs="+", type=_metric, help="metric names (see `pulse metrics list`)")
     p.add_argument("--product")
     p.add_argument("--version")
-    p.add_argument("--since", default="7d", help="look-back window, e.g. 15m, 6h, 7d (default 7d)")
-    p.add_argument("--step", help="time bucket, e.g. 1h; omit for one value per group")
+    p.add_argument("--since", default="7d", type=_window, help="look-back window, e.g. 90s, 1h30m, 7d, 2w (default 7d)")
+    p.add_argument("--step", type=_window, help="time bucket, e.g. 1h or 30m; omit for one value per group")
     p.add_argument(
         "--by",
         nargs="*",
@@ -537,20 +612,45 @@ def _debug_everywhere(parser: argparse.ArgumentParser) -> None:
                 _debug_everywhere(child)
 
 
+def _reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (poll reports POLLERR on such a write end)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError):  # stdout closed or replaced by an object without a file descriptor
+        return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.fn(args) or 0)
+        code = int(args.fn(args) or 0)
+        sys.stdout.flush()  # here, not at exit: a reader that went away (`| head`) is handled below
+        return code
+    except BrokenPipeError as exc:
+        if not _reader_gone():  # a socket's broken pipe (Kafka, HTTP): a failure like any other
+            if args.debug:
+                raise
+            print(f"pulse: {type(exc).__name__}: {exc} (run with --debug for a traceback)", file=sys.stderr)
+            return 1
+        # `pulse scorecard --format json | head -1`: the reader has all it wanted. Exit as a process killed by
+        # SIGPIPE does (128 + 13, what `yes | head` reports), silently; stdout goes to /dev/null so that the
+        # interpreter's own flush at exit does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except ValidationError as exc:
         if args.debug:
             raise
         for line in describe_invalid(exc):
             print(f"pulse: invalid setting {line}", file=sys.stderr)
         return 2
-    except UsageError as exc:
+    except UsageError as exc:  # asked for what cannot be done as asked: argparse's form and exit code
         if args.debug:
             raise
-        print(f"pulse: {exc}", file=sys.stderr)
+        print(f"pulse: error: {exc}", file=sys.stderr)
         return 2
     except PulseError as exc:  # the project's own refusals: a clear message, no traceback
         if args.debug:

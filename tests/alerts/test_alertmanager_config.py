@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "alertmanager" / "alertmanager.yml"
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+# Where each severity a shipped rule (product rules or the pipeline's Prometheus rules) uses must land.
+SEVERITY_RECEIVER = {"page": "oncall", "critical": "oncall", "warning": "default", "ticket": "default"}
 
 
 def amtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -33,6 +36,30 @@ def test_amtool_check_config_passes() -> None:
 )
 def test_routes(labels: list[str], receiver: str) -> None:
     r = amtool("config", "routes", "test", f"--config.file={CONFIG}", f"--verify.receivers={receiver}", *labels)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip() == receiver
+
+
+def shipped_severities() -> set[str]:
+    files = [*(ROOT / "alerts" / "rules").glob("*.yaml"), ROOT / "deploy" / "prometheus" / "rules" / "pipeline.yml"]
+    return {
+        rule["labels"]["severity"]
+        for path in files
+        for group in (yaml.safe_load(path.read_text()) or {}).get("groups", [])
+        for rule in group.get("rules", [])
+        if "severity" in rule.get("labels", {})
+    }
+
+
+def test_every_shipped_severity_has_an_expected_receiver() -> None:
+    assert shipped_severities() <= set(SEVERITY_RECEIVER), shipped_severities() - set(SEVERITY_RECEIVER)
+
+
+@pytest.mark.parametrize(("severity", "receiver"), sorted(SEVERITY_RECEIVER.items()))
+def test_each_severity_routes_to_its_receiver(severity: str, receiver: str) -> None:
+    """The pipeline's own ``critical`` alerts (worker down, ingestion stalled) page on-call, like product pages."""
+    r = amtool("config", "routes", "test", f"--config.file={CONFIG}", f"--verify.receivers={receiver}",
+               f"severity={severity}", "alertname=PulseWorkerDown")  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.strip() == receiver
 

@@ -229,5 +229,15 @@ def test_generator_urls() -> None:
     )
     assert (
         generator_url({"product": "a b", "version": "2"}, "http://h:6066", "https://grafana.example/")
-        == "https://grafana.example/d/pulse-product-detail?var-product=a+b&var-version=2"
+        == "https://grafana.example/d/pulse-product?var-product=a+b&var-version=2"
     )
+
+
+def test_the_grafana_link_opens_the_product_dashboard_that_is_provisioned() -> None:
+    """The uid in a page's link is the one the product dashboard is rendered (and committed) with."""
+    import dashboards.product
+    from pipeline.cli.main import DASHBOARDS_DIR
+
+    committed = json.loads((DASHBOARDS_DIR / f"{dashboards.product.UID}.json").read_text())
+    path = generator_url({"product": "search"}, "http://h:6066", "https://g").split("?")[0]
+    assert path == f"https://g/d/{committed['uid']}"

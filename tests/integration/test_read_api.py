@@ -30,7 +30,7 @@ def test_metrics_query_while_the_worker_runs_on_the_embedded_store(settings, sta
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    shown = {row["product"]: row for row in map(json.loads, done.stdout.splitlines())}
+    shown = {row["product"]: row for row in json.loads(done.stdout)}
     truth = ground_truth(events)
     assert {p: (r["events"], r["requests"]) for p, r in shown.items()} == {
         p: (t["events"], t["requests"]) for p, t in truth.items()

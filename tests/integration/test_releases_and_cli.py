@@ -55,7 +55,7 @@ def test_releases_land_and_metrics_query_reads_them(settings, start_worker):
 
     done = _pulse(settings, "metrics", "query", "events", "requests", "--since", "1d", "--format", "json")
     assert done.returncode == 0, done.stderr
-    (row,) = [json.loads(line) for line in done.stdout.splitlines()]
+    (row,) = json.loads(done.stdout)
     assert row == {"product": "search", "events": 500, "requests": sum(e["type"] == "request" for e in events)}
 
     done = _pulse(settings, "metrics", "query", "no_such_metric")
