@@ -182,9 +182,7 @@ class WebSettings(BaseModel):
 
     model_config = _SECTION
 
-    web_host: str = Field(
-        "127.0.0.1", description="address the worker's web server (dashboards, read API) binds to"
-    )
+    web_host: str = Field("127.0.0.1", description="address the worker's web server (dashboards, read API) binds to")
     web_port: int = Field(6066, ge=0, le=65535, description="the worker's web server port (0 = off)")
     metrics_host: str = Field("127.0.0.1", description="address Prometheus /metrics binds to (0.0.0.0 in containers)")
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus /metrics port (0 = off)")
@@ -193,6 +191,42 @@ class WebSettings(BaseModel):
         description="base URL of the built-in dashboards as users reach them, for links in notifications; "
         "unset = http://<web host>:<web port>",
     )
+    web_token: SecretStr | None = Field(
+        None,
+        description="bearer token the read API and dashboards require (Authorization: Bearer <token>); "
+        "required when web_host is not loopback",
+    )
+    web_allowed_hosts: str = Field(
+        "",
+        description="comma-separated Host names (no port) the web server answers besides loopback and its own "
+        "bind address, e.g. pulse.internal; any other Host header gets 421 (DNS rebinding)",
+    )
+    web_read_threads: int = Field(2, ge=1, le=16, description="threads that run reads (API, dashboards)")
+    web_read_queue: int = Field(8, ge=0, le=1000, description="reads waiting for a thread; beyond it, 503")
+    web_read_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="a read's wall-clock bound (and each query's max_execution_time)"
+    )
+    web_read_max_rows: int = Field(
+        1_000_000, ge=1, description="rows a read query may return (max_result_rows, result_overflow_mode=throw)"
+    )
+    web_backtest_max_steps: int = Field(2_000, ge=1, description="a backtest's largest (until - since) / step")
+    web_backtest_max_days: int = Field(90, ge=1, description="a backtest's longest window, in days")
+
+    @property
+    def web_host_names(self) -> frozenset[str]:
+        """Host header names the web server answers (lowercase, no port): loopback, its own address and
+        ``web_allowed_hosts``."""
+        names = {"127.0.0.1", "localhost", "::1"}
+        if self.web_host not in _WILDCARDS:
+            names.add(self.web_host.strip("[]").lower())
+        names.update(h.strip().strip("[]").lower() for h in self.web_allowed_hosts.split(",") if h.strip())
+        return frozenset(names)
+
+    @property
+    def web_on_loopback(self) -> bool:
+        """Whether the web server binds to a loopback address only (then a token is optional)."""
+        host = self.web_host.strip("[]").lower()
+        return host == "localhost" or host == "::1" or host.startswith("127.")
 
     @property
     def web_url(self) -> str:
@@ -283,7 +317,7 @@ def describe_invalid(exc: ValidationError) -> list[str]:
         given = err.get("input")
         shown = (
             ""
-            if not field or "secret" in field or "password" in field or "dsn" in field or "keys" in field
+            if not field or any(s in field for s in ("secret", "password", "dsn", "keys", "token"))
             else f" (got {given!r})"
         )
         message = str(err["msg"]).removeprefix("Value error, ")

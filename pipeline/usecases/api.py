@@ -18,6 +18,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from threading import Event
 from typing import TYPE_CHECKING, Any
 
 from pipeline import clickhouse
@@ -74,10 +75,10 @@ def api_pages(settings: Settings, readers: Mapping[str, Reader] = READERS) -> li
     """The worker's ``/api/{name}`` routes, one per reader."""
     from consumers.extensions import Page, Reply
 
-    def page(reader: Reader) -> Callable[[Client, Mapping[str, str], Mapping[str, str]], Reply]:
-        def render(client: Client, _: Mapping[str, str], query: Mapping[str, str]) -> Reply:
+    def page(reader: Reader) -> Callable[[Client, Mapping[str, str], Mapping[str, str], Event], Reply]:
+        def render(client: Client, _: Mapping[str, str], query: Mapping[str, str], cancel: Event) -> Reply:
             try:
-                body = json.dumps(reader(client, settings, query), default=str, allow_nan=True)
+                body = json.dumps(reader(client, settings, query, cancel), default=str, allow_nan=True)
             except (PulseError, ValueError, KeyError) as exc:
                 return Reply(400, "application/json", json.dumps({"error": str(exc)}))
             return Reply(200, "application/json", body)
@@ -96,8 +97,8 @@ def dashboard_pages(settings: Settings) -> list[Page]:
 
     def page(
         path_of: Callable[[Mapping[str, str]], str],
-    ) -> Callable[[Client, Mapping[str, str], Mapping[str, str]], Reply]:
-        def render(client: Client, params: Mapping[str, str], query: Mapping[str, str]) -> Reply:
+    ) -> Callable[[Client, Mapping[str, str], Mapping[str, str], Event], Reply]:
+        def render(client: Client, params: Mapping[str, str], query: Mapping[str, str], _: Event) -> Reply:
             now = datetime.now(UTC)
             return Reply(*render_page(path_of(params), query, client, settings.clickhouse_database, now))
 
