@@ -89,6 +89,8 @@ def create_app(
         web_port=settings.web_port or 65535,  # Faust wants a valid port even with its web server off (0)
         web_bind=settings.web_host,
         web_host=urlsplit(settings.web_url).hostname,  # how the server names itself: a wildcard is reached on loopback
+        web_router_enabled=False,  # Faust's /router and /table views show topics, groups and table data to anyone
+        web_tables_enabled=False,
         **faust_broker_config(settings),
     )
     for name in (settings.events_topic, settings.releases_topic):
@@ -106,9 +108,10 @@ def create_app(
         _schedule(app, sink, timer)
     if pages and reads is None:
         raise ValueError("pages need a read pool")
+    guard = web.WebGuard(settings)
     for page in pages:
         assert reads is not None
-        web.mount(app, reads, page, settings.web_read_timeout_s)
+        web.mount(app, reads, guard, page, settings.web_read_timeout_s)
     return app
 
 
@@ -169,6 +172,7 @@ def run_worker(
     logging.basicConfig(
         level=loglevel.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    web.check_exposure(settings)  # before anything starts: an exposed port without a token starts nothing
     lean_allocators()  # before the engine and Faust start their threads
     # Faust creates its data folder without parents; make the whole path in every mode (server DSN included).
     settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -18,11 +18,23 @@ never delay ingestion, and never hold the worker:
   (checked between a backtest's steps) and the request is answered at once.
   Nobody waits for it - the threads are daemons, so neither SIGTERM nor the
   web server's shutdown (which waits for open handlers) waits on a read.
+
+And only who should may ask (:class:`WebGuard`, checked before a read is queued):
+
+* A request whose ``Host`` is not loopback, the server's own bind address or
+  one of ``web_allowed_hosts`` is a 421: a page on another site that makes the
+  browser call us through a rebound DNS name names its own host.
+* With ``web_token`` set, every page wants ``Authorization: Bearer <token>``
+  (compared in constant time), else 401. The worker refuses to start bound to
+  a non-loopback address without a token (:func:`check_exposure`).
+* Faust's own ``/router`` and ``/table`` views (topology, table data) are off
+  (:func:`consumers.app.create_app`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import math
 import queue
@@ -35,10 +47,51 @@ import faust
 from clickhouse_connect.driver.client import Client
 
 from consumers.extensions import Page, Reply
+from pipeline.errors import UsageError
+from pipeline.settings import WebSettings
 
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.2  # how often a waiting handler looks whether its client left or the worker stops
+
+
+def check_exposure(settings: WebSettings) -> None:
+    """Refuse (UsageError, one line) a web server bound beyond loopback without a token."""
+    if settings.web_port and not settings.web_on_loopback and settings.web_token is None:
+        raise UsageError(
+            f"PULSE_WEB_HOST={settings.web_host} is not a loopback address: set PULSE_WEB_TOKEN (a bearer token "
+            "the read API and dashboards will require) or bind to 127.0.0.1"
+        )
+
+
+def host_name(header: str) -> str:
+    """The host of a ``Host`` header, lowercase, without its port: ``[::1]:6066`` -> ``::1``."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1 : header.find("]")] if "]" in header else header
+    name, sep, port = header.rpartition(":")
+    return name if sep and port.isdigit() and ":" not in name else header
+
+
+class WebGuard:
+    """Who may use the pages: a request naming an allowed host and, when a token is set, carrying it."""
+
+    def __init__(self, settings: WebSettings) -> None:
+        self._hosts = settings.web_host_names
+        token = settings.web_token
+        self._expected = ("Bearer " + token.get_secret_value()).encode() if token is not None else None
+
+    def refusal(self, headers: Mapping[str, str]) -> tuple[Reply, Mapping[str, str]] | None:
+        """None when the request may go on, else the answer to give it."""
+        if host_name(headers.get("Host", "")) not in self._hosts:
+            return _plain(421, "misdirected request: this Host is not served here (PULSE_WEB_ALLOWED_HOSTS)")
+        if self._expected is not None:
+            given = headers.get("Authorization", "").encode("utf-8", "replace")
+            if not hmac.compare_digest(given, self._expected):
+                return _plain(
+                    401, "unauthorized: send Authorization: Bearer <PULSE_WEB_TOKEN>", {"WWW-Authenticate": "Bearer"}
+                )
+        return None
 
 
 def read_limits(timeout_s: float, max_rows: int) -> dict[str, object]:
@@ -171,15 +224,18 @@ async def serve_read(
         raise
 
 
-def mount(app: faust.App, pool: ReadPool, page: Page, timeout_s: float) -> None:
-    """Serve ``page`` on the app's web server, on the read pool."""
+def mount(app: faust.App, pool: ReadPool, guard: WebGuard, page: Page, timeout_s: float) -> None:
+    """Serve ``page`` on the app's web server, behind ``guard``, on the read pool."""
 
     def stopping() -> bool:
         return bool(app.should_stop)
 
     async def get(view: faust.web.View, request: faust.web.Request, **params: str) -> faust.web.Response:
+        refused = guard.refusal(request.headers)
+        if refused is not None:
+            log.info("event=page_refused path=%s status=%d", page.path, refused[0].status)
         try:
-            reply, headers = await serve_read(pool, page, request, params, timeout_s, stopping)
+            reply, headers = refused or await serve_read(pool, page, request, params, timeout_s, stopping)
         except Exception as exc:  # noqa: BLE001 - one failing page answers 500, the worker goes on
             log.exception("event=page_failed path=%s", page.path)
             reply, headers = _plain(500, f"internal error: {type(exc).__name__}")

@@ -212,6 +212,13 @@ class WebSettings(BaseModel):
     web_backtest_max_steps: int = Field(2_000, ge=1, description="a backtest's largest (until - since) / step")
     web_backtest_max_days: int = Field(90, ge=1, description="a backtest's longest window, in days")
 
+    @field_validator("web_token")
+    @classmethod
+    def _token_is_strong(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and (len(v.get_secret_value()) < 16 or not v.get_secret_value().isprintable()):
+            raise ValueError("must be at least 16 printable characters, e.g. from `openssl rand -hex 24`")
+        return v
+
     @property
     def web_host_names(self) -> frozenset[str]:
         """Host header names the web server answers (lowercase, no port): loopback, its own address and

@@ -53,8 +53,11 @@ def read(settings: Settings, name: str, params: Mapping[str, str]) -> Any:
 
 def _ask_worker(settings: Settings, name: str, params: Mapping[str, str]) -> Any:
     url = f"{settings.web_url}/api/{name}?{urllib.parse.urlencode(params)}"
+    request = urllib.request.Request(url)
+    if settings.web_token is not None:
+        request.add_header("Authorization", f"Bearer {settings.web_token.get_secret_value()}")
     try:
-        with urllib.request.urlopen(url, timeout=60) as response:
+        with urllib.request.urlopen(request, timeout=60) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")[:500]
