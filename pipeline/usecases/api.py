@@ -13,6 +13,7 @@ worker when it is not. Both paths run the same reader, so they answer alike.
 from __future__ import annotations
 
 import json
+import math
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -81,14 +82,26 @@ def api_pages(settings: Settings, readers: Mapping[str, Reader] = READERS) -> li
     def page(reader: Reader) -> Callable[[Client, Mapping[str, str], Mapping[str, str], Event], Reply]:
         def render(client: Client, _: Mapping[str, str], query: Mapping[str, str], cancel: Event) -> Reply:
             try:
-                body = json.dumps(reader(client, settings, query, cancel), default=str, allow_nan=True)
-            except (PulseError, ValueError, KeyError) as exc:
-                return Reply(400, "application/json", json.dumps({"error": str(exc)}))
+                body = json.dumps(json_safe(reader(client, settings, query, cancel)), default=str, allow_nan=False)
+            except (PulseError, ValueError, KeyError, OverflowError) as exc:  # a bad parameter: the client's to fix
+                return Reply(400, "application/json", json.dumps({"error": str(exc) or type(exc).__name__}))
             return Reply(200, "application/json", body)
 
         return render
 
     return [Page(f"/api/{name}", page(reader)) for name, reader in readers.items()]
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None: JSON has no NaN, and a bare ``NaN`` makes
+    the answer unreadable to every strict parser (browsers, ``jq``)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def dashboard_pages(settings: Settings) -> list[Page]:

@@ -9,7 +9,7 @@ they travel in a query string; :data:`READERS` names each one by its API path.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from threading import Event
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -50,11 +50,11 @@ def metrics_query(
         client,
         settings.clickhouse_database,
         names,
-        datetime.now(UTC) - catalog.parse_since(params.get("since", "7d")),
+        _before(datetime.now(UTC), params.get("since", "7d"), "since"),
         product=params.get("product") or None,
         version=params.get("version") or None,
         by=by,  # type: ignore[arg-type]
-        step_s=int(catalog.parse_since(step).total_seconds()) if step else None,
+        step_s=int(_duration(step, "step").total_seconds()) if step else None,
     )
     return {"columns": columns, "rows": [list(r) for r in rows]}
 
@@ -84,9 +84,9 @@ def alerts_backtest(
     since = (
         parse_time(params["since"])
         if "T" in params.get("since", "")
-        else until - catalog.parse_since(params.get("since", "7d"))
+        else _before(until, params.get("since", "7d"), "since")
     )
-    step = catalog.parse_since(params.get("step", "1h"))
+    step = _duration(params.get("step", "1h"), "step")
     window = until - since
     if window.total_seconds() > settings.web_backtest_max_days * 86_400:
         raise ValueError(
@@ -128,6 +128,22 @@ def release_verdicts(
 
     at = parse_time(params["at"]) if params.get("at") else datetime.now(UTC)
     return [v.to_json() for v in verdicts(client, settings.clickhouse_database, at)]
+
+
+def _duration(text: str, name: str) -> timedelta:
+    """A duration parameter (``7d``); one beyond what a date can hold is a ValueError naming it, not a 500."""
+    try:
+        return catalog.parse_since(text)
+    except OverflowError:
+        raise ValueError(f"{name}: {text!r} is too long a duration") from None
+
+
+def _before(at: datetime, text: str, name: str) -> datetime:
+    """``at`` minus the duration parameter ``text``; a ValueError naming it when that lies before year 1."""
+    try:
+        return at - _duration(text, name)
+    except OverflowError:
+        raise ValueError(f"{name}: {text!r} reaches back before the calendar begins") from None
 
 
 def parse_time(text: str) -> datetime:

@@ -5,7 +5,8 @@ seconds - is in flight while a probe event is posted: the probe is stored
 within seconds, because reads run on their own threads with their own client.
 A backtest beyond the caps is a 400 that names the limit; a read the client
 abandons stops (the only read thread is free again at once); one read too many
-is a 503; and SIGTERM does not wait for a read in flight.
+is a 503; a duration beyond the calendar is a 400, not a traceback; and SIGTERM
+does not wait for a read in flight.
 """
 
 from __future__ import annotations
@@ -89,6 +90,12 @@ def test_reads_are_bounded_capped_and_cancelled(settings, start_worker):
     assert status == 400 and "PULSE_WEB_BACKTEST_MAX_DAYS" in body and "90 days" in body, (status, body)
     status, body = _get(settings, "/api/alerts/backtest?since=30d&step=1m", timeout=10)
     assert status == 400 and "2000 steps" in body and "PULSE_WEB_BACKTEST_MAX_STEPS" in body, (status, body)
+
+    # A duration beyond the calendar is a 400 too, and leaves no traceback in the log (finding 8).
+    for path in ("/api/alerts/backtest?since=999999999d", "/api/metrics/query?names=events&since=999999999d"):
+        status, body = _get(settings, path, timeout=10)
+        assert status == 400 and "since" in body, (path, status, body)
+    assert "Traceback" not in worker.log_text()
 
     # One thread, no queue: while a read runs, one more is a 503 at once.
     host, port = "127.0.0.1", settings.web_port
