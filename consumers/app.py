@@ -50,6 +50,7 @@ from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
+QUIET_LIBRARIES = ("kafka", "aiokafka")  # kept at INFO or above whatever --loglevel says
 DLQ_MAX_VALUE_BYTES = 512 * 1024  # a dead letter's bytes beyond this are cut (header error.truncated_from)
 
 
@@ -172,6 +173,8 @@ def run_worker(
     logging.basicConfig(
         level=loglevel.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    for name in QUIET_LIBRARIES:  # their DEBUG lines dump client configs, SASL password included
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(loglevel.upper())))
     web.check_exposure(settings)  # before anything starts: an exposed port without a token starts nothing
     lean_allocators()  # before the engine and Faust start their threads
     # Faust creates its data folder without parents; make the whole path in every mode (server DSN included).
