@@ -130,7 +130,7 @@ class ReadPool:
         self.client = client
         self._jobs: queue.Queue[_Job] = queue.Queue()  # bounded by submit(): running + waiting
         self._queue_limit = queue_limit
-        self._running = 0
+        self._admitted = 0
         self._lock = threading.Lock()
         self._threads = threads
         for i in range(threads):
@@ -140,27 +140,27 @@ class ReadPool:
         """Queue ``fn(client, *args, cancel)``; its future and cancel event. Raises ReadsBusy when full."""
         job = _Job(fn, args, asyncio.get_running_loop())
         with self._lock:
-            if self._running + self._jobs.qsize() >= self._threads + self._queue_limit:
+            if self._admitted >= self._threads + self._queue_limit:
                 raise ReadsBusy
-            self._jobs.put_nowait(job)
+            self._admitted += 1  # running or waiting, until its thread is done with it
+        self._jobs.put_nowait(job)
         return job.future, job.cancel
 
     def _work(self) -> None:
         while True:
             job = self._jobs.get()
-            if job.cancel.is_set():  # abandoned while it waited
-                continue
-            with self._lock:
-                self._running += 1
             try:
-                result = job.fn(self.client, *job.args, job.cancel)
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiting request
-                job.loop.call_soon_threadsafe(_settle, job.future, None, exc)
-            else:
-                job.loop.call_soon_threadsafe(_settle, job.future, result, None)
+                if job.cancel.is_set():  # abandoned while it waited
+                    continue
+                try:
+                    result = job.fn(self.client, *job.args, job.cancel)
+                except BaseException as exc:  # noqa: BLE001 - handed to the waiting request
+                    job.loop.call_soon_threadsafe(_settle, job.future, None, exc)
+                else:
+                    job.loop.call_soon_threadsafe(_settle, job.future, result, None)
             finally:
                 with self._lock:
-                    self._running -= 1
+                    self._admitted -= 1
 
     def close(self) -> None:
         """Cancel the reads still waiting; the threads are daemons and are not waited for."""

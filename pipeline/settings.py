@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -221,12 +222,14 @@ class WebSettings(BaseModel):
 
     @property
     def web_host_names(self) -> frozenset[str]:
-        """Host header names the web server answers (lowercase, no port): loopback, its own address and
-        ``web_allowed_hosts``."""
+        """Host header names the web server answers (lowercase, no port): loopback, its own address, the host
+        of ``dashboard_url`` and ``web_allowed_hosts``."""
         names = {"127.0.0.1", "localhost", "::1"}
         if self.web_host not in _WILDCARDS:
             names.add(self.web_host.strip("[]").lower())
         names.update(h.strip().strip("[]").lower() for h in self.web_allowed_hosts.split(",") if h.strip())
+        if self.dashboard_url and urlsplit(self.dashboard_url).hostname:  # where notification links send people
+            names.add(str(urlsplit(self.dashboard_url).hostname).lower())
         return frozenset(names)
 
     @property

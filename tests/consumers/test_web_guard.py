@@ -47,6 +47,11 @@ def test_allowed_hosts_and_the_bind_address_are_served():
     assert guard.refusal({"Host": "third", **auth}) is not None
 
 
+def test_the_dashboard_url_host_is_served():
+    guard = WebGuard(WebSettings(dashboard_url="https://Pulse.Example.com/base/"))
+    assert guard.refusal({"Host": "pulse.example.com"}) is None
+
+
 @pytest.mark.parametrize("auth", [None, "", f"Bearer {TOKEN}x", f"bearer {TOKEN}", TOKEN, f"Basic {TOKEN}", "Bearer"])
 def test_a_wrong_or_missing_token_is_401(auth):
     guard = WebGuard(WebSettings(web_token=TOKEN))
