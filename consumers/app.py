@@ -176,6 +176,7 @@ def run_worker(
     for name in QUIET_LIBRARIES:  # their DEBUG lines dump client configs, SASL password included
         logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(loglevel.upper())))
     web.check_exposure(settings)  # before anything starts: an exposed port without a token starts nothing
+    web.quiet_bad_requests()
     lean_allocators()  # before the engine and Faust start their threads
     # Faust creates its data folder without parents; make the whole path in every mode (server DSN included).
     settings.data_dir.mkdir(parents=True, exist_ok=True)

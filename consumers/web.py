@@ -29,6 +29,9 @@ And only who should may ask (:class:`WebGuard`, checked before a read is queued)
   a non-loopback address without a token (:func:`check_exposure`).
 * Faust's own ``/router`` and ``/table`` views (topology, table data) are off
   (:func:`consumers.app.create_app`).
+* A request aiohttp cannot parse (an over-long header) is logged as one line
+  without the header's value (:func:`quiet_bad_requests`), never a traceback
+  that quotes a token.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import faust
+from aiohttp.http_exceptions import HttpProcessingError
 from clickhouse_connect.driver.client import Client
 
 from consumers.extensions import Page, Reply
@@ -92,6 +96,28 @@ class WebGuard:
                     401, "unauthorized: send Authorization: Bearer <PULSE_WEB_TOKEN>", {"WWW-Authenticate": "Bearer"}
                 )
         return None
+
+
+class _BadRequestFilter(logging.Filter):
+    """aiohttp logs a request it cannot parse with a traceback that quotes the offending header - a bearer
+    token included. Such a record becomes one line naming the error class and status, without the value."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.msg = "event=bad_http_request remote=%s status=%d error=%s"
+            record.args = (remote, exc.code, type(exc).__name__)
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def quiet_bad_requests() -> None:
+    """Install :class:`_BadRequestFilter` on aiohttp's server logger (idempotent)."""
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _BadRequestFilter) for f in server_log.filters):
+        server_log.addFilter(_BadRequestFilter())
 
 
 def read_limits(timeout_s: float, max_rows: int) -> dict[str, object]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import socket
 import subprocess
 import sys
 
@@ -50,6 +51,16 @@ def test_pages_want_the_token_and_a_served_host(settings, start_worker):
         assert _get(port, path, {**good, "Host": f"attacker.example:{port}"})[0] == 421, path
     for host in (f"localhost:{port}", f"[::1]:{port}", "pulse.internal"):
         assert _get(port, "/api/alerts/status", {**good, "Host": host})[0] == 200, host
+
+    # A header too long to parse is a 400, logged in one line without its value (the token).
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(
+            f"GET /api/alerts/status HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}{'A' * 9000}"
+            "\r\n\r\n".encode()
+        )
+        assert conn.recv(100).startswith(b"HTTP/1.0 400")
+    worker.wait_for_log("event=bad_http_request", timeout_s=10)
+    assert "Traceback" not in worker.log_text()
 
     # Faust's own views of the topology and tables are off.
     for path in ("/router/", "/table/"):
