@@ -4,7 +4,8 @@ An expensive read - a backtest of a day at one-minute steps, well over ten
 seconds - is in flight while a probe event is posted: the probe is stored
 within seconds, because reads run on their own threads with their own client.
 A backtest beyond the caps is a 400 that names the limit; a read the client
-abandons stops (the only read thread is free again at once); one read too many
+abandons or that outlives PULSE_WEB_READ_TIMEOUT_S stops (the only read thread
+is free again at once); one read too many
 is a 503; a duration beyond the calendar is a 400, not a traceback; and SIGTERM
 does not wait for a read in flight.
 """
@@ -115,3 +116,20 @@ def test_reads_are_bounded_capped_and_cancelled(settings, start_worker):
     assert status == 200 and json.loads(body) == [], (status, body)
     assert freed < 5, f"the abandoned backtest held the read thread {freed:.1f}s"
     worker.wait_for_log("event=read_abandoned path=/api/alerts/backtest", timeout_s=5)
+
+
+def test_a_read_that_outlives_its_timeout_is_answered_and_stops(settings, start_worker):
+    settings = settings.model_copy(
+        update={"web_port": free_port(), "web_read_threads": 1, "web_read_queue": 0, "web_read_timeout_s": 2}
+    )
+    start_worker(settings)
+    started = time.monotonic()
+    status, body = _get(settings, LONG_BACKTEST, timeout=30)
+    took = time.monotonic() - started
+    assert status == 503 and "PULSE_WEB_READ_TIMEOUT_S" in body, (status, body)
+    assert took < 4, f"answered after {took:.1f}s"
+    # It stopped: the only read thread serves the next read at once.
+    started = time.monotonic()
+    while (status := _get(settings, "/api/alerts/status", timeout=10)[0]) != 200 and time.monotonic() - started < 30:
+        time.sleep(0.2)
+    assert status == 200 and time.monotonic() - started < 3
