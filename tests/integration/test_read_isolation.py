@@ -5,9 +5,8 @@ seconds - is in flight while a probe event is posted: the probe is stored
 within seconds, because reads run on their own threads with their own client.
 A backtest beyond the caps is a 400 that names the limit; a read the client
 abandons or that outlives PULSE_WEB_READ_TIMEOUT_S stops (the only read thread
-is free again at once); one read too many
-is a 503; a duration beyond the calendar is a 400, not a traceback; and SIGTERM
-does not wait for a read in flight.
+is free again at once); one read too many is a 503; a duration beyond the
+calendar is a 400, not a traceback; and SIGTERM does not wait for a read in flight.
 """
 
 from __future__ import annotations
