@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from consumers.web import WebGuard, check_exposure, host_name
 from pipeline.errors import UsageError
-from pipeline.settings import WebSettings
+from pipeline.settings import WebSettings, describe_invalid
 
 TOKEN = "s3cret-token-0123456789"
 
@@ -78,3 +78,10 @@ def test_loopback_needs_no_token(host):
 def test_a_short_token_is_refused():
     with pytest.raises(ValidationError, match="at least 16"):
         WebSettings(web_token="short")
+
+
+def test_a_refused_token_is_not_echoed():
+    with pytest.raises(ValidationError) as info:
+        WebSettings(web_token="hunter2-short")
+    (line,) = describe_invalid(info.value)
+    assert line.startswith("PULSE_WEB_TOKEN: ") and "hunter2" not in line
