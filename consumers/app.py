@@ -15,6 +15,8 @@ without acking: a supervisor restarts it and the batch replays exactly.
 Other rooms add leader-only timers and read-only pages through
 :mod:`consumers.extensions` (:mod:`pipeline.usecases.worker` hands in the
 alert evaluator, the dashboards and the read API), so this module knows nothing of them.
+Timers share the sink's thread and client; pages run on a read pool with a read client of their own
+(:mod:`consumers.web`), so no read a user triggers delays ingestion.
 """
 
 from __future__ import annotations
@@ -31,15 +33,16 @@ from urllib.parse import urlsplit
 
 import faust
 
-from consumers import decode_process
+from consumers import decode_process, web
 from consumers.allocators import lean_allocators
 from consumers.batching import PACK_EVENTS, Batches
-from consumers.extensions import LeaderTimer, Page, Reply
+from consumers.extensions import LeaderTimer, Page
 from consumers.faust_adapter import PulseApp
 from consumers.ingest import Ingestor, StepHook
 from consumers.loop import RELEASE_BATCH, IngestLoop, ReleaseLoop
 from consumers.records import DeadLetter
 from consumers.sink import ClickHouseSink
+from consumers.web import ReadPool
 from pipeline import clickhouse, telemetry
 from pipeline.kafka.admin import ensure_topics
 from pipeline.kafka.config import faust_broker_config
@@ -47,6 +50,7 @@ from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
+QUIET_LIBRARIES = ("kafka", "aiokafka")  # kept at INFO or above whatever --loglevel says
 DLQ_MAX_VALUE_BYTES = 512 * 1024  # a dead letter's bytes beyond this are cut (header error.truncated_from)
 
 
@@ -56,9 +60,11 @@ def create_app(
     timers: Sequence[LeaderTimer] = (),
     pages: Sequence[Page] = (),
     on_step: StepHook | None = None,
+    reads: ReadPool | None = None,
 ) -> faust.App:
     """Build the Faust app: the ingest and release loops writing through ``sink``, timers and pages.
 
+    Pages run on ``reads`` (required when there are pages), never on the sink's thread (:mod:`consumers.web`).
     ``on_step(k)`` is called just before step k of every batch's durable step
     (:meth:`consumers.ingest.Ingestor.process`); the fault tests stop the process there.
     """
@@ -84,6 +90,8 @@ def create_app(
         web_port=settings.web_port or 65535,  # Faust wants a valid port even with its web server off (0)
         web_bind=settings.web_host,
         web_host=urlsplit(settings.web_url).hostname,  # how the server names itself: a wildcard is reached on loopback
+        web_router_enabled=False,  # Faust's /router and /table views show topics, groups and table data to anyone
+        web_tables_enabled=False,
         **faust_broker_config(settings),
     )
     for name in (settings.events_topic, settings.releases_topic):
@@ -99,8 +107,12 @@ def create_app(
 
     for timer in timers:
         _schedule(app, sink, timer)
+    if pages and reads is None:
+        raise ValueError("pages need a read pool")
+    guard = web.WebGuard(settings)
     for page in pages:
-        _mount(app, sink, page)
+        assert reads is not None
+        web.mount(app, reads, guard, page, settings.web_read_timeout_s)
     return app
 
 
@@ -117,20 +129,6 @@ def _schedule(app: faust.App, sink: ClickHouseSink, timer: LeaderTimer) -> None:
             log.info("event=timer_done timer=%s seconds=%.3f", timer.name, time.monotonic() - started)
 
     app.timer(timer.interval_s, on_leader=True, name=timer.name)(tick)
-
-
-def _mount(app: faust.App, sink: ClickHouseSink, page: Page) -> None:
-    async def get(view: faust.web.View, request: faust.web.Request, **params: str) -> faust.web.Response:
-        try:
-            reply = await sink.run(page.render, sink.client, params, dict(request.query))  # type: ignore[attr-defined]
-        except Exception as exc:  # noqa: BLE001 - one failing page answers 500, the worker goes on
-            log.exception("event=page_failed path=%s", page.path)
-            reply = Reply(500, "text/plain; charset=utf-8", f"internal error: {type(exc).__name__}")
-        body = reply.body.encode() if isinstance(reply.body, str) else reply.body
-        return view.bytes(body, status=reply.status, headers={"Content-Type": reply.content_type})
-
-    get.__name__ = "page_" + "".join(c if c.isalnum() else "_" for c in page.path)
-    app.page(page.path, name=get.__name__)(get)
 
 
 def _dlq_sender(topic: faust.TopicT, source_topic: str) -> Callable[[Sequence[DeadLetter]], Awaitable[None]]:
@@ -175,6 +173,10 @@ def run_worker(
     logging.basicConfig(
         level=loglevel.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    for name in QUIET_LIBRARIES:  # their DEBUG lines dump client configs, SASL password included
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(loglevel.upper())))
+    web.check_exposure(settings)  # before anything starts: an exposed port without a token starts nothing
+    web.quiet_bad_requests()
     lean_allocators()  # before the engine and Faust start their threads
     # Faust creates its data folder without parents; make the whole path in every mode (server DSN included).
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -182,9 +184,15 @@ def run_worker(
     client = clickhouse.connect(settings)
     clickhouse.migrate(client, settings.clickhouse_database, settings.events_ttl_days, migrations)
     sink = ClickHouseSink(client, settings.clickhouse_database)
+    reads = None
+    if pages and settings.web_port:
+        limits = web.read_limits(settings.web_read_timeout_s, settings.web_read_max_rows)
+        reads = ReadPool(
+            clickhouse.connect_reader(settings, limits), settings.web_read_threads, settings.web_read_queue
+        )
     telemetry.serve_metrics(settings.metrics_port, settings.metrics_host)
 
-    app = create_app(settings, sink, timers, pages, on_step)
+    app = create_app(settings, sink, timers, pages if reads else (), on_step, reads)
     log.info(
         "event=worker_start topic=%s group=%s clickhouse=%s pid=%d",
         settings.events_topic,
@@ -196,4 +204,6 @@ def run_worker(
     try:
         worker.execute_from_commandline()
     finally:
+        if reads is not None:
+            reads.close()  # cancels what waits; a read in flight is not waited for
         sink.close()

@@ -3,12 +3,15 @@
 The worker hosts everything that needs the store in embedded mode (one chDB
 process per folder), but it knows nothing of alerts or dashboards: the worker's
 use case (:mod:`pipeline.usecases.worker`) builds these objects from those rooms
-and passes them to :func:`consumers.app.run_worker`. Both run their ClickHouse work on the sink's
-one executor thread, never on the event loop, sharing the worker's client.
+and passes them to :func:`consumers.app.run_worker`. Neither runs on the event loop. Timers run on the
+sink's thread with the worker's client (the evaluator writes alert state); pages are reads a user
+triggers, so they run apart from ingestion on the read pool's threads with the read client, whose every
+query is bounded (:mod:`consumers.web`).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -33,7 +36,13 @@ class Reply(NamedTuple):
 
 @dataclass(frozen=True)
 class Page:
-    """A GET route on the worker's web server: ``render(client, path_params, query)`` runs on the ClickHouse thread."""
+    """A GET route on the worker's web server: ``render(client, path_params, query, cancel)`` runs on a read
+    thread with the read client.
+
+    ``cancel`` is set when the client went away, the read outlived ``web_read_timeout_s`` or the worker stops:
+    a render that loops (a backtest) checks it between steps and gives up; each query is bounded by the
+    read client's ``max_execution_time`` anyway.
+    """
 
     path: str  # aiohttp pattern, e.g. "/products/{product}"
-    render: Callable[[Client, Mapping[str, str], Mapping[str, str]], Reply]
+    render: Callable[[Client, Mapping[str, str], Mapping[str, str], threading.Event], Reply]

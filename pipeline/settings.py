@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -182,9 +183,7 @@ class WebSettings(BaseModel):
 
     model_config = _SECTION
 
-    web_host: str = Field(
-        "127.0.0.1", description="address the worker's web server (dashboards, read API) binds to"
-    )
+    web_host: str = Field("127.0.0.1", description="address the worker's web server (dashboards, read API) binds to")
     web_port: int = Field(6066, ge=0, le=65535, description="the worker's web server port (0 = off)")
     metrics_host: str = Field("127.0.0.1", description="address Prometheus /metrics binds to (0.0.0.0 in containers)")
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus /metrics port (0 = off)")
@@ -193,6 +192,51 @@ class WebSettings(BaseModel):
         description="base URL of the built-in dashboards as users reach them, for links in notifications; "
         "unset = http://<web host>:<web port>",
     )
+    web_token: SecretStr | None = Field(
+        None,
+        description="bearer token the read API and dashboards require (Authorization: Bearer <token>); "
+        "required when web_host is not loopback",
+    )
+    web_allowed_hosts: str = Field(
+        "",
+        description="comma-separated Host names (no port) the web server answers besides loopback and its own "
+        "bind address, e.g. pulse.internal; any other Host header gets 421 (DNS rebinding)",
+    )
+    web_read_threads: int = Field(2, ge=1, le=16, description="threads that run reads (API, dashboards)")
+    web_read_queue: int = Field(8, ge=0, le=1000, description="reads waiting for a thread; beyond it, 503")
+    web_read_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="a read's wall-clock bound (and each query's max_execution_time)"
+    )
+    web_read_max_rows: int = Field(
+        1_000_000, ge=1, description="rows a read query may return (max_result_rows, result_overflow_mode=throw)"
+    )
+    web_backtest_max_steps: int = Field(2_000, ge=1, description="a backtest's largest (until - since) / step")
+    web_backtest_max_days: int = Field(90, ge=1, description="a backtest's longest window, in days")
+
+    @field_validator("web_token")
+    @classmethod
+    def _token_is_strong(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and (len(v.get_secret_value()) < 16 or not v.get_secret_value().isprintable()):
+            raise ValueError("must be at least 16 printable characters, e.g. from `openssl rand -hex 24`")
+        return v
+
+    @property
+    def web_host_names(self) -> frozenset[str]:
+        """Host header names the web server answers (lowercase, no port): loopback, its own address, the host
+        of ``dashboard_url`` and ``web_allowed_hosts``."""
+        names = {"127.0.0.1", "localhost", "::1"}
+        if self.web_host not in _WILDCARDS:
+            names.add(self.web_host.strip("[]").lower())
+        names.update(h.strip().strip("[]").lower() for h in self.web_allowed_hosts.split(",") if h.strip())
+        if self.dashboard_url and urlsplit(self.dashboard_url).hostname:  # where notification links send people
+            names.add(str(urlsplit(self.dashboard_url).hostname).lower())
+        return frozenset(names)
+
+    @property
+    def web_on_loopback(self) -> bool:
+        """Whether the web server binds to a loopback address only (then a token is optional)."""
+        host = self.web_host.strip("[]").lower()
+        return host == "localhost" or host == "::1" or host.startswith("127.")
 
     @property
     def web_url(self) -> str:
@@ -283,7 +327,7 @@ def describe_invalid(exc: ValidationError) -> list[str]:
         given = err.get("input")
         shown = (
             ""
-            if not field or "secret" in field or "password" in field or "dsn" in field or "keys" in field
+            if not field or any(s in field for s in ("secret", "password", "dsn", "keys", "token"))
             else f" (got {given!r})"
         )
         message = str(err["msg"]).removeprefix("Value error, ")

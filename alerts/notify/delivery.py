@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -29,18 +30,42 @@ class PermanentFailure(Exception):
     """The receiver refused the delivery for good (retrying cannot help)."""
 
 
+class DeliveryFailed(Exception):
+    """A transient failure to deliver (connection refused, timeout, HTTP 5xx/408/429): retried."""
+
+
 def post_json(url: str, body: bytes, timeout_s: float, headers: dict[str, str] | None = None) -> None:
-    """POST ``body``; raises PermanentFailure on 4xx (not 408/429), another exception on transient errors."""
-    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
-    for k, v in (headers or {}).items():
-        req.add_header(k, v)
+    """POST ``body``; raises PermanentFailure on 4xx (not 408/429) or a URL that cannot work, DeliveryFailed on
+    transient errors.
+
+    The URL may carry a token (a webhook's path or query, a password): no message raised here contains it,
+    nor any part of it a receiver may echo, because the delivery thread logs these messages.
+    """
     try:
+        req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
         with urllib.request.urlopen(req, timeout=timeout_s) as resp:
             resp.read()
     except urllib.error.HTTPError as e:
         if 400 <= e.code < 500 and e.code not in (408, 429):
-            raise PermanentFailure(f"HTTP {e.code}: {e.read()[:200]!r}") from None
-        raise
+            raise PermanentFailure(f"HTTP {e.code}: {redact(repr(e.read()[:200]), url)}") from None
+        raise DeliveryFailed(f"HTTP {e.code}") from None
+    except urllib.error.URLError as e:
+        raise DeliveryFailed(f"unreachable: {redact(str(e.reason), url)}") from None
+    except ValueError:  # urllib: "unknown url type: '<the url>'"
+        raise PermanentFailure("the URL is not a valid http(s) URL (see the notifier's setting)") from None
+    except OSError as e:  # a timeout or reset while reading the answer
+        raise DeliveryFailed(f"{type(e).__name__}: {redact(str(e), url)}") from None
+
+
+def redact(text: str, url: str) -> str:
+    """``text`` without ``url`` or any secret-bearing part of it (user info, path, query, fragment)."""
+    parts = urllib.parse.urlsplit(url if "//" in url else "//" + url)
+    for secret in sorted({url, parts.netloc, parts.path, parts.query, parts.fragment}, key=len, reverse=True):
+        if len(secret) > 1:
+            text = text.replace(secret, "<redacted>")
+    return text
 
 
 class DeliveryQueue:

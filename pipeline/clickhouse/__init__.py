@@ -1,6 +1,16 @@
 """ClickHouse access: one client per process (:func:`connect`) and the schema migrations."""
 
-from pipeline.clickhouse.client import ClickHouseLocked, connect, opened, release
+from pipeline.clickhouse.client import ClickHouseLocked, connect, connect_reader, opened, release
 from pipeline.clickhouse.migrations import MIGRATIONS, Migration, check_versions, migrate
 
-__all__ = ["MIGRATIONS", "ClickHouseLocked", "Migration", "check_versions", "connect", "migrate", "opened", "release"]
+__all__ = [
+    "MIGRATIONS",
+    "ClickHouseLocked",
+    "Migration",
+    "check_versions",
+    "connect",
+    "connect_reader",
+    "migrate",
+    "opened",
+    "release",
+]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -54,6 +54,21 @@ def _server_dsn(url: str, database: str) -> str:
     if parts.path.strip("/") == database:
         return urlunsplit(parts._replace(path="/"))
     return url
+
+
+def connect_reader(settings: StoreSettings, limits: Mapping[str, object]) -> Client:
+    """A second client for reads that users trigger, every query of it bounded by ``limits`` (server settings
+    such as ``max_execution_time``, ``max_result_rows``).
+
+    It is a client of its own so that a read never queues behind an insert or holds the ingest client's
+    session. chDB allows it: clients of one process on the same path share one engine and its data (each has
+    its own connection handle and session settings), and their queries run side by side. The folder lock is
+    this process's already (:func:`connect` first).
+    """
+    url = settings.clickhouse_url
+    if url.startswith("chdb://"):
+        _lock(Path(url.removeprefix("chdb://")))
+    return clickhouse_connect.get_client(dsn=url, settings=dict(limits))
 
 
 @contextmanager

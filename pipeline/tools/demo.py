@@ -128,8 +128,7 @@ def _serve(settings: Settings, console: Console) -> None:
     try:
         worker.start().wait_ready()
         console.print(
-            f"[bold]dashboards[/] at {settings.web_url}/ (portfolio), /products/<product>, "
-            "/releases - Ctrl-C to stop"
+            f"[bold]dashboards[/] at {settings.web_url}/ (portfolio), /products/<product>, /releases - Ctrl-C to stop"
         )
         while worker.alive():
             time.sleep(1)

@@ -13,11 +13,13 @@ worker when it is not. Both paths run the same reader, so they answer alike.
 from __future__ import annotations
 
 import json
+import math
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from threading import Event
 from typing import TYPE_CHECKING, Any
 
 from pipeline import clickhouse
@@ -52,8 +54,11 @@ def read(settings: Settings, name: str, params: Mapping[str, str]) -> Any:
 
 def _ask_worker(settings: Settings, name: str, params: Mapping[str, str]) -> Any:
     url = f"{settings.web_url}/api/{name}?{urllib.parse.urlencode(params)}"
+    request = urllib.request.Request(url)
+    if settings.web_token is not None:
+        request.add_header("Authorization", f"Bearer {settings.web_token.get_secret_value()}")
     try:
-        with urllib.request.urlopen(url, timeout=60) as response:
+        with urllib.request.urlopen(request, timeout=60) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")[:500]
@@ -74,17 +79,29 @@ def api_pages(settings: Settings, readers: Mapping[str, Reader] = READERS) -> li
     """The worker's ``/api/{name}`` routes, one per reader."""
     from consumers.extensions import Page, Reply
 
-    def page(reader: Reader) -> Callable[[Client, Mapping[str, str], Mapping[str, str]], Reply]:
-        def render(client: Client, _: Mapping[str, str], query: Mapping[str, str]) -> Reply:
+    def page(reader: Reader) -> Callable[[Client, Mapping[str, str], Mapping[str, str], Event], Reply]:
+        def render(client: Client, _: Mapping[str, str], query: Mapping[str, str], cancel: Event) -> Reply:
             try:
-                body = json.dumps(reader(client, settings, query), default=str, allow_nan=True)
-            except (PulseError, ValueError, KeyError) as exc:
-                return Reply(400, "application/json", json.dumps({"error": str(exc)}))
+                body = json.dumps(json_safe(reader(client, settings, query, cancel)), default=str, allow_nan=False)
+            except (PulseError, ValueError, KeyError, OverflowError) as exc:  # a bad parameter: the client's to fix
+                return Reply(400, "application/json", json.dumps({"error": str(exc) or type(exc).__name__}))
             return Reply(200, "application/json", body)
 
         return render
 
     return [Page(f"/api/{name}", page(reader)) for name, reader in readers.items()]
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None: JSON has no NaN, and a bare ``NaN`` makes
+    the answer unreadable to every strict parser (browsers, ``jq``)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def dashboard_pages(settings: Settings) -> list[Page]:
@@ -96,8 +113,8 @@ def dashboard_pages(settings: Settings) -> list[Page]:
 
     def page(
         path_of: Callable[[Mapping[str, str]], str],
-    ) -> Callable[[Client, Mapping[str, str], Mapping[str, str]], Reply]:
-        def render(client: Client, params: Mapping[str, str], query: Mapping[str, str]) -> Reply:
+    ) -> Callable[[Client, Mapping[str, str], Mapping[str, str], Event], Reply]:
+        def render(client: Client, params: Mapping[str, str], query: Mapping[str, str], _: Event) -> Reply:
             now = datetime.now(UTC)
             return Reply(*render_page(path_of(params), query, client, settings.clickhouse_database, now))
 

@@ -8,21 +8,38 @@ they travel in a query string; :data:`READERS` names each one by its API path.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from threading import Event
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pipeline import catalog
+from pipeline.errors import PulseError
 from pipeline.settings import Settings
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
-# What a read computes from the store and its string parameters; the result is JSON-serialisable.
-Reader = Callable[["Client", Settings, Mapping[str, str]], Any]
+
+class Reader(Protocol):
+    """What a read computes from the store and its string parameters; the result is JSON-serialisable.
+
+    ``cancel``, when given, is set once nobody waits for the answer any more (the worker's read API sets it on
+    a timeout, a client that left, or shutdown): a reader that loops checks it and raises :class:`ReadCancelled`.
+    """
+
+    def __call__(
+        self, client: Client, settings: Settings, params: Mapping[str, str], cancel: Event | None = None
+    ) -> Any: ...
 
 
-def metrics_query(client: Client, settings: Settings, params: Mapping[str, str]) -> dict[str, Any]:
+class ReadCancelled(PulseError):
+    """Nobody waits for this read any more; it stopped between two steps."""
+
+
+def metrics_query(
+    client: Client, settings: Settings, params: Mapping[str, str], cancel: Event | None = None
+) -> dict[str, Any]:
     """``names`` (comma-separated), ``since`` (7d), ``step``, ``by`` (comma-separated), ``product``, ``version``."""
     names = [n for n in params.get("names", "").split(",") if n]
     if not names:
@@ -33,24 +50,33 @@ def metrics_query(client: Client, settings: Settings, params: Mapping[str, str])
         client,
         settings.clickhouse_database,
         names,
-        datetime.now(UTC) - catalog.parse_since(params.get("since", "7d")),
+        _before(datetime.now(UTC), params.get("since", "7d"), "since"),
         product=params.get("product") or None,
         version=params.get("version") or None,
         by=by,  # type: ignore[arg-type]
-        step_s=int(catalog.parse_since(step).total_seconds()) if step else None,
+        step_s=int(_duration(step, "step").total_seconds()) if step else None,
     )
     return {"columns": columns, "rows": [list(r) for r in rows]}
 
 
-def alerts_status(client: Client, settings: Settings, params: Mapping[str, str]) -> list[dict[str, Any]]:
+def alerts_status(
+    client: Client, settings: Settings, params: Mapping[str, str], cancel: Event | None = None
+) -> list[dict[str, Any]]:
     """Pending and firing alerts as last evaluated."""
     from alerts.statestore import status
 
     return status(client, settings.clickhouse_database)
 
 
-def alerts_backtest(client: Client, settings: Settings, params: Mapping[str, str]) -> list[dict[str, Any]]:
-    """``since`` (7d), ``until`` (now), ``step`` (1h): every transition the rules would have made."""
+def alerts_backtest(
+    client: Client, settings: Settings, params: Mapping[str, str], cancel: Event | None = None
+) -> list[dict[str, Any]]:
+    """``since`` (7d), ``until`` (now), ``step`` (1h): every transition the rules would have made.
+
+    Bounded, since anybody on the web port may ask: at most ``web_backtest_max_days`` of window and
+    ``web_backtest_max_steps`` steps (a ValueError naming the limit, a 400 from the API), and it stops
+    between steps once ``cancel`` is set.
+    """
     from alerts.backtest import backtest
     from alerts.rules import rules_paths
 
@@ -58,16 +84,35 @@ def alerts_backtest(client: Client, settings: Settings, params: Mapping[str, str
     since = (
         parse_time(params["since"])
         if "T" in params.get("since", "")
-        else until - catalog.parse_since(params.get("since", "7d"))
+        else _before(until, params.get("since", "7d"), "since")
     )
-    step = catalog.parse_since(params.get("step", "1h"))
+    step = _duration(params.get("step", "1h"), "step")
+    window = until - since
+    if window.total_seconds() > settings.web_backtest_max_days * 86_400:
+        raise ValueError(
+            f"backtest window of {window.total_seconds() / 86_400:.1f} days is over the limit of "
+            f"{settings.web_backtest_max_days} days (PULSE_WEB_BACKTEST_MAX_DAYS)"
+        )
+    steps = int(window / step) + 1 if window.total_seconds() >= 0 else 0
+    if steps > settings.web_backtest_max_steps:
+        raise ValueError(
+            f"backtest of {steps} steps is over the limit of {settings.web_backtest_max_steps} steps "
+            "((until - since) / step; PULSE_WEB_BACKTEST_MAX_STEPS): give a larger step or a shorter window"
+        )
+
+    def check(done: int, total: int) -> None:
+        if cancel is not None and cancel.is_set():
+            raise ReadCancelled(f"backtest cancelled after {done} of {total} steps")
+
     return backtest(
         client, settings.clickhouse_database, rules_paths(settings), since, until, step,
-        interval_s=settings.alert_eval_interval_s,
+        interval_s=settings.alert_eval_interval_s, progress=check,
     )  # fmt: skip
 
 
-def scorecard(client: Client, settings: Settings, params: Mapping[str, str]) -> list[dict[str, Any]]:
+def scorecard(
+    client: Client, settings: Settings, params: Mapping[str, str], cancel: Event | None = None
+) -> list[dict[str, Any]]:
     """Every product's dimension scores now, the redesign-candidate flag and its evidence."""
     from alerts.scorecard import compute_scorecards
 
@@ -75,12 +120,30 @@ def scorecard(client: Client, settings: Settings, params: Mapping[str, str]) -> 
     return [card.to_json() for card in compute_scorecards(client, settings.clickhouse_database, at)]
 
 
-def release_verdicts(client: Client, settings: Settings, params: Mapping[str, str]) -> list[dict[str, Any]]:
+def release_verdicts(
+    client: Client, settings: Settings, params: Mapping[str, str], cancel: Event | None = None
+) -> list[dict[str, Any]]:
     """Recent releases against their predecessors, one row per signal."""
     from alerts.regression import release_verdicts as verdicts
 
     at = parse_time(params["at"]) if params.get("at") else datetime.now(UTC)
     return [v.to_json() for v in verdicts(client, settings.clickhouse_database, at)]
+
+
+def _duration(text: str, name: str) -> timedelta:
+    """A duration parameter (``7d``); one beyond what a date can hold is a ValueError naming it, not a 500."""
+    try:
+        return catalog.parse_since(text)
+    except OverflowError:
+        raise ValueError(f"{name}: {text!r} is too long a duration") from None
+
+
+def _before(at: datetime, text: str, name: str) -> datetime:
+    """``at`` minus the duration parameter ``text``; a ValueError naming it when that lies before year 1."""
+    try:
+        return at - _duration(text, name)
+    except OverflowError:
+        raise ValueError(f"{name}: {text!r} reaches back before the calendar begins") from None
 
 
 def parse_time(text: str) -> datetime:
