@@ -17,8 +17,9 @@ at another event time (backfills, replays, tests) Alertmanager, which judges
 by its own clock, would otherwise see a firing alert as expired or a resolved
 one as still firing.
 Signal sources are called with ``store=True`` by the live evaluator (they
-persist their scorecards and verdicts); the backtest (:mod:`alerts.backtest`)
-calls them with ``store=False``.
+read the health job's stored verdicts and scorecards, :mod:`alerts.health`,
+or compute and store them when there are none); the backtest
+(:mod:`alerts.backtest`) calls them with ``store=False`` and computes.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from alerts.notify.alertmanager import AlertmanagerNotifier
 from alerts.notify.message import Notification, Notifier, generator_url
 from alerts.notify.webhook import WebhookNotifier
 from alerts.rules import RuleSet, load_rules, rules_paths
-from alerts.sources import SignalFn, StoreSource
+from alerts.sources import SignalFn, StoreSource, default_signals
 from alerts.statemachine import Alert, Transition, advance, due
 from pipeline.settings import AlertSettings, Settings
 from pipeline.telemetry import (
@@ -239,6 +240,8 @@ def build_notifiers(settings: AlertSettings) -> list[Notifier]:
 def build_evaluator(settings: Settings, *, signals: Mapping[str, SignalFn] | None = None) -> Evaluator:
     """The evaluator for these settings (its alert, store and web sections); raises RuleFileError on a bad rule file."""
     rules = load_rules(rules_paths(settings))
+    if signals is None:  # the health job's stored results count while two of its runs old
+        signals = default_signals(timedelta(seconds=2 * settings.health_interval_s))
     return Evaluator(
         rules,
         database=settings.clickhouse_database,

@@ -121,6 +121,25 @@ class Verdict:
     share: float = math.nan  # the new version's share of the product's traffic in its last hours
     details: dict[str, Any] = field(default_factory=dict)
 
+    @staticmethod
+    def from_stored(row: Sequence[Any]) -> Verdict:
+        """A verdict from a ``release_verdicts`` row (its columns in ``_COLUMNS`` order, ``at`` first)."""
+        (_, product, version, baseline_version, released_at, bake_s, signal, cv, bv, test, p, verdict, severe,
+         evidence) = row  # fmt: skip
+        e = json.loads(evidence)
+        known = {"candidate_volume", "baseline_volume", "baseline_window", "ratio", "ratio_bounds", "comparison",
+                 "arrival", "baseline_mix", "candidate_share", "sentence"}  # fmt: skip
+        lo, hi = e.get("ratio_bounds") or [None, None]
+        return Verdict(
+            product, version, baseline_version, _aware(released_at), int(bake_s), signal, float(cv), float(bv),
+            int(e.get("candidate_volume", 0)), int(e.get("baseline_volume", 0)), test, float(p), verdict,
+            bool(severe), e.get("baseline_window", "/"), e.get("comparison", "before/after"),
+            e.get("arrival", "announced"), tuple((m["version"], float(m["share"])) for m in e.get("baseline_mix", [])),
+            (0.0 if lo is None else float(lo), math.inf if hi is None else float(hi)),
+            math.nan if e.get("candidate_share") is None else float(e["candidate_share"]),
+            {k: v for k, v in e.items() if k not in known},
+        )  # fmt: skip
+
     def sentence(self) -> str:
         """The verdict in words, with the numbers: what on-call and PMs read."""
         unit, fmt = ("ms", "{:.0f}") if self.signal == "latency" else ("", "{:.2%}")

@@ -34,18 +34,26 @@ class SampleSource(Protocol):
     def samples(self, rule: LoadedRule, now: datetime) -> list[Sample]: ...
 
 
-def default_signals() -> dict[str, SignalFn]:
-    """The signal registry. The sources are imported when called, so this package imports without them."""
+def default_signals(max_age: timedelta = timedelta(minutes=10)) -> dict[str, SignalFn]:
+    """The signal registry. The sources are imported when called, so this package imports without them.
+
+    A live evaluation (``store=True``) reads the health job's newest stored results younger than ``max_age``
+    (:mod:`alerts.health`), and computes and stores them only when there are none; the backtest computes.
+    """
 
     def release_regression(client: Client, database: str, now: datetime, *, store: bool = False) -> list[Sample]:
+        from alerts.health import stored_release_samples
         from alerts.regression import regression_samples
 
-        return list(regression_samples(client, database, now, store=store))
+        stored = stored_release_samples(client, database, now, max_age) if store else None
+        return stored if stored is not None else list(regression_samples(client, database, now, store=store))
 
     def redesign_candidate(client: Client, database: str, now: datetime, *, store: bool = False) -> list[Sample]:
+        from alerts.health import stored_redesign_samples
         from alerts.scorecard import redesign_samples
 
-        return list(redesign_samples(client, database, now, store=store))
+        stored = stored_redesign_samples(client, database, now, max_age) if store else None
+        return stored if stored is not None else list(redesign_samples(client, database, now, store=store))
 
     return {"release_regression": release_regression, "redesign_candidate": redesign_candidate}
 

@@ -283,6 +283,9 @@ class AlertSettings(BaseModel):
         60.0, gt=0, description="how often the evaluator runs a rule group that sets no interval of its own"
     )
     alert_resend_delay_s: float = Field(60.0, gt=0, description="re-send a firing alert to Alertmanager this often")
+    health_interval_s: float = Field(
+        300.0, gt=0, description="how often the leader computes and stores release verdicts and scorecards"
+    )
     alertmanager_url: str | None = Field(None, description="Alertmanager base URL, e.g. http://127.0.0.1:9093")
     alert_webhook_url: SecretStr | None = Field(
         None, description="generic webhook that receives every notification as JSON (may carry a token)"

@@ -1,7 +1,7 @@
 """``pulse alerts run``: the evaluator a worker runs as a leader-only timer, for a store no worker holds.
 
 :func:`run_evaluations` opens the store, applies the migrations, and
-evaluates the rules once (``once``, or at a given time) or every
+runs the health job (:mod:`alerts.health`) and evaluates the rules once (``once``, or at a given time) or every
 ``PULSE_ALERT_EVAL_INTERVAL_S`` until interrupted; each report goes to the
 caller's ``show`` as it is made, so the CLI prints it at once. The notifiers'
 queues are flushed (bounded) on the way out, whatever happens.
@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 from alerts.evaluator import EvaluationReport, build_evaluator
+from alerts.health import HealthJob
 from pipeline import clickhouse
 from pipeline.settings import Settings
 from pipeline.usecases import schema
@@ -33,6 +34,7 @@ def run_evaluations(
         with clickhouse.opened(settings) as client:
             schema.migrate(client, settings)
             while True:
+                HealthJob(settings.clickhouse_database).run(client, when)
                 report = evaluator.evaluate(client, when)
                 show(report)
                 if once or when is not None:
