@@ -136,6 +136,8 @@ def _duration(text: str, name: str) -> timedelta:
         return catalog.parse_since(text)
     except OverflowError:
         raise ValueError(f"{name}: {text!r} is too long a duration") from None
+    except ValueError as exc:  # the grammar's own message, named for the parameter
+        raise ValueError(f"{name}: {exc}") from None
 
 
 def _before(at: datetime, text: str, name: str) -> datetime:
