@@ -78,11 +78,14 @@ class MinVolume(_Strict):
     """Below ``min`` of ``metric`` in ``window`` (default: the rule's window) a series is *nodata*.
 
     Without ``metric`` the source's own volume counts (signals: e.g. the new version's sessions).
+    ``widen_to``: a series short of ``min`` is read again over a window four times as long, and again,
+    up to ``widen_to`` - so a low-traffic product is judged on a longer window instead of never.
     """
 
     metric: str | None = None
     min: float = Field(ge=0)
     window: Seconds | None = None
+    widen_to: Seconds | None = None
 
 
 class BurnRate(_Strict):
@@ -299,6 +302,11 @@ def rule_problems(rule: Rule) -> list[tuple[str, str]]:
                         out.append(("min_volume.metric", f"{mv.metric!r} cannot be grouped by {key!r}"))
         elif rule.signal is None:
             out.append(("min_volume.metric", "a metric or burn_rate rule names the volume metric, e.g. sessions"))
+        if mv.widen_to is not None:
+            if rule.kind != "metric" or mv.metric is None:
+                out.append(("min_volume.widen_to", "only a metric rule with a min_volume.metric can widen its window"))
+            elif mv.widen_to <= (mv.window or rule.window_s):
+                out.append(("min_volume.widen_to", "must be longer than the window it widens"))
     if rule.for_ < 0 or rule.keep_firing_for < 0:
         out.append(("for", "durations must not be negative"))
     for key, value in rule.labels.items():

@@ -132,6 +132,29 @@ class StoreSource:
         values = {k: v[0] for k, v in self._query([metric], by, now, window_s).items()}
         return values, {k: v[0] for k, v in self._query([mv.metric], by, now, mv.window or window_s).items()}
 
+    def _widen(
+        self, rule: Rule, metric: str, now: datetime, values: dict[tuple, float], volumes: dict[tuple, float] | None
+    ) -> dict[tuple, float]:
+        """Series short of the minimum volume read again over 4x the window, up to ``widen_to`` (in place).
+
+        Returns the window each widened series was read over; a series with no traffic at all in the
+        rule's window comes in from the wider one.
+        """
+        mv = rule.min_volume
+        if mv is None or mv.widen_to is None or mv.metric is None or volumes is None:
+            return {}
+        used: dict[tuple, float] = {}
+        window = mv.window or rule.window_s
+        while window < mv.widen_to:
+            window = min(window * 4, mv.widen_to)
+            got = self._query([metric, mv.metric], rule.group_by, now, window)
+            short = [k for k, v in got.items() if not volumes.get(k, math.nan) >= mv.min]
+            if not short:
+                break
+            for k in short:
+                values[k], volumes[k], used[k] = got[k][0], got[k][1], window
+        return used
+
     def samples(self, rule: LoadedRule, now: datetime) -> list[Sample]:
         r = rule.rule
         by = r.group_by
@@ -142,11 +165,13 @@ class StoreSource:
             return list(fn(self.client, self.database, now, store=self.store_signals))
         if r.metric is not None:
             values, volumes = self._with_volume(r, r.metric, now, r.window_s)
+            windows = self._widen(r, r.metric, now, values, volumes)
             return [
                 Sample(
                     dict(zip(by, k, strict=True)),
                     values[k],
                     math.inf if volumes is None else volumes.get(k, math.nan),
+                    {"window_s": windows[k]} if k in windows else {},
                 )
                 for k in sorted(values)
             ]

@@ -135,7 +135,22 @@ def cmd_alerts_check(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr)
     if not problems:
         print(f"OK: {', '.join(map(str, paths))}")
+    if args.against_store and not problems:
+        from pipeline.usecases import nodata
+
+        for w in nodata.read(_settings(args), "alerts/volumes", {"since": args.since}):
+            series = ",".join(f"{k}={v}" for k, v in w["series"].items())
+            print(f"warning: {w['alert']} can never fire for {series}: at most {w['most_seen']:g} "
+                  f"{w['volume_metric']} in any {_span(w['window_s'])} of the last {args.since}, its min_volume is "
+                  f"{w['min']:g} (lower it, or add min_volume.widen_to)", file=sys.stderr)  # fmt: skip
     return 1 if problems else 0
+
+
+def _span(seconds: float) -> str:
+    for unit, n in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= n and seconds % n == 0:
+            return f"{int(seconds // n)}{unit}"
+    return f"{seconds:g}s"
 
 
 def cmd_alerts_test(args: argparse.Namespace) -> int:
@@ -480,6 +495,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = alerts.add_parser("check", help="validate rule files (errors name file, group, rule and field)")
     _common(p)
     p.add_argument("files", nargs="*", help="rule files or folders (default: PULSE_ALERT_RULES_DIR or the shipped set)")
+    p.add_argument("--against-store", action="store_true",
+                   help="also warn, per product, when a rule's min_volume is more than the product ever had in "
+                   "the rule's window (the rule could never fire for it)")  # fmt: skip
+    p.add_argument("--since", default="7d", help="how far back --against-store looks (default 7d)")
     p.set_defaults(fn=cmd_alerts_check)
     p = alerts.add_parser(
         "test",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from threading import Event
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from pipeline import catalog
 from pipeline.errors import PulseError
@@ -19,6 +19,8 @@ from pipeline.settings import Settings
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
+
+    from pipeline.catalog.metrics import GroupKey
 
 
 class Reader(Protocol):
@@ -156,7 +158,40 @@ def parse_time(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
+def rule_volumes(
+    client: Client, settings: Settings, params: Mapping[str, str], cancel: Event | None = None
+) -> list[dict[str, Any]]:
+    """Rules that could never fire for a product at its observed volume: ``pulse alerts check --against-store``.
+
+    For every rule with a ``min_volume`` metric, the most that metric reached in any window as long as the
+    rule's longest (``widen_to``, else its volume window) over the last ``since`` (7d), per series, in
+    windows aligned to that length; a series whose most stays below ``min`` is reported.
+    """
+    from alerts.rules import load_rules, rules_paths
+
+    since = _before(datetime.now(UTC), params.get("since", "7d"), "since")
+    out: list[dict[str, Any]] = []
+    for loaded in load_rules(rules_paths(settings)).rules:
+        rule, mv = loaded.rule, loaded.rule.min_volume
+        if mv is None or mv.metric is None or rule.kind == "signal":
+            continue
+        window = mv.widen_to or mv.window or rule.window_s
+        by = cast("tuple[GroupKey, ...]", rule.group_by)
+        _, rows = catalog.query(client, settings.clickhouse_database, [mv.metric], since, by=by, step_s=int(window))
+        most: dict[tuple[str, ...], float] = {}
+        for row in rows:
+            key, value = tuple(str(k) for k in row[1:-1]), row[-1]
+            most[key] = max(most.get(key, 0.0), float(value or 0.0))
+        for key, peak in sorted(most.items()):
+            if peak < mv.min:
+                series = dict(zip(rule.group_by, key, strict=True))
+                out.append({"alert": rule.alert, "series": series, "volume_metric": mv.metric, "window_s": window,
+                            "most_seen": peak, "min": mv.min})  # fmt: skip
+    return out
+
+
 READERS: dict[str, Reader] = {
+    "alerts/volumes": rule_volumes,
     "metrics/query": metrics_query,
     "alerts/status": alerts_status,
     "alerts/backtest": alerts_backtest,

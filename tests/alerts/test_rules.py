@@ -79,6 +79,7 @@ def test_a_good_file_loads_with_its_rules(tmp_path: Path) -> None:
         ({"by": "[product, platform]"}, "by", "cannot group by 'platform'"),
         ({"resolve_threshold": "0.09"}, "resolve_threshold", "at or below the threshold"),
         ({"op": "=="}, "op", "Input should be"),
+        ({"min_volume": "{metric: sessions, min: 10, widen_to: 30m}"}, "min_volume.widen_to", "longer than the window"),
     ],
 )
 def test_bad_rules_are_rejected_naming_file_group_rule_and_field(
