@@ -51,7 +51,12 @@ class HealthJob:
 
 
 def _latest(client: Client, table: str, now: datetime, max_age: timedelta) -> tuple[str, dict[str, Any]]:
-    """A WHERE clause selecting the newest stored run in ``(now - max_age, now]``, and its parameters."""
+    """A WHERE clause selecting the newest stored run in ``(now - max_age, now]``, and its parameters.
+
+    Read without FINAL: the tables keep the newest ``at`` per release (or product), so a run at a later
+    time - a replay, ``pulse alerts run --at`` - would hide the run asked for; its rows stay readable until
+    a merge drops them, and then no run is found and the caller computes.
+    """
     params = {"now": now, "oldest": now - max_age}
     at = client.query(
         f"SELECT max(at), count() FROM {table} WHERE at <= {{now:DateTime64(3)}} AND at > {{oldest:DateTime64(3)}}",
@@ -70,9 +75,10 @@ def stored_release_samples(client: Client, database: str, now: datetime, max_age
     if not where:
         return None
     rows = client.query(
-        f"SELECT {', '.join(_COLUMNS)} FROM {database}.release_verdicts FINAL WHERE {where}", parameters=params
+        f"SELECT {', '.join(_COLUMNS)} FROM {database}.release_verdicts WHERE {where}", parameters=params
     ).result_rows
-    return samples([Verdict.from_stored(r) for r in rows])
+    latest = {(r[1], r[2], r[6]): r for r in rows}  # one run's rows, whether or not a later run replaced them
+    return samples([Verdict.from_stored(r) for r in latest.values()])
 
 
 def stored_redesign_samples(client: Client, database: str, now: datetime, max_age: timedelta) -> list[Sample] | None:
@@ -81,12 +87,12 @@ def stored_redesign_samples(client: Client, database: str, now: datetime, max_ag
     if not where:
         return None
     rows = client.query(
-        f"SELECT product, redesign_candidate, evidence FROM {database}.product_scorecards FINAL "
+        f"SELECT product, redesign_candidate, evidence FROM {database}.product_scorecards "
         f"WHERE {where} AND dimension = 'composite'",
         parameters=params,
     ).result_rows
     out = []
-    for product, candidate, evidence in rows:
+    for product, candidate, evidence in {r[0]: r for r in rows}.values():
         card = json.loads(evidence)
         dims = card.get("dimensions", {})
         out.append(Sample(

@@ -19,7 +19,11 @@ served just before; the label names the largest one and the evidence the mix.
   bake (up to ``max_bake``) against the predecessor mix over the
   ``baseline_days`` whole days before the arrival. Whole days keep the hours
   of the day balanced in the baseline; a week of it makes the baseline's
-  count large, so the new version's few hours carry the uncertainty.
+  count large, so the new version's few hours carry the uncertainty. Latency
+  compares its first ``latency_bake_h`` (24) hours with as many just before
+  instead: it drifts by itself (load, data growth), and a longer distance
+  would blame a release for a creep (tests/decisions/scenarios/drift.yaml);
+  requests are plentiful, so the short windows cost little power.
 
 **Tests** (:mod:`alerts.sequential`): always-valid mixture SPRTs, so the
 verdict can be looked at every evaluation interval without inflating false
@@ -90,6 +94,7 @@ class RegressionConfig(BaseModel):
     severe_latency_ratio: float = Field(1.2, ge=1)  # lower confidence bound of the p95 ratio that pages
     canary_share: float = Field(0.9, gt=0, le=1)  # below this share of recent traffic, old and new serve together
     canary_recent_h: int = Field(6, ge=1)
+    latency_bake_h: int = Field(24, ge=1)  # before/after latency: the first day against the day before
 
 
 # ---------------------------------------------------------------------------------------------- results
@@ -225,6 +230,8 @@ class Sides:
     bake_h: int
     share: float
     mix: tuple[tuple[str, float], ...]
+    latency_baseline: Window | None = None  # before/after: latency's own, shorter sides (None: the rates')
+    latency_candidate: Window | None = None
 
 
 def choose_sides(traffic: ProductTraffic, arrival: Arrival, now_h: int, cfg: RegressionConfig) -> Sides:
@@ -245,7 +252,13 @@ def choose_sides(traffic: ProductTraffic, arrival: Arrival, now_h: int, cfg: Reg
     }  # fmt: skip
     total = sum(shares.values())
     mix = tuple((v, n / total) for v, n in sorted(shares.items(), key=lambda kv: -kv[1]) if n > 0 and n / total >= 0.01)
-    return Sides(cand, base, "canary" if canary else "before/after", (max(lo, 0), hi), end - a, share, mix)
+    latency_cand = latency_base = None
+    if not canary:  # latency drifts by itself: its first day against the day just before, not the week
+        lend = min(end, a + cfg.latency_bake_h)
+        latency_cand = mine.window(a, lend)
+        latency_base = traffic.total.window(a - cfg.latency_bake_h, a).minus(mine.window(a - cfg.latency_bake_h, a))
+    return Sides(cand, base, "canary" if canary else "before/after", (max(lo, 0), hi), end - a, share, mix,
+                 latency_base, latency_cand)  # fmt: skip
 
 
 def _rate(x: int, n: int) -> float:
@@ -290,6 +303,8 @@ def judge_sides(sides: Sides, bucket0: int, cfg: RegressionConfig) -> dict[str, 
         verdict = "regression" if severe else _verdict(up, down, bar)
         out[signal] = _result(v1, v0, n1, n0, verdict, severe, p_value(max(up, down) - math.log(2)),
                               counts=(x1, n1, x0, n0), severe_ratio=rho0)  # fmt: skip
+    b = sides.latency_baseline or b
+    c = sides.latency_candidate or c
     n1, n0 = c.requests, b.requests
     p1, _ = quantile(c.latency, bucket0, TAIL_Q)
     p0v, b95 = quantile(b.latency, bucket0, TAIL_Q)
