@@ -218,7 +218,8 @@ class LoadedRule:
         self, labels: Mapping[str, str], value: float, volume: float, evidence: Mapping[str, Any] | None = None
     ) -> dict[str, str]:
         variables = self.variables(labels, value, volume, evidence)
-        return {k: t.render(variables) for k, t in self.templates.items()}
+        # Stripped: a field the sample does not carry renders empty and must not leave a dangling space.
+        return {k: t.render(variables).strip() for k, t in self.templates.items()}
 
 
 @dataclass(frozen=True)
