@@ -137,8 +137,8 @@ def test_webhook_body_and_secret_url(receiver: Receiver) -> None:
     n.close(5)
     ((path, body),) = receiver.bodies
     assert path == "/hook?token=t0ps3cret"
-    assert body["status"] == "resolved" and body["sender"] == "productpulse"
-    assert body["alerts"][0]["status"] == "resolved" and body["alerts"][0]["fingerprint"] == "abc"
+    assert body["status"] == "resolved" and body["version"] == "4" and body["receiver"] == "productpulse"
+    assert body["alerts"][0]["status"] == "resolved" and len(body["alerts"][0]["fingerprint"]) == 16
     assert body["alerts"][0]["labels"]["product"] == "search"
 
 
