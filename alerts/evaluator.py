@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from alerts import statestore
-from alerts.notify.alertmanager import AlertmanagerNotifier
+from alerts.notify.alertmanager import alertmanager_notifiers
 from alerts.notify.message import Notification, Notifier, generator_url
 from alerts.notify.webhook import WebhookNotifier
 from alerts.rules import RuleSet, load_rules, rules_paths
@@ -227,13 +227,12 @@ class Evaluator:
 
 
 def build_notifiers(settings: AlertSettings, *, external_url: str = "") -> list[Notifier]:
-    """The notifiers these settings configure: Alertmanager, a webhook, both or none.
+    """The notifiers these settings configure: one per Alertmanager, a webhook, both or none.
 
     ``external_url`` is the webhook body's ``externalURL``: where its reader finds us (the dashboard).
     """
     out: list[Notifier] = []
-    if settings.alertmanager_url:
-        out.append(AlertmanagerNotifier(settings.alertmanager_url))
+    out += alertmanager_notifiers(settings.alertmanager_urls)
     if settings.alert_webhook_url is not None:
         out.append(WebhookNotifier(settings.alert_webhook_url, external_url=external_url))
     return out

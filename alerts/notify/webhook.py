@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from alerts.notify.delivery import DeliveryQueue, post_json
+from alerts.notify.delivery import DeliveryQueue, post_json, target_of
 from alerts.notify.message import Notification, rfc3339
 
 VERSION = "4"
@@ -125,7 +125,13 @@ class WebhookNotifier:
         self.external_url = external_url
         self.max_alerts = max_alerts
         self.timeout_s = timeout_s
-        self._queue = DeliveryQueue(self.name, self._post, attempts=attempts, backoff_s=backoff_s)
+        self._queue = DeliveryQueue(
+            self.name,
+            self._post,
+            target=target_of(self._url.get_secret_value()),
+            attempts=attempts,
+            backoff_s=backoff_s,
+        )
 
     def _post(self, body: dict[str, Any]) -> None:
         post_json(self._url.get_secret_value(), json.dumps(body).encode(), self.timeout_s)

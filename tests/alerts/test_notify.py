@@ -107,8 +107,17 @@ def note(status: str = "firing", product: str = "search") -> Notification:
     )  # fmt: skip
 
 
-def count(notifier: str, result: str) -> float:
-    return NOTIFICATIONS.labels(notifier, result)._value.get()
+def count(notifier: str, result: str, target: str | None = None) -> float:
+    """Deliveries counted for ``notifier`` with ``result``, at ``target`` or summed over every target."""
+    return sum(
+        s.value
+        for metric in NOTIFICATIONS.collect()
+        for s in metric.samples
+        if s.name.endswith("_total")
+        and s.labels["notifier"] == notifier
+        and s.labels["result"] == result
+        and (target is None or s.labels["target"] == target)
+    )
 
 
 def test_alertmanager_payload_is_api_v2(receiver: Receiver) -> None:
