@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from alerts import statestore
-from alerts.notify.alertmanager import AlertmanagerNotifier
+from alerts.notify.alertmanager import alertmanager_notifiers
 from alerts.notify.message import Notification, Notifier, generator_url
 from alerts.notify.webhook import WebhookNotifier
 from alerts.rules import RuleSet, load_rules, rules_paths
@@ -227,13 +227,15 @@ class Evaluator:
             notifier.close(max(0.0, deadline - time.monotonic()))
 
 
-def build_notifiers(settings: AlertSettings) -> list[Notifier]:
-    """The notifiers these settings configure: Alertmanager, a webhook, both or none."""
+def build_notifiers(settings: AlertSettings, *, external_url: str = "") -> list[Notifier]:
+    """The notifiers these settings configure: one per Alertmanager, a webhook, both or none.
+
+    ``external_url`` is the webhook body's ``externalURL``: where its reader finds us (the dashboard).
+    """
     out: list[Notifier] = []
-    if settings.alertmanager_url:
-        out.append(AlertmanagerNotifier(settings.alertmanager_url))
+    out += alertmanager_notifiers(settings.alertmanager_urls)
     if settings.alert_webhook_url is not None:
-        out.append(WebhookNotifier(settings.alert_webhook_url))
+        out.append(WebhookNotifier(settings.alert_webhook_url, external_url=external_url))
     return out
 
 
@@ -247,7 +249,7 @@ def build_evaluator(settings: Settings, *, signals: Mapping[str, SignalFn] | Non
         database=settings.clickhouse_database,
         interval_s=settings.alert_eval_interval_s,
         resend_delay_s=settings.alert_resend_delay_s,
-        notifiers=build_notifiers(settings),
+        notifiers=build_notifiers(settings, external_url=settings.grafana_url or settings.dashboard_base_url),
         dashboard_url=settings.dashboard_base_url,
         grafana_url=settings.grafana_url,
         signals=signals,

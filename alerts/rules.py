@@ -38,7 +38,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from alerts.durations import format_duration, parse_duration
 from alerts.errors import RuleFileError
-from alerts.template import Template, TemplateError, compile_template
+from alerts.template import Scope, Template, TemplateError, compile_template, template_values
 from pipeline import catalog
 from pipeline.catalog.metrics import SOURCES
 from pipeline.settings import AlertSettings
@@ -52,6 +52,17 @@ SIGNAL_LABELS: dict[str, tuple[str, ...]] = {
     "release_regression": ("product", "version", "baseline_version"),
     "redesign_candidate": ("product",),
 }
+# The evidence fields each source's samples carry, what ``$evidence.<field>`` may name (alerts/regression.py
+# ``samples()``, alerts/scorecard.py ``sample()``, alerts/sources.py ``burn_sample()``; a test holds them to the
+# real samples). Metric rules carry none. A field a source does not fill (yet) renders empty.
+EVIDENCE_FIELDS: dict[str, tuple[str, ...]] = {
+    "release_regression": (
+        "released_at", "bake_s", "baseline_window", "comparison", "arrival", "severe_signals", "sentences", "signals",
+    ),
+    "redesign_candidate": ("dimensions_below_floor", "composite", "scores", "evidence", "sentences"),
+    "burn_rate": ("metric", "objective", "burn_long", "burn_short", "ratio_long", "ratio_short", "factor"),
+    "metric": (),
+}  # fmt: skip
 SEVERITIES = ("page", "ticket", "info")
 AUDIENCES = ("oncall", "pm")
 # What every annotation may use besides the series' and the rule's labels.
@@ -185,9 +196,12 @@ class LoadedRule:
     def name(self) -> str:
         return self.rule.alert
 
-    def variables(self, labels: Mapping[str, str], value: float, volume: float) -> dict[str, object]:
+    def variables(
+        self, labels: Mapping[str, str], value: float, volume: float, evidence: Mapping[str, Any] | None = None
+    ) -> dict[str, object]:
+        """What templates render from: our flat names, and Prometheus' ``$labels``, ``$value``, ``$evidence``."""
         r = self.rule
-        return {
+        flat = {
             "alertname": r.alert,
             "threshold": r.limit,
             "resolve_threshold": r.resolve_threshold if r.resolve_threshold is not None else r.limit,
@@ -200,10 +214,15 @@ class LoadedRule:
             "value": value,
             "volume": volume,
         }
+        series = {**r.labels, **labels, "alertname": r.alert}
+        return template_values(flat, series, value, evidence or {})
 
-    def render(self, labels: Mapping[str, str], value: float, volume: float) -> dict[str, str]:
-        variables = self.variables(labels, value, volume)
-        return {k: t.render(variables) for k, t in self.templates.items()}
+    def render(
+        self, labels: Mapping[str, str], value: float, volume: float, evidence: Mapping[str, Any] | None = None
+    ) -> dict[str, str]:
+        variables = self.variables(labels, value, volume, evidence)
+        # Stripped: a field the sample does not carry renders empty and must not leave a dangling space.
+        return {k: t.render(variables).strip() for k, t in self.templates.items()}
 
 
 @dataclass(frozen=True)
@@ -329,13 +348,23 @@ def rule_problems(rule: Rule) -> list[tuple[str, str]]:
     return out
 
 
+def template_scope(rule: Rule) -> Scope:
+    """What this rule's annotations may name: variables, ``$labels`` (series, rule labels, alertname), evidence."""
+    labels = frozenset(rule.group_by) | frozenset(rule.labels) | {"alertname"}
+    return Scope(
+        variables=frozenset(BUILTIN_VARIABLES) | frozenset(rule.group_by) | frozenset(rule.labels),
+        labels=labels,
+        evidence=frozenset(EVIDENCE_FIELDS[rule.signal or rule.kind]),
+    )
+
+
 def compile_annotations(rule: Rule) -> tuple[dict[str, Template], list[tuple[str, str]]]:
-    variables = set(BUILTIN_VARIABLES) | set(rule.group_by) | set(rule.labels)
+    scope = template_scope(rule)
     templates: dict[str, Template] = {}
     problems: list[tuple[str, str]] = []
     for key, text in rule.annotations.items():
         try:
-            templates[key] = compile_template(text, variables)
+            templates[key] = compile_template(text, scope)
         except TemplateError as e:
             problems.append((f"annotations.{key}", str(e)))
     return templates, problems

@@ -13,6 +13,7 @@ A test file::
             values: "0.001x30 0.2x30"  # promtool notation, see expand_values
             window: 1h                 # optional: only for rules reading this window
             volume: 500                # optional: a number or a values string
+            evidence: {sentences: [...]}  # optional: the sample's evidence ($evidence in templates)
         alert_rule_test:
           - eval_time: 40m
             alertname: CrashBudgetFastBurn
@@ -66,6 +67,7 @@ class InputSeries(_Strict):
     values: str
     volume: float | str | None = None
     window: Seconds | None = None
+    evidence: dict[str, Any] = Field(default_factory=dict)
 
 
 class ExpAlert(_Strict):
@@ -178,12 +180,12 @@ class SeriesSource:
             for s in self.series:
                 v = s.at(idx)
                 if s.spec.signal == r.signal and v is not None:
-                    out.append(Sample(dict(s.spec.labels), v, s.volume_at(idx)))
+                    out.append(Sample(dict(s.spec.labels), v, s.volume_at(idx), s.spec.evidence))
         elif r.metric is not None:
             for s in self._find(r.metric, r.window_s):
                 v = s.at(idx)
                 if v is not None:
-                    out.append(Sample(dict(s.spec.labels), v, volume(s, r.window_s)))
+                    out.append(Sample(dict(s.spec.labels), v, volume(s, r.window_s), s.spec.evidence))
         elif r.burn_rate is not None:
             br = r.burn_rate
             shorts = {tuple(sorted(s.spec.labels.items())): s for s in self._find(br.metric, br.short)}

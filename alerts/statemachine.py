@@ -177,7 +177,7 @@ def advance(rule: LoadedRule, alerts: MutableMapping[str, Alert], samples: Itera
         live.value, live.volume = sample.value, sample.volume
         live.last_match_at = now
         live.evidence = dict(sample.evidence)
-        live.annotations = rule.render(sample.labels, sample.value, sample.volume)
+        live.annotations = rule.render(sample.labels, sample.value, sample.volume, sample.evidence)
         if live.state == "pending" and (now - live.active_at) >= timedelta(seconds=r.for_):
             live.state, live.fired_at = "firing", now
             entered[fp] = "firing"

@@ -286,13 +286,36 @@ class AlertSettings(BaseModel):
     health_interval_s: float = Field(
         300.0, gt=0, description="how often the leader computes and stores release verdicts and scorecards"
     )
-    alertmanager_url: str | None = Field(None, description="Alertmanager base URL, e.g. http://127.0.0.1:9093")
+    alertmanager_url: str | None = Field(
+        None,
+        description="Alertmanager base URL, e.g. http://127.0.0.1:9093, or a comma-separated list (an HA pair "
+        "or more): every alert goes to every Alertmanager, as Prometheus sends",
+    )
     alert_webhook_url: SecretStr | None = Field(
         None, description="generic webhook that receives every notification as JSON (may carry a token)"
     )
     grafana_url: str | None = Field(
         None, description="Grafana base URL; when set, notifications link to the Grafana panel instead"
     )
+
+    @field_validator("alertmanager_url")
+    @classmethod
+    def _http_url_list(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        urls = [u.strip() for u in v.split(",")]
+        for u in urls:
+            parts = urlsplit(u)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"each entry must be an http(s) URL such as http://127.0.0.1:9093 (got {u!r})")
+        if len({u.rstrip("/") for u in urls}) != len(urls):
+            raise ValueError("an Alertmanager is listed twice: it would get every alert twice")
+        return ",".join(urls)
+
+    @property
+    def alertmanager_urls(self) -> tuple[str, ...]:
+        """Every Alertmanager to send to (``PULSE_ALERTMANAGER_URL``, split at commas)."""
+        return tuple(self.alertmanager_url.split(",")) if self.alertmanager_url else ()
 
 
 class Settings(  # pydantic orders fields from the last base first: Kafka's come first, as in the README

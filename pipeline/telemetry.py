@@ -82,8 +82,9 @@ LAST_EVALUATION = Gauge(
 )
 NOTIFICATIONS = Counter(
     "pulse_notifications_total",
-    "Notification deliveries by notifier and result (sent, failed, dropped)",
-    ["notifier", "result"],
+    "Notification deliveries by notifier, target (the receiver's scheme://host:port) and result (sent, failed, "
+    "dropped)",
+    ["notifier", "target", "result"],
     registry=REGISTRY,
 )
 

@@ -1,15 +1,20 @@
 """Alertmanager API v2 notifier: ``POST {url}/api/v2/alerts``, the way Prometheus sends.
 
 The evaluator decides *when* (firing alerts every resend delay, resolved ones
-for 15 minutes); this module only delivers, off the evaluation path.
+for 15 minutes); this module only delivers, off the evaluation path. One
+notifier per Alertmanager: with an HA pair (or more) every alert goes to each,
+as Prometheus sends, each through its own queue and thread, so one that is down
+or hung neither blocks nor delays the others; their deliveries are counted per
+target (:func:`alertmanager_notifiers`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
-from alerts.notify.delivery import DeliveryQueue, post_json
+from alerts.notify.delivery import DeliveryQueue, post_json, target_of
 from alerts.notify.message import Notification
 
 
@@ -18,7 +23,8 @@ class AlertmanagerNotifier:
         self.name = "alertmanager"
         self.endpoint = f"{url.rstrip('/')}/api/v2/alerts"
         self.timeout_s = timeout_s
-        self._queue = DeliveryQueue(self.name, self._post, attempts=attempts, backoff_s=backoff_s)
+        self.target = target_of(url)
+        self._queue = DeliveryQueue(self.name, self._post, target=self.target, attempts=attempts, backoff_s=backoff_s)
 
     def _post(self, notifications: Sequence[Notification]) -> None:
         body = json.dumps([n.to_alertmanager() for n in notifications]).encode()
@@ -31,3 +37,8 @@ class AlertmanagerNotifier:
 
     def close(self, timeout_s: float = 5.0) -> None:
         self._queue.close(timeout_s)
+
+
+def alertmanager_notifiers(urls: Sequence[str], **kwargs: Any) -> list[AlertmanagerNotifier]:
+    """One notifier per Alertmanager in ``urls`` (an HA pair or more): each gets every alert."""
+    return [AlertmanagerNotifier(url, **kwargs) for url in urls]

@@ -4,7 +4,9 @@
 dropped and counted (``result="dropped"``). Each delivery is tried at most
 ``attempts`` times with exponential backoff; a permanent refusal (HTTP 4xx
 other than 408/429) is not retried. Outcomes are counted in
-``pulse_notifications_total{notifier,result}`` with result sent, failed or dropped.
+``pulse_notifications_total{notifier,target,result}`` with result sent, failed or dropped; ``target``
+is the receiver's ``scheme://host:port`` (:func:`target_of`: never its path, query or credentials), so
+each Alertmanager of an HA pair has its own counts.
 """
 
 from __future__ import annotations
@@ -59,6 +61,12 @@ def post_json(url: str, body: bytes, timeout_s: float, headers: dict[str, str] |
         raise DeliveryFailed(f"{type(e).__name__}: {redact(str(e), url)}") from None
 
 
+def target_of(url: str) -> str:
+    """``scheme://host:port`` of ``url``: what may be shown of a receiver (no user info, path, query)."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}" if parts.scheme else "?"
+
+
 def redact(text: str, url: str) -> str:
     """``text`` without ``url`` or any secret-bearing part of it (user info, path, query, fragment)."""
     parts = urllib.parse.urlsplit(url if "//" in url else "//" + url)
@@ -74,12 +82,14 @@ class DeliveryQueue:
         name: str,
         deliver: Callable[[Any], None],
         *,
+        target: str = "",
         maxsize: int = 256,
         attempts: int = 4,
         backoff_s: float = 0.5,
         max_backoff_s: float = 8.0,
     ) -> None:
         self.name = name
+        self.target = target
         self._deliver = deliver
         self._q: queue.Queue[Any] = queue.Queue(maxsize)
         self._attempts = max(1, attempts)
@@ -91,13 +101,13 @@ class DeliveryQueue:
 
     def put(self, item: Any) -> bool:
         if self._closing.is_set():
-            NOTIFICATIONS.labels(self.name, "dropped").inc()
+            NOTIFICATIONS.labels(self.name, self.target, "dropped").inc()
             return False
         try:
             self._q.put_nowait(item)
         except queue.Full:
-            NOTIFICATIONS.labels(self.name, "dropped").inc()
-            log.warning("event=notification_dropped notifier=%s reason=queue_full", self.name)
+            NOTIFICATIONS.labels(self.name, self.target, "dropped").inc()
+            log.warning("event=notification_dropped notifier=%s target=%s reason=queue_full", self.name, self.target)
             return False
         return True
 
@@ -114,21 +124,32 @@ class DeliveryQueue:
             try:
                 self._deliver(item)
             except PermanentFailure as e:
-                NOTIFICATIONS.labels(self.name, "failed").inc()
-                log.error("event=notification_failed notifier=%s permanent=true error=%r", self.name, str(e))
+                NOTIFICATIONS.labels(self.name, self.target, "failed").inc()
+                log.error(
+                    "event=notification_failed notifier=%s target=%s permanent=true error=%r",
+                    self.name,
+                    self.target,
+                    str(e),
+                )
                 return
             except Exception as e:  # noqa: BLE001 - any transport error is retried a bounded number of times
                 if attempt == self._attempts:
-                    NOTIFICATIONS.labels(self.name, "failed").inc()
-                    log.error("event=notification_failed notifier=%s attempts=%d error=%r", self.name, attempt, str(e))
+                    NOTIFICATIONS.labels(self.name, self.target, "failed").inc()
+                    log.error(
+                        "event=notification_failed notifier=%s target=%s attempts=%d error=%r",
+                        self.name, self.target, attempt, str(e),
+                    )  # fmt: skip
                     return
-                log.warning("event=notification_retry notifier=%s attempt=%d error=%r", self.name, attempt, str(e))
+                log.warning(
+                    "event=notification_retry notifier=%s target=%s attempt=%d error=%r",
+                    self.name, self.target, attempt, str(e),
+                )  # fmt: skip
                 # While closing, stop waiting between attempts so close() stays bounded.
                 if self._closing.wait(delay):
                     delay = 0.0
                 delay = min(self._max_backoff_s, max(delay, self._backoff_s) * 2)
             else:
-                NOTIFICATIONS.labels(self.name, "sent").inc()
+                NOTIFICATIONS.labels(self.name, self.target, "sent").inc()
                 return
 
     def close(self, timeout_s: float = 5.0) -> None:

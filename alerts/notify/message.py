@@ -37,10 +37,6 @@ class Notification:
             "generatorURL": self.generator_url,
         }
 
-    def to_json(self) -> dict[str, Any]:
-        """The webhook's element: Alertmanager's fields plus ``status`` and ``fingerprint``."""
-        return {"status": self.status, "fingerprint": self.fingerprint, **self.to_alertmanager()}
-
 
 class Notifier(Protocol):
     name: str

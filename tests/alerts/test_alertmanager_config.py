@@ -21,7 +21,7 @@ def amtool(*args: str) -> subprocess.CompletedProcess[str]:
 def test_amtool_check_config_passes() -> None:
     r = amtool("check-config", str(CONFIG))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "SUCCESS" in r.stdout and "1 inhibit rules" in r.stdout
+    assert "SUCCESS" in r.stdout and "2 inhibit rules" in r.stdout
 
 
 @pytest.mark.parametrize(
@@ -72,7 +72,12 @@ def test_a_wrong_expectation_fails_so_the_route_test_means_something() -> None:
 def test_inhibition_mutes_pm_tickets_of_the_paged_product() -> None:
     config = yaml.safe_load(CONFIG.read_text())
     assert config["inhibit_rules"] == [
-        {"source_matchers": ['severity="page"'], "target_matchers": ['audience="pm"'], "equal": ["product"]}
+        {"source_matchers": ['severity="page"'], "target_matchers": ['audience="pm"'], "equal": ["product"]},
+        {
+            "source_matchers": ['severity="page"', 'slo=~".+"'],
+            "target_matchers": ['severity="ticket"', 'slo=~".+"'],
+            "equal": ["product", "slo"],
+        },
     ]
     assert config["route"]["group_by"] == ["alertname", "product"]
     for receiver in config["receivers"]:

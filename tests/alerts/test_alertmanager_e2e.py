@@ -17,22 +17,14 @@ with the shipped ``product.yaml`` rules and the real release-regression signal:
 
 from __future__ import annotations
 
-import json
-import subprocess
-import threading
 import time
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from support.net import free_port
+from support.alertmanager import Alertmanager, Hooks, config_for_tests, running_alertmanager, wait_for
 from support.scenario_store import Scenario, close_scenario, open_scenario
 
 from alerts.evaluator import Evaluator
@@ -43,65 +35,6 @@ from alerts.sources import default_signals
 from alerts.statestore import status
 
 pytestmark = pytest.mark.integration
-CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "alertmanager" / "alertmanager.yml"
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-
-
-class Hooks:
-    """Webhook receivers: every POST Alertmanager makes, by path (/oncall, /pm, /default)."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[str, dict[str, Any]]] = []
-        self.lock = threading.Lock()
-        hooks = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with hooks.lock:
-                    hooks.posts.append((self.path, body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def alerts(self, path: str, **labels: str) -> list[dict[str, Any]]:
-        """Alerts in notifications to ``path`` whose labels include ``labels`` (one entry per notification)."""
-        with self.lock:
-            posts = list(self.posts)
-        return [
-            a for p, body in posts if p == path for a in body["alerts"]
-            if all(a["labels"].get(k) == v for k, v in labels.items())
-        ]  # fmt: skip
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@dataclass
-class Alertmanager:
-    url: str
-    process: subprocess.Popen[bytes]
-
-    def alerts(self, **filters: str) -> list[dict[str, Any]]:
-        query = urllib.parse.urlencode([("filter", f'{k}="{v}"') for k, v in filters.items()])
-        with urllib.request.urlopen(f"{self.url}/api/v2/alerts?{query}", timeout=5) as resp:
-            return list(json.loads(resp.read()))
 
 
 @pytest.fixture
@@ -113,43 +46,8 @@ def hooks() -> Iterator[Hooks]:
 
 @pytest.fixture
 def alertmanager(tmp_path: Path, hooks: Hooks) -> Iterator[Alertmanager]:
-    config = yaml.safe_load(CONFIG.read_text())
-    config["route"].update(group_wait="1s", group_interval="1s", repeat_interval="1h")
-    for receiver in config["receivers"]:
-        for hook in receiver["webhook_configs"]:
-            hook["url"] = hooks.url + urllib.parse.urlsplit(hook["url"]).path
-    (tmp_path / "am.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    log = open(tmp_path / "alertmanager.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [
-            "prometheus-alertmanager", f"--config.file={tmp_path / 'am.yml'}",
-            f"--storage.path={tmp_path / 'am-data'}", f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-        ],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    am = Alertmanager(f"http://127.0.0.1:{port}", proc)
-
-    def ready() -> bool:
-        try:
-            with urllib.request.urlopen(f"{am.url}/-/ready", timeout=1) as resp:
-                return resp.status == 200
-        except OSError:
-            return proc.poll() is not None  # exited: stop waiting, fail below
-
-    try:
-        wait_for("alertmanager to be ready", ready)
-        assert proc.poll() is None, (tmp_path / "alertmanager.log").read_text()
+    with running_alertmanager(tmp_path / "am", config_for_tests(hooks.url)) as am:
         yield am
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
 
 
 @pytest.fixture

@@ -107,8 +107,17 @@ def note(status: str = "firing", product: str = "search") -> Notification:
     )  # fmt: skip
 
 
-def count(notifier: str, result: str) -> float:
-    return NOTIFICATIONS.labels(notifier, result)._value.get()
+def count(notifier: str, result: str, target: str | None = None) -> float:
+    """Deliveries counted for ``notifier`` with ``result``, at ``target`` or summed over every target."""
+    return sum(
+        s.value
+        for metric in NOTIFICATIONS.collect()
+        for s in metric.samples
+        if s.name.endswith("_total")
+        and s.labels["notifier"] == notifier
+        and s.labels["result"] == result
+        and (target is None or s.labels["target"] == target)
+    )
 
 
 def test_alertmanager_payload_is_api_v2(receiver: Receiver) -> None:
@@ -137,8 +146,8 @@ def test_webhook_body_and_secret_url(receiver: Receiver) -> None:
     n.close(5)
     ((path, body),) = receiver.bodies
     assert path == "/hook?token=t0ps3cret"
-    assert body["status"] == "resolved" and body["sender"] == "productpulse"
-    assert body["alerts"][0]["status"] == "resolved" and body["alerts"][0]["fingerprint"] == "abc"
+    assert body["status"] == "resolved" and body["version"] == "4" and body["receiver"] == "productpulse"
+    assert body["alerts"][0]["status"] == "resolved" and len(body["alerts"][0]["fingerprint"]) == 16
     assert body["alerts"][0]["labels"]["product"] == "search"
 
 

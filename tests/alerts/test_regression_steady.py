@@ -16,9 +16,7 @@ END = fixed_end()
 
 @pytest.fixture(scope="module")
 def sc(shared_stores: SharedStores) -> Iterator[Scenario]:
-    scenario = shared_stores.scenario(
-        scenario="steady", users_per_product=150, end=END
-    )
+    scenario = shared_stores.scenario(scenario="steady", users_per_product=150, end=END)
     yield scenario
     close_scenario(scenario)
 

@@ -68,7 +68,7 @@ def test_a_good_file_loads_with_its_rules(tmp_path: Path) -> None:
         ({"window": "5x"}, "window", "bad duration"),
         ({"for": "-5m"}, "for", "bad duration"),
         ({"annotations": "{summary: '{{ produkt }} down'}"}, "annotations.summary", "unknown variable 'produkt'"),
-        ({"annotations": "{summary: '{{ value | percentage }}'}"}, "annotations.summary", "unknown filter"),
+        ({"annotations": "{summary: '{{ value | percentage }}'}"}, "annotations.summary", "unknown function"),
         ({"annotations": "{summary: '{{ value '}"}, "annotations.summary", "unbalanced braces"),
         ({"labels": "{severity: page, team: 'x; DROP TABLE pulse.events'}"}, "labels.team", "looks like SQL"),
         ({"labels": '{severity: page, team: "a\' -- comment"}'}, "labels.team", "looks like SQL"),
