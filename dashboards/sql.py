@@ -179,7 +179,8 @@ def verdicts_query(database: str) -> Query:
     """Regression verdicts per release and signal (newest per key), severe and regressed first."""
     sql = (
         "SELECT product, version, baseline_version, signal, candidate_value, baseline_value, test, p_value, "
-        f"verdict, severe, released_at, bake_s, evidence FROM {database}.release_verdicts FINAL "
+        "verdict, severe, released_at, bake_s, JSONExtractString(evidence, 'comparison') AS comparison, "
+        f"JSONExtractString(evidence, 'sentence') AS in_words FROM {database}.release_verdicts FINAL "
         f"WHERE $__timeFilter(at) AND {condition('product', 'product')} "
         "ORDER BY severe DESC, verdict = 'regression' DESC, product, version, signal"
     )
@@ -188,7 +189,7 @@ def verdicts_query(database: str) -> Query:
         "table",
         ("product", "version", "baseline_version", "signal"),
         ("candidate_value", "baseline_value", "test", "p_value", "verdict", "severe", "released_at", "bake_s",
-         "evidence"),
+         "comparison", "in_words"),
     )  # fmt: skip
 
 

@@ -243,8 +243,9 @@ def cmd_releases(args: argparse.Namespace) -> int:
     from pipeline.usecases import nodata
 
     verdicts = nodata.read(_settings(args), "releases", {"at": args.at} if args.at else {})
-    _print_records(verdicts, args.format, ["product", "version", "baseline_version", "comparison", "signal",
-                                           "candidate_value", "baseline_value", "ratio_bounds", "verdict", "severe"],
+    _print_records(verdicts, args.format, ["product", "version", "arrival", "baseline_version", "comparison",
+                                           "signal", "candidate_value", "baseline_value", "ratio_bounds", "verdict",
+                                           "severe"],
                    empty="no releases to judge: no version started serving in the judged window")  # fmt: skip
     return 0
 
