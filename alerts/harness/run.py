@@ -11,6 +11,7 @@ floor that the volume, the effect and the false-alarm rate put on any delay.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,16 +155,17 @@ def summary(outcomes: list[Outcome], scenarios_days: float | None = None) -> dic
 
 def delay_table(outcomes: list[Outcome]) -> list[dict[str, Any]]:
     """Severe releases by effect and volume: seeds paged, median and worst delay, least delay."""
-    groups: dict[tuple[str, str, float, bool], list[Outcome]] = {}
+    groups: dict[tuple[str, str, str, float, bool], list[Outcome]] = {}
     for o in outcomes:
         if o.truth == "severe":
-            groups.setdefault((o.scenario, o.effect, o.users_per_day, o.staged), []).append(o)
+            family = re.sub(r"-\d+-\d+$", "", o.product)  # a grid's products by their template
+            groups.setdefault((o.scenario, family, o.effect, o.users_per_day, o.staged), []).append(o)
     rows = []
-    for (scenario, effect, users, staged), os_ in sorted(groups.items()):
+    for (scenario, family, effect, users, staged), os_ in sorted(groups.items()):
         delays = [o.paged_after_h for o in os_ if o.paged_after_h is not None]
         least = [o.least_h for o in os_ if o.least_h is not None]
         rows.append({
-            "scenario": scenario, "effect": effect, "users_per_day": users, "staged": staged,
+            "scenario": scenario, "product": family, "effect": effect, "users_per_day": users, "staged": staged,
             "paged": f"{len(delays)}/{len(os_)}",
             "median_h": round(float(np.median(delays)), 1) if delays else None,
             "max_h": round(max(delays), 1) if delays else None,

@@ -267,7 +267,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
           f"{s['aa_paged']}/{s['aa_releases']}; healthy products paged {s['healthy_products_paged']}/"
           f"{s['healthy_products']}; false pages per product-month {s['false_pages_per_product_month']:.3f}; "
           f"releases never judged {s['severe_unjudged'] + s['aa_unjudged']}")  # fmt: skip
-    columns = ["scenario", "effect", "users_per_day", "staged", "paged", "median_h", "max_h", "least_h"]
+    columns = ["scenario", "product", "effect", "users_per_day", "staged", "paged", "median_h", "max_h", "least_h"]
     render(columns, [tuple(_cell(r.get(c)) for c in columns) for r in result["delays"]])
     return 0
 
