@@ -269,6 +269,11 @@ class CollectorSettings(BaseModel):
     collector_ack_timeout_s: float = Field(
         10.0, gt=0, le=300, description="wait this long for the broker's acks before answering 503"
     )
+    collector_mapping_file: Path | None = Field(
+        None,
+        description="YAML file that overrides how the standards' routes (OTLP, Segment, PostHog) map to events: "
+        "service.name to product, conversion goals, survey names (README: Speaking the standards)",
+    )
 
 
 class AlertSettings(BaseModel):
