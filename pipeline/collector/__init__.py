@@ -1,8 +1,14 @@
-"""HTTP collector: ``POST /v1/events`` for services that do not speak Kafka.
+"""HTTP collector: ``POST /v1/events`` for services that do not speak Kafka, and the standards' routes.
 
 Modules: :mod:`.auth` (write keys), :mod:`.body` (decoding, parsing, limits),
 :mod:`.link` (the Kafka producer link), :mod:`.app` (the aiohttp app and server),
-:mod:`.errors` (what a refused request carries).
+:mod:`.errors` (what a refused request carries). The standards' routes map
+their bodies to the same events, then share the validation, authorization and
+produce path below: :mod:`.otlp` (``POST /v1/traces``), :mod:`.segment`
+(``/v1/batch`` and single calls), :mod:`.posthog` (``/batch/``, ``/capture/``,
+``/e/``), with :mod:`.analytics` (the event-name mapping Segment and PostHog
+share), :mod:`.mapping` (defaults and the mapping file) and :mod:`.intake`
+(what a mapping hands the shared path). README: "Speaking the standards".
 
 What a client can rely on:
 
