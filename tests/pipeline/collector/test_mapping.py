@@ -1,0 +1,63 @@
+"""The standards' mapping: the defaults, the mapping file and its errors, the name -> family rules (pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from pipeline.collector.analytics import typed_fields
+from pipeline.collector.mapping import Mapping, MappingFileError, load_mapping
+from pipeline.collector.posthog import map_events
+from pipeline.collector.segment import map_messages
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def test_defaults_without_a_file():
+    m = load_mapping(None)
+    assert m.conversions == ("Order Completed",)
+    assert m.feedback["survey sent"].score == "$survey_response"
+    assert m.product_of_service("checkout-api") == "checkout-api"
+
+
+def test_a_file_overrides_and_its_mistakes_name_the_file_and_the_key(tmp_path: Path):
+    good = tmp_path / "m.yaml"
+    good.write_text("products: {checkout-api: checkout}\nconversions: [Trial Started]\n"
+                    "feedback: {CSAT: {score: rating, kind: csat}}\nignore: [noise]\n")  # fmt: skip
+    m = load_mapping(good)
+    assert m.product_of_service("checkout-api") == "checkout"
+    assert typed_fields("Order Completed", {}, m) == {"type": "feature_used", "feature": "Order Completed"}
+    assert typed_fields("Trial Started", {"total": "12.5"}, m)["value"] == 12.5
+    assert typed_fields("CSAT", {"rating": 4}, m) == {"type": "feedback", "kind": "csat", "score": 4}
+    assert typed_fields("noise", {}, m) is None
+
+    for text, needle in [("conversion: [x]\n", "conversion"), ("feedback: {a: {kind: nps}}\n", "feedback.a.score"),
+                         ("products: [", "not YAML")]:  # fmt: skip
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text)
+        with pytest.raises(MappingFileError, match=needle) as info:
+            load_mapping(bad)
+        assert str(bad) in str(info.value)
+    with pytest.raises(MappingFileError, match="missing.yaml"):
+        load_mapping(tmp_path / "missing.yaml")
+
+
+def test_unmapped_calls_are_counted_not_events():
+    intake = map_messages(
+        [{"type": "identify", "userId": "u"}, {"type": "alias", "userId": "u"}, {"type": "nonsense", "userId": "u"},
+         {"type": "track", "event": "x", "userId": "u", "properties": {"success": False}}],
+        "checkout", Mapping(), NOW,
+    )  # fmt: skip
+    assert dict(intake.unmapped) == {"identify": 1, "alias": 1, "unknown_type": 1}
+    assert [(e["type"], e["success"]) for e in intake.items] == [("feature_used", False)]
+    assert intake.labels == ["batch[3]"] and intake.refused == 0  # Segment has no way to report a refusal
+
+
+def test_posthog_key_is_not_stored_and_a_multi_product_key_takes_the_product_from_the_event():
+    intake = map_events([{"event": "x", "distinct_id": "u", "properties": {"token": "secret", "product": "search"}}],
+                        "", Mapping(), NOW)  # fmt: skip
+    [event] = intake.items
+    assert event["product"] == "search" and "token" not in event["properties"]
+    assert event["ts"] == NOW.isoformat()  # no timestamp: the collector's clock
