@@ -67,7 +67,7 @@ COLLECTOR_REQUESTS = Counter(
 )
 COLLECTOR_UNMAPPED = Counter(
     "pulse_collector_unmapped_total",
-    "Items the standards' routes (OTLP, Segment, PostHog) received and mapped to no event, by source and kind",
+    "Items the standards' routes (OTLP, Sentry, Segment, PostHog) received and mapped to no event, by source and kind",
     ["source", "kind"],
     registry=REGISTRY,
 )

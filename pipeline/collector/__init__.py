@@ -4,11 +4,14 @@ Modules: :mod:`.auth` (write keys), :mod:`.body` (decoding, parsing, limits),
 :mod:`.link` (the Kafka producer link), :mod:`.app` (the aiohttp app and server),
 :mod:`.errors` (what a refused request carries). The standards' routes map
 their bodies to the same events, then share the validation, authorization and
-produce path below: :mod:`.otlp` (``POST /v1/traces``), :mod:`.segment`
-(``/v1/batch`` and single calls), :mod:`.posthog` (``/batch/``, ``/capture/``,
-``/e/``), with :mod:`.analytics` (the event-name mapping Segment and PostHog
-share), :mod:`.mapping` (defaults and the mapping file) and :mod:`.intake`
-(what a mapping hands the shared path). README: "Speaking the standards".
+produce path below: :mod:`.otlp` (``POST /v1/traces``), :mod:`.sentry`
+(``/api/<project>/envelope/`` and ``/store/``), :mod:`.segment` (``/v1/batch``
+and single calls), :mod:`.posthog` (``/batch/``, ``/capture/``, ``/e/``), with
+:mod:`.analytics` (the event-name mapping Segment and PostHog share),
+:mod:`.mapping` (defaults and the mapping file) and :mod:`.intake` (what a
+mapping hands the shared path). They answer every refusal below as
+``/v1/events`` does, and success with the status and body their SDKs expect
+(200), sent under the same rule as the 202. README: "Speaking the standards".
 
 What a client can rely on:
 

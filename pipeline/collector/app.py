@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 import time
@@ -19,7 +20,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from kafka.errors import KafkaError, MessageSizeTooLargeError
 
 from pipeline import telemetry
-from pipeline.collector import otlp, posthog, segment
+from pipeline.collector import otlp, posthog, segment, sentry
 from pipeline.collector.auth import authorize, basic_user, bearer_key, parse_write_keys, products_for_key
 from pipeline.collector.body import DECOMPRESSED_FACTOR, ParsedBody, decode_body, parse_events, validate_items
 from pipeline.collector.errors import EventError, Rejected
@@ -115,6 +116,17 @@ class Collector:
     async def post_posthog(self, request: web.Request) -> web.Response:
         """PostHog's ``/batch/``, ``/capture/`` and ``/e/`` (:mod:`.posthog`)."""
         return await self._handle(request, "posthog", "posthog", self._collect_posthog)
+
+    def sentry_handler(self, store: bool) -> Callable[[web.Request], Awaitable[web.Response]]:
+        """The handler of Sentry's ``/api/<project>/envelope/`` or (``store``) ``/store/`` (:mod:`.sentry`)."""
+
+        async def handler(request: web.Request) -> web.Response:
+            async def collect(req: web.Request, outcome: _Outcome) -> web.Response:
+                return await self._collect_sentry(req, outcome, store)
+
+            return await self._handle(request, "sentry", "pulse", collect)
+
+        return handler
 
     async def _handle(self, request: web.Request, route: str, dialect: str, collect: Collect) -> web.Response:
         """Run one route's ``collect`` and log one line; every route answers refusals the same way."""
@@ -212,6 +224,36 @@ class Collector:
         await self._accept(parsed, allowed, outcome, intake)
         # posthog-python treats any status but 200 as a failure; sent only once Kafka acked.
         return web.json_response({"status": 1}, status=200)
+
+    async def _collect_sentry(self, request: web.Request, outcome: _Outcome, store: bool) -> web.Response:
+        """As :meth:`_collect` for a Sentry envelope (or ``/store/`` event); the key is the DSN's public key."""
+        auth = request.headers.get("X-Sentry-Auth") or request.headers.get("Authorization")
+        header_key = sentry.auth_key(auth, dict(request.query))
+        if header_key is not None:  # refuse an unknown key before reading a byte of the body
+            outcome.products = sorted(products_for_key(header_key, self.write_keys, "sentry_key"))
+        raw = await self._read_body(request, outcome)
+        encoding = request.headers.get("Content-Encoding")
+        now = datetime.now(UTC)
+
+        def work() -> tuple[frozenset[str], Intake, ParsedBody, dict[str, Any]]:
+            body = self._inflate(raw, encoding)
+            if store:
+                try:
+                    event = json.loads(body)
+                except (ValueError, RecursionError) as exc:
+                    raise Rejected(400, f"body is not valid JSON: {exc}", "bad_json") from None
+                header: dict[str, Any] = {"event_id": event.get("event_id")} if isinstance(event, dict) else {}
+                allowed = products_for_key(header_key, self.write_keys, "sentry_key")
+                intake = sentry.map_store(event, _only(allowed), self.mapping, now)
+            else:
+                header, items = sentry.split_envelope(body)
+                allowed = products_for_key(header_key or sentry.dsn_key(header), self.write_keys, "sentry_key")
+                intake = sentry.map_envelope(header, items, _only(allowed), self.mapping, now)
+            return allowed, intake, self._validate(intake), header
+
+        allowed, intake, parsed, header = await self._off_loop(work)
+        await self._accept(parsed, allowed, outcome, intake)
+        return web.json_response(sentry.response_body(header), status=200)  # Sentry's answer, once Kafka acked
 
     async def _accept(
         self, parsed: ParsedBody, allowed: frozenset[str], outcome: _Outcome, intake: Intake | None = None
@@ -324,6 +366,8 @@ def create_app(settings: Settings, emitter_factory: EmitterFactory = connect_emi
         app.router.add_post(f"/v1/{call}", collector.segment_handler(call))
     for path in ("/batch/", "/capture/", "/e/", "/batch", "/capture", "/e"):
         app.router.add_post(path, collector.post_posthog)
+    app.router.add_post("/api/{project}/envelope/", collector.sentry_handler(store=False))
+    app.router.add_post("/api/{project}/store/", collector.sentry_handler(store=True))
     app.router.add_get("/healthz", collector.healthz)
     app.router.add_get("/metrics", _metrics)
     app.on_startup.append(collector.on_startup)

@@ -1,6 +1,6 @@
 """What a standard's route makes of one request before the shared ingest path validates and produces it.
 
-Each mapping module (:mod:`.otlp`, :mod:`.segment`, :mod:`.posthog`) turns a
+Each mapping module (:mod:`.otlp`, :mod:`.sentry`, :mod:`.segment`, :mod:`.posthog`) turns a
 decoded body into an :class:`Intake`: candidate events as plain dicts (the
 shapes of :mod:`pipeline.events`, validated later by the very models
 ``POST /v1/events`` uses), a label per event naming the source item it came

@@ -1,6 +1,6 @@
 """How the standards' routes map what they receive to our events: the defaults, and the YAML file that overrides them.
 
-One :class:`Mapping` serves every route (OTLP, Segment, PostHog). Its defaults
+One :class:`Mapping` serves every route (OTLP, Sentry, Segment, PostHog). Its defaults
 are the documented mapping of the README section "Speaking the standards"; a
 file named by ``PULSE_COLLECTOR_MAPPING_FILE`` replaces any of them::
 

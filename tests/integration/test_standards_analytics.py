@@ -216,7 +216,7 @@ def test_every_route_answers_like_post_v1_events(settings):
             "Authorization": "Basic " + base64.b64encode(f"{SEARCH_KEY}:".encode()).decode()})  # fmt: skip
         out["segment_single_ok"] = resp.status  # a search key, product from the key
         big = b"x" * 5000
-        for route in ("/v1/events", "/v1/traces", "/v1/batch", "/batch/", "/e/"):
+        for route in ("/v1/events", "/v1/traces", "/v1/batch", "/batch/", "/e/", "/api/1/envelope/"):
             resp = await client.post(route, data=big, headers={"Authorization": f"Bearer {CHECKOUT_KEY}",
                                                                "Content-Type": "application/json"})  # fmt: skip
             out[f"413 {route}"] = resp.status
@@ -231,7 +231,7 @@ def test_every_route_answers_like_post_v1_events(settings):
     assert status == 400
     assert [(d["item"], d["field"]) for d in body["details"]] == [("batch[1]", "conversion.value")]
     assert out["segment_single_ok"] == 200
-    for route in ("/v1/events", "/v1/traces", "/v1/batch", "/batch/", "/e/"):
+    for route in ("/v1/events", "/v1/traces", "/v1/batch", "/batch/", "/e/", "/api/1/envelope/"):
         assert out[f"413 {route}"] == 413, route
     got = stored(s)
     assert [(e["product"], e["feature"]) for e in got] == [("search", "x")]  # nothing of the refused requests
@@ -247,6 +247,9 @@ def test_every_route_answers_503_while_kafka_is_down(settings):
         "/v1/batch": (json.dumps({"batch": [{"type": "track", "event": "x", "userId": "u"}]}), "application/json"),
         "/batch/": (json.dumps({"api_key": CHECKOUT_KEY, "batch": [{"event": "x", "distinct_id": "u"}]}),
                     "application/json"),
+        f"/api/1/envelope/?sentry_key={CHECKOUT_KEY}": (
+            b'{}\n{"type":"event"}\n' + json.dumps({"exception": {"values": [{"type": "E"}]}}).encode(),
+            "application/x-sentry-envelope"),
     }  # fmt: skip
 
     async def scenario(client: TestClient) -> dict[str, tuple[int, str | None]]:

@@ -44,7 +44,7 @@ def test_hostile_request_is_refused_clearly(name: str):
 
     async def main() -> tuple[int, dict[str, Any]]:
         async with TestClient(TestServer(create_app(settings))) as client:
-            resp = await client.post(spec["route"], data=body, headers=headers)
+            resp = await client.post(spec["route"].replace("$KEY", KEY), data=body, headers=headers)
             return resp.status, await resp.json()
 
     status, answer = asyncio.run(main())
