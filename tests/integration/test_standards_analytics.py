@@ -20,29 +20,16 @@ from segment.analytics.client import Client as SegmentClient
 from segment.analytics.request import APIError as SegmentAPIError
 from support.collector import CHECKOUT_KEY, SEARCH_KEY, base_url, serve, stored, with_keys
 from support.net import free_port
+from support.sdk_traffic import APP, posthog_calls, segment_calls
 from support.spans import make_spans
 
 from pipeline import telemetry
-from pipeline.collector.segment import SEGMENT_ID_NAMESPACE
 
 pytestmark = pytest.mark.integration
-
-APP = {"app": {"name": "shop", "version": "3.2.0"}, "sessionId": "s-9", "device": {"type": "ios"}}
 
 
 def unmapped(source: str, kind: str) -> float:
     return telemetry.REGISTRY.get_sample_value("pulse_collector_unmapped_total", {"source": source, "kind": kind}) or 0
-
-
-def segment_calls(client: SegmentClient, when: datetime, ids: list[str]) -> list[str]:
-    """One of each call the Segment spec defines; returns the event ids their messageIds give."""
-    client.track("u-1", "Search Used", {"duration_ms": 120.5, "query": "shoes"}, APP, when, message_id=ids[0])
-    client.track("u-1", "Order Completed", {"revenue": 59.9, "currency": "eur"}, APP, when, message_id=ids[1])
-    client.track("u-2", "NPS Submitted", {"score": 9}, APP, when, message_id=ids[2])
-    client.page("u-1", name="Cart", properties={"path": "/cart"}, context=APP, timestamp=when, message_id=ids[3])
-    client.screen(anonymous_id="anon-5", name="Home", context=APP, timestamp=when, message_id="not-a-uuid-1")
-    client.identify("u-1", {"plan": "pro"}, APP, when, message_id=ids[5])
-    return ids[:4] + [str(uuid.uuid5(SEGMENT_ID_NAMESPACE, "not-a-uuid-1"))]
 
 
 def test_segment_sdk_batches_map_to_events_and_a_retry_counts_once(settings, tmp_path: Path):
@@ -88,26 +75,6 @@ def test_segment_sdk_batches_map_to_events_and_a_retry_counts_once(settings, tmp
     assert (nps["type"], nps["kind"], nps["score"], nps["user_id"]) == ("feedback", "nps", 9, "u-2")
     assert (page["type"], page["feature"], page["properties"]["name"]) == ("feature_used", "page_view", "Cart")
     assert (screen["type"], screen["feature"], screen["user_id"]) == ("feature_used", "screen_view", "anon-5")
-
-
-def posthog_calls(client: posthog.Client, when: datetime, ids: list[str]) -> list[str]:
-    props = {"$session_id": "ph-s1", "$app_version": "4.0.1"}
-    client.capture("report exported", distinct_id="d-1", properties=props, timestamp=when, uuid=ids[0])
-    client.capture("$pageview", distinct_id="d-1", properties={**props, "$current_url": "/x"}, timestamp=when,
-                   uuid=ids[1])  # fmt: skip
-    client.capture("survey sent", distinct_id="d-2", properties={**props, "$survey_response": "3"}, timestamp=when,
-                   uuid=ids[2])  # fmt: skip
-    client.capture("Order Completed", distinct_id="d-2", properties={**props, "revenue": 12, "currency": "USD"},
-                   timestamp=when, uuid=ids[3])  # fmt: skip
-    client.capture(
-        "$exception",
-        distinct_id="d-1",
-        timestamp=when,
-        uuid=ids[4],
-        properties={**props, "$exception_list": [{"type": "ValueError", "mechanism": {"handled": True}}]},
-    )
-    client.capture("$identify", distinct_id="d-1", properties={"$set": {"plan": "pro"}}, timestamp=when)
-    return ids
 
 
 def test_posthog_sdk_batches_map_to_events_and_a_retry_counts_once(settings):

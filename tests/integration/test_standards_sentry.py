@@ -5,15 +5,12 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import sys
 from typing import Any
 
 import pytest
-import sentry_sdk
 from aiohttp.test_utils import TestClient
-from sentry_sdk.sessions import track_session
-from sentry_sdk.utils import event_from_exception
 from support.collector import CHECKOUT_KEY, serve, stored, with_keys
+from support.sdk_traffic import sentry_app
 
 from pipeline import telemetry
 
@@ -23,46 +20,6 @@ pytestmark = pytest.mark.integration
 def unmapped(kind: str) -> float:
     labels = {"source": "sentry", "kind": kind}
     return telemetry.REGISTRY.get_sample_value("pulse_collector_unmapped_total", labels) or 0
-
-
-def unhandled(error: BaseException) -> str | None:
-    """Report ``error`` as the excepthook integration does: unhandled, so the session it happens in crashed."""
-    try:
-        raise error
-    except type(error):
-        event, hint = event_from_exception(
-            sys.exc_info(), sentry_sdk.get_client().options, mechanism={"type": "excepthook", "handled": False}
-        )
-        return sentry_sdk.capture_event(event, hint=hint)
-
-
-def sentry_app(dsn: str) -> list[str]:
-    """What an instrumented service does: two application sessions (one with a handled error, one crashing) and
-    three request-mode sessions (one of them crashing). Returns the ids of the two error events."""
-    event_ids = []
-    sentry_sdk.init(dsn=dsn, release="checkout@1.4.0", environment="staging", default_integrations=False)
-    try:
-        scope = sentry_sdk.get_isolation_scope()
-        sentry_sdk.set_user({"id": "u-7"})
-        scope.start_session(session_mode="application")
-        try:
-            raise ValueError("bad coupon")
-        except ValueError:
-            event_ids.append(sentry_sdk.capture_exception())  # handled; the session gets errors=1
-        scope.end_session()  # exited
-
-        scope.start_session(session_mode="application")
-        event_ids.append(unhandled(RuntimeError("boom")))
-        scope.end_session()
-
-        for crash in (False, False, True):
-            with sentry_sdk.isolation_scope() as request_scope, track_session(request_scope, session_mode="request"):
-                if crash:
-                    event_ids.append(unhandled(LookupError("in a request")))
-        sentry_sdk.flush(timeout=10)
-    finally:
-        sentry_sdk.get_client().close()
-    return event_ids
 
 
 def test_sentry_sdk_release_health_and_errors(settings):
