@@ -58,7 +58,14 @@ class Mapping(BaseModel):
 
 
 class MappingFileError(CollectorError, ValueError):
-    """The mapping file is missing, not YAML, or not a mapping (the message names the file and the problem)."""
+    """The mapping file is missing, not YAML, or not a mapping (the message names the file and the problem).
+
+    It is a setting's problem: ``problems`` makes the CLI print it as one line and exit 2, like the others.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.problems = [message]
 
 
 def load_mapping(path: Path | None) -> Mapping:

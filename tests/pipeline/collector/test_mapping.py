@@ -61,3 +61,17 @@ def test_posthog_key_is_not_stored_and_a_multi_product_key_takes_the_product_fro
     [event] = intake.items
     assert event["product"] == "search" and "token" not in event["properties"]
     assert event["ts"] == NOW.isoformat()  # no timestamp: the collector's clock
+
+
+def test_pulse_collector_refuses_a_bad_mapping_file_in_one_line_with_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.cli.main import main
+
+    bad = tmp_path / "mapping.yaml"
+    bad.write_text("conversion: [Order Completed]\n")  # a typo of `conversions`
+    monkeypatch.setenv("PULSE_COLLECTOR_WRITE_KEYS", "checkout=k1")
+    monkeypatch.setenv("PULSE_COLLECTOR_MAPPING_FILE", str(bad))
+    assert main(["collector", "--port", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"pulse: collector_mapping_file {bad}: conversion: Extra inputs are not permitted"]
