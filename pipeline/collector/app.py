@@ -248,7 +248,9 @@ class Collector:
             else:
                 header, items = sentry.split_envelope(body)
                 allowed = products_for_key(header_key or sentry.dsn_key(header), self.write_keys, "sentry_key")
-                intake = sentry.map_envelope(header, items, _only(allowed), self.mapping, now)
+                intake = sentry.map_envelope(
+                    header, items, _only(allowed), self.mapping, now, self.settings.collector_max_events
+                )
             return allowed, intake, self._validate(intake), header
 
         allowed, intake, parsed, header = await self._off_loop(work)

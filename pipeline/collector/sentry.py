@@ -120,9 +120,19 @@ def _ts(value: Any, fallback: datetime) -> str:
 
 
 def map_envelope(
-    header: dict[str, Any], items: list[tuple[dict[str, Any], bytes]], product: str, mapping: Mapping, now: datetime
+    header: dict[str, Any],
+    items: list[tuple[dict[str, Any], bytes]],
+    product: str,
+    mapping: Mapping,
+    now: datetime,
+    max_events: int,
 ) -> Intake:
-    """The events of an envelope's items for the key's ``product`` (``""`` when the key covers several)."""
+    """The events of an envelope's items for the key's ``product`` (``""`` when the key covers several).
+
+    ``max_events`` bounds what aggregates may expand to (two events per counted
+    session): a few bytes claiming a billion sessions are refused (413) before
+    a single event is made.
+    """
     intake = Intake("sentry")
     for n, (item, payload) in enumerate(items):
         kind = item.get("type")
@@ -130,7 +140,7 @@ def map_envelope(
         if kind == "session":
             _session(intake, _payload(n, payload), label, product, mapping, now)
         elif kind == "sessions":
-            _aggregates(intake, _payload(n, payload), payload, label, product, mapping)
+            _aggregates(intake, _payload(n, payload), payload, label, product, mapping, max_events)
         elif kind == "event":
             _event(intake, _payload(n, payload), label, product, mapping, now)
         else:
@@ -175,24 +185,33 @@ def _sid_id(sid: str, phase: str) -> str | None:
     return str(uuid.uuid5(SENTRY_ID_NAMESPACE, f"{sid}/{phase}")) if sid else None
 
 
-def _aggregates(intake: Intake, doc: dict[str, Any], raw: bytes, label: str, product: str, mapping: Mapping) -> None:
+def _aggregates(
+    intake: Intake, doc: dict[str, Any], raw: bytes, label: str, product: str, mapping: Mapping, max_events: int
+) -> None:
     attrs = obj(doc.get("attrs"))
     prod, version = _release(attrs.get("release"), product, mapping)
     environment = text(attrs.get("environment")) or "production"
     aggregates = doc.get("aggregates")
     if not isinstance(aggregates, list):
         raise Rejected(400, f"{label}: a sessions item holds an aggregates array", "bad_envelope")
+    fields = (("exited", "exited", 0), ("errored", "exited", 1), ("crashed", "crashed", 1), ("abnormal", "abnormal", 0))
+    total = 0
+    for b, bucket in enumerate(aggregates):
+        for field, _, _ in fields:
+            count = obj(bucket).get(field, 0)
+            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                raise Rejected(400, f"{label}.aggregates[{b}].{field} is not a count", "bad_envelope")
+            total += count
+    if len(intake.items) + 2 * total > max_events:
+        raise Rejected(413, f"{label} counts {total} sessions, two events each; the limit is {max_events} events "
+                       "per request", "too_many_events")  # fmt: skip
     namespace = uuid.uuid5(SENTRY_ID_NAMESPACE, raw.hex())
     place = 0
     for b, bucket in enumerate(aggregates):
         bucket = obj(bucket)
         started = bucket.get("started")
-        for field, status, errors in (("exited", "exited", 0), ("errored", "exited", 1), ("crashed", "crashed", 1),
-                                      ("abnormal", "abnormal", 0)):  # fmt: skip
-            count = bucket.get(field, 0)
-            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-                raise Rejected(400, f"{label}.aggregates[{b}].{field} is not a count", "bad_envelope")
-            for _ in range(count):
+        for field, status, errors in fields:
+            for _ in range(bucket.get(field, 0)):
                 envelope = {"product": prod, "version": version, "environment": environment, "ts": started,
                             "user_id": text(bucket.get("did"), 128) or ANONYMOUS_USER}  # fmt: skip
                 where = f"{label}.aggregates[{b}]"
