@@ -12,6 +12,10 @@ what a name becomes (README, "Speaking the standards"):
 * any other name -> ``feature_used``: feature = the name, ``success`` and
   ``duration_ms`` from properties of those names when present.
 
+Goal and feature names are identifiers (:func:`.intake.identifier`):
+``Order Completed`` is stored as ``Order_Completed``, the name as sent stays
+in ``properties.event_name``.
+
 Page and screen views are ``feature_used`` with feature ``page_view`` /
 ``screen_view``: they are uses of the product, not sessions (a session
 counted per page would inflate every rate built on sessions); the page's name
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.collector.intake import identifier
 from pipeline.collector.mapping import Mapping
 
 PAGE_VIEW = "page_view"
@@ -47,7 +52,7 @@ def typed_fields(name: str, properties: dict[str, Any], mapping: Mapping) -> dic
         currency = properties.get("currency")
         return {
             "type": "conversion",
-            "goal": name,
+            "goal": identifier(name, 128),
             "value": _number(value),
             "currency": currency.upper() if isinstance(currency, str) else "USD",
         }
@@ -57,7 +62,7 @@ def typed_fields(name: str, properties: dict[str, Any], mapping: Mapping) -> dic
         if isinstance(score, float) and score.is_integer():
             score = int(score)
         return {"type": "feedback", "kind": rule.kind, "score": score}
-    fields: dict[str, Any] = {"type": "feature_used", "feature": name}
+    fields: dict[str, Any] = {"type": "feature_used", "feature": identifier(name, 128)}
     if isinstance(properties.get("success"), bool):
         fields["success"] = properties["success"]
     if isinstance(properties.get("duration_ms"), int | float):

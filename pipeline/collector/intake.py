@@ -12,6 +12,7 @@ so (OTLP's partial success), reported to the client.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -69,6 +70,30 @@ def text(value: Any, limit: int = 64) -> str:
     if value is None or isinstance(value, dict | list):
         return ""
     return str(value)[:limit]
+
+
+# The identifier charset of the event contract (issue 17): what metrics group by - product, version,
+# environment, feature, goal, operation - is ASCII [A-Za-z0-9._:/@+-] starting with a letter or digit, and an
+# operation may also hold { } * and single spaces. The standards' names are free text ("Order Completed",
+# "$pageview", "2.3.0 (145)"): they are normalised to that charset, and the original kept in properties.
+_NOT_IDENTIFIER = re.compile(r"[^A-Za-z0-9._:/@+-]+")
+_NOT_OPERATION = re.compile(r"[^A-Za-z0-9._:/@+{}* -]+")
+_LEADING = re.compile(r"^[^A-Za-z0-9]+")
+
+
+def identifier(value: Any, limit: int = 64) -> str:
+    """``value`` in the identifier charset: each run of other characters becomes ``_``, leading ones are dropped.
+
+    ``Order Completed`` -> ``Order_Completed``, ``$autocapture`` -> ``autocapture``,
+    ``2.3.0 (145)`` -> ``2.3.0_145_``; ``""`` when nothing is left (the model then names the field).
+    """
+    return _LEADING.sub("", _NOT_IDENTIFIER.sub("_", text(value, 1024)))[:limit]
+
+
+def operation_name(value: Any, limit: int = 128) -> str:
+    """An operation (``GET /items/{id}``) in its charset: runs of whitespace become one space, others ``_``."""
+    spaced = " ".join(text(value, 1024).split())
+    return _LEADING.sub("", _NOT_OPERATION.sub("_", spaced))[:limit].rstrip()
 
 
 def obj(value: Any) -> dict[str, Any]:

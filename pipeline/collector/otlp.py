@@ -45,7 +45,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from pipeline.collector.errors import Rejected
-from pipeline.collector.intake import Intake, text
+from pipeline.collector.intake import Intake, identifier, operation_name, text
 from pipeline.collector.mapping import ANONYMOUS_USER, UNKNOWN_VERSION, Mapping
 
 OTLP_ID_NAMESPACE = uuid.UUID("3b8f7e0c-4a55-4d59-9a3c-0f1e6f9b2c71")  # uuid5(namespace, trace id + span id)
@@ -151,8 +151,8 @@ def map_request(message: ExportTraceServiceRequest, mapping: Mapping) -> Intake:
         service = text(resource.get("service.name"), 200)
         envelope_base = {
             "product": mapping.product_of_service(service) if service else "",
-            "version": text(resource.get("service.version")) or UNKNOWN_VERSION,
-            "environment": text(_first(resource.get("deployment.environment.name"),
+            "version": identifier(resource.get("service.version")) or UNKNOWN_VERSION,
+            "environment": identifier(_first(resource.get("deployment.environment.name"),
                                        resource.get("deployment.environment"))) or "production",
             "platform": text(resource.get("telemetry.sdk.language")),
         }  # fmt: skip
@@ -186,7 +186,7 @@ def map_request(message: ExportTraceServiceRequest, mapping: Mapping) -> Intake:
 def _request(span: Span, attrs: dict[str, Any], envelope: dict[str, Any], ids: dict[str, Any]) -> dict[str, Any]:
     route = text(attrs.get("http.route"), 128)
     method = text(_first(attrs.get("http.request.method"), attrs.get("http.method")), 16)
-    operation = f"{method} {route}" if method and route else route or span.name
+    operation = operation_name(f"{method} {route}" if method and route else route or span.name)
     failed = span.status.code == Status.STATUS_CODE_ERROR
     event: dict[str, Any] = {
         "event_id": str(uuid.uuid5(OTLP_ID_NAMESPACE, ids["trace_id"] + ids["span_id"])),

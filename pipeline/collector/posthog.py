@@ -35,7 +35,7 @@ from urllib.parse import parse_qs
 from pipeline.collector.analytics import PAGE_VIEW, SCREEN_VIEW, typed_fields
 from pipeline.collector.body import decode_body
 from pipeline.collector.errors import Rejected
-from pipeline.collector.intake import Intake, dig, obj, stable_event_id, text
+from pipeline.collector.intake import Intake, dig, identifier, obj, stable_event_id, text
 from pipeline.collector.mapping import UNKNOWN_VERSION, Mapping
 
 POSTHOG_ID_NAMESPACE = uuid.UUID("9e4b6c1d-2f8a-4b3e-b5c7-1a0d9e8f7c62")
@@ -123,10 +123,12 @@ def map_events(items: list[Any], product: str, mapping: Mapping, now: datetime) 
             intake.set_aside("ignored_event")
             continue
         kept = {k: v for k, v in properties.items() if k != "token"}  # the key is a credential, never stored
+        if fields.get("feature", fields.get("goal", name)) != name:
+            kept.setdefault("event_name", name)  # the name as sent, beside its identifier
         event: dict[str, Any] = {
             **fields,
             "product": product or text(properties.get("product")),
-            "version": text(properties.get("$app_version")) or UNKNOWN_VERSION,
+            "version": identifier(properties.get("$app_version")) or UNKNOWN_VERSION,
             "ts": item.get("timestamp") or now.isoformat(),
             "user_id": text(item.get("distinct_id") or properties.get("distinct_id"), 128),
             "session_id": text(properties.get("$session_id")),
@@ -134,7 +136,7 @@ def map_events(items: list[Any], product: str, mapping: Mapping, now: datetime) 
             "properties": kept,
         }
         if isinstance(environment := properties.get("environment"), str) and environment:
-            event["environment"] = text(environment)
+            event["environment"] = identifier(environment)
         event_id = stable_event_id(POSTHOG_ID_NAMESPACE, item.get("uuid"))
         if event_id is not None:
             event["event_id"] = event_id

@@ -28,7 +28,7 @@ from typing import Any
 
 from pipeline.collector.analytics import PAGE_VIEW, SCREEN_VIEW, typed_fields
 from pipeline.collector.errors import Rejected
-from pipeline.collector.intake import Intake, dig, obj, stable_event_id, text
+from pipeline.collector.intake import Intake, dig, identifier, obj, stable_event_id, text
 from pipeline.collector.mapping import UNKNOWN_VERSION, Mapping
 
 SEGMENT_ID_NAMESPACE = uuid.UUID("0c2a8f7e-9d1b-4f4e-8a6d-5b3e2c1f0a97")
@@ -79,6 +79,8 @@ def map_messages(messages: list[Any], product: str, mapping: Mapping, now: datet
             intake.set_aside("unknown_type")
             continue
         kept = dict(properties)
+        if call == "track" and fields.get("feature", fields.get("goal")) != message.get("event"):
+            kept.setdefault("event_name", message.get("event"))  # the name as sent, beside its identifier
         if message.get("name"):
             kept.setdefault("name", message["name"])
         if url := dig(context, "page", "url"):
@@ -87,7 +89,7 @@ def map_messages(messages: list[Any], product: str, mapping: Mapping, now: datet
         event: dict[str, Any] = {
             **fields,
             "product": product or text(dig(context, "app", "name")),
-            "version": text(dig(context, "app", "version")) or UNKNOWN_VERSION,
+            "version": identifier(dig(context, "app", "version")) or UNKNOWN_VERSION,
             "ts": message.get("timestamp") or message.get("originalTimestamp") or now.isoformat(),
             "user_id": text(user, 128),
             "session_id": text(context.get("sessionId") or context.get("session_id") or properties.get("session_id")),
@@ -95,7 +97,7 @@ def map_messages(messages: list[Any], product: str, mapping: Mapping, now: datet
             "properties": kept,
         }
         if isinstance(environment := context.get("environment"), str) and environment:
-            event["environment"] = text(environment)
+            event["environment"] = identifier(environment)
         event_id = stable_event_id(SEGMENT_ID_NAMESPACE, message.get("messageId"))
         if event_id is not None:
             event["event_id"] = event_id

@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pipeline.collector.errors import Rejected
-from pipeline.collector.intake import Intake, dig, obj, stable_event_id, text
+from pipeline.collector.intake import Intake, dig, identifier, obj, stable_event_id, text
 from pipeline.collector.mapping import ANONYMOUS_USER, UNKNOWN_VERSION, Mapping
 
 SENTRY_ID_NAMESPACE = uuid.UUID("5d2c9a4e-7b1f-4c38-a6e0-8f3b2d1c0e95")
@@ -109,8 +109,8 @@ def _release(release: Any, product: str, mapping: Mapping) -> tuple[str, str]:
         return product, UNKNOWN_VERSION
     package, at, version = release.partition("@")
     if at and package and version:
-        return mapping.product_of_service(package), version[:64]
-    return product, release[:64]
+        return mapping.product_of_service(package), identifier(version) or UNKNOWN_VERSION
+    return product, identifier(release) or UNKNOWN_VERSION
 
 
 def _ts(value: Any, fallback: datetime) -> str:
@@ -166,7 +166,7 @@ def _session(intake: Intake, s: dict[str, Any], label: str, product: str, mappin
         "version": version,
         "user_id": text(s.get("did"), 128) or ANONYMOUS_USER,
         "session_id": sid,
-        "environment": text(attrs.get("environment")) or "production",
+        "environment": identifier(attrs.get("environment")) or "production",
     }
     if s.get("init") is True:
         intake.add({"type": "session_started", "event_id": _sid_id(sid, "started"), **envelope,
@@ -190,7 +190,7 @@ def _aggregates(
 ) -> None:
     attrs = obj(doc.get("attrs"))
     prod, version = _release(attrs.get("release"), product, mapping)
-    environment = text(attrs.get("environment")) or "production"
+    environment = identifier(attrs.get("environment")) or "production"
     aggregates = doc.get("aggregates")
     if not isinstance(aggregates, list):
         raise Rejected(400, f"{label}: a sessions item holds an aggregates array", "bad_envelope")
@@ -236,7 +236,7 @@ def _event(intake: Intake, e: dict[str, Any], label: str, product: str, mapping:
         "version": version,
         "ts": _ts(e.get("timestamp"), now),
         "user_id": text(dig(e, "user", "id"), 128) or ANONYMOUS_USER,
-        "environment": text(e.get("environment")) or "production",
+        "environment": identifier(e.get("environment")) or "production",
         "platform": text(e.get("platform")),
         "kind": text(outermost.get("type"), 128) or "exception",
         "handled": handled if isinstance(handled, bool) else True,

@@ -68,10 +68,14 @@ def test_segment_sdk_batches_map_to_events_and_a_retry_counts_once(settings, tmp
         assert (e["product"], e["version"], e["session_id"], e["platform"]) == ("checkout", "3.2.0", "s-9", "ios")
         assert datetime.fromisoformat(e["ts"]) == when.replace(microsecond=when.microsecond // 1000 * 1000)
     assert (search["type"], search["feature"], search["duration_ms"], search["user_id"]) == (
-        "feature_used", "Search Used", 120.5, "u-1")  # fmt: skip
-    assert search["properties"]["query"] == "shoes"
+        "feature_used",
+        "Search_Used",
+        120.5,
+        "u-1",
+    )  # fmt: skip  (an identifier; the name as sent is kept)
+    assert search["properties"] == {"duration_ms": 120.5, "query": "shoes", "event_name": "Search Used"}
     assert (order["type"], order["goal"], order["value"], order["currency"]) == (
-        "conversion", "Order Completed", 59.9, "EUR")  # fmt: skip
+        "conversion", "Order_Completed", 59.9, "EUR")  # fmt: skip
     assert (nps["type"], nps["kind"], nps["score"], nps["user_id"]) == ("feedback", "nps", 9, "u-2")
     assert (page["type"], page["feature"], page["properties"]["name"]) == ("feature_used", "page_view", "Cart")
     assert (screen["type"], screen["feature"], screen["user_id"]) == ("feature_used", "screen_view", "anon-5")
@@ -105,10 +109,10 @@ def test_posthog_sdk_batches_map_to_events_and_a_retry_counts_once(settings):
     for e in (report, view, survey, order, exc):
         assert (e["product"], e["version"], e["session_id"]) == ("checkout", "4.0.1", "ph-s1")
         assert "token" not in e["properties"]
-    assert (report["type"], report["feature"], report["user_id"]) == ("feature_used", "report exported", "d-1")
+    assert (report["type"], report["feature"], report["user_id"]) == ("feature_used", "report_exported", "d-1")
     assert (view["type"], view["feature"]) == ("feature_used", "page_view")
     assert (survey["type"], survey["kind"], survey["score"]) == ("feedback", "nps", 3)
-    assert (order["type"], order["goal"], order["value"]) == ("conversion", "Order Completed", 12)
+    assert (order["type"], order["goal"], order["value"]) == ("conversion", "Order_Completed", 12)
     assert (exc["type"], exc["kind"], exc["handled"]) == ("error", "ValueError", True)
 
 
@@ -129,7 +133,8 @@ def test_posthog_js_bodies_gzip_js_and_form_encoded(settings):
     assert serve(s, scenario) == [200, 200]
     got = {e["event_id"]: e for e in stored(s)}
     assert set(got) == {event["uuid"], form_event["uuid"]}
-    assert got[event["uuid"]]["feature"] == "clicked buy" and got[event["uuid"]]["user_id"] == "js-1"
+    assert got[event["uuid"]]["feature"] == "clicked_buy" and got[event["uuid"]]["user_id"] == "js-1"
+    assert got[event["uuid"]]["properties"]["event_name"] == "clicked buy"
 
 
 # --- one ingest contract: every route, every answer ------------------------------------------------------

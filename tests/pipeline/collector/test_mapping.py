@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from pipeline.collector.analytics import typed_fields
+from pipeline.collector.intake import identifier, operation_name
 from pipeline.collector.mapping import Mapping, MappingFileError, load_mapping
 from pipeline.collector.posthog import map_events
 from pipeline.collector.segment import map_messages
@@ -28,7 +30,7 @@ def test_a_file_overrides_and_its_mistakes_name_the_file_and_the_key(tmp_path: P
                     "feedback: {CSAT: {score: rating, kind: csat}}\nignore: [noise]\n")  # fmt: skip
     m = load_mapping(good)
     assert m.product_of_service("checkout-api") == "checkout"
-    assert typed_fields("Order Completed", {}, m) == {"type": "feature_used", "feature": "Order Completed"}
+    assert typed_fields("Order Completed", {}, m) == {"type": "feature_used", "feature": "Order_Completed"}
     assert typed_fields("Trial Started", {"total": "12.5"}, m)["value"] == 12.5
     assert typed_fields("CSAT", {"rating": 4}, m) == {"type": "feedback", "kind": "csat", "score": 4}
     assert typed_fields("noise", {}, m) is None
@@ -75,3 +77,30 @@ def test_pulse_collector_refuses_a_bad_mapping_file_in_one_line_with_exit_2(
     assert main(["collector", "--port", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"pulse: collector_mapping_file {bad}: conversion: Extra inputs are not permitted"]
+
+
+# The identifier charset of the event contract (issue 17, item 3), as pipeline/schema.py spells it there.
+_CHARS = "A-Za-z0-9._:/@+"
+IDENTIFIER = re.compile(rf"[A-Za-z0-9][{_CHARS}-]*")
+OPERATION = re.compile(rf"[A-Za-z0-9][{_CHARS}{{}}*-]*(?: [{_CHARS}{{}}*-]+)*")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("Order Completed", "Order_Completed"), ("$autocapture", "autocapture"), ("2.3.0 (145)", "2.3.0_145_"),
+     ("release/2024-11", "release/2024-11"), ("café ☕", "caf_"), ("'; DROP TABLE x; --", "DROP_TABLE_x_--"),
+     ("a\nb", "a_b"), (42, "42")],
+)  # fmt: skip
+def test_source_names_become_identifiers_of_the_contract(raw: object, expected: str) -> None:
+    assert identifier(raw) == expected
+    assert IDENTIFIER.fullmatch(expected)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("GET /items/{id}", "GET /items/{id}"), ("GET  /a\t/b ", "GET /a /b"), ("/health", "health"),
+     ("SELECT \"users\"", "SELECT _users_")],
+)  # fmt: skip
+def test_span_names_become_operations_of_the_contract(raw: str, expected: str) -> None:
+    assert operation_name(raw) == expected
+    assert OPERATION.fullmatch(expected)
