@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from pipeline.collector.errors import EventError, Rejected
 from pipeline.collector.intake import Intake
 from pipeline.collector.link import RETRY, EmitterFactory, KafkaLink, connect_emitter, send_and_wait
 from pipeline.collector.mapping import load_mapping
+from pipeline.collector.ratelimit import RateLimits
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,12 @@ class Collector:
             log.warning("event=collector_no_write_keys detail='every POST /v1/events will be answered 401'")
         self.max_body = settings.collector_max_body_bytes
         self.mapping = load_mapping(settings.collector_mapping_file)
+        rate = settings.collector_rate_limit_eps
+        self.limits = (
+            RateLimits(rate, max(rate * settings.collector_rate_burst_s, settings.collector_max_events))
+            if rate is not None
+            else None
+        )
         self.kafka_pool = ThreadPoolExecutor(KAFKA_THREADS, thread_name_prefix="pulse-collector-kafka")
         self.kafka = KafkaLink(settings, emitter_factory, self.kafka_pool)
 
@@ -261,7 +269,8 @@ class Collector:
         self, parsed: ParsedBody, allowed: frozenset[str], outcome: _Outcome, intake: Intake | None = None
     ) -> None:
         """The shared end of every route: 400 if any event is invalid, 403 if one is of a product the key does
-        not cover (nothing produced in both cases), else produce and return once Kafka acked every event."""
+        not cover, 429 if a product is over its rate limit (nothing produced in all three cases), else produce
+        and return once Kafka acked every event."""
         outcome.events = parsed.total
         if parsed.errors:
             raise Rejected(400, "invalid events", "invalid_events", details=parsed.errors)
@@ -275,8 +284,16 @@ class Collector:
         if foreign:
             raise Rejected(403, "write key does not cover these events", "forbidden_product", details=foreign)
         outcome.products = sorted({e.product for e in parsed.events}) or sorted(allowed)
+        costs = Counter(e.product for e in parsed.events)
+        if self.limits is not None:
+            self.limits.admit(costs)  # 429 here: nothing produced, nothing charged
         if parsed.encoded:
-            await self._produce(parsed.encoded)
+            try:
+                await self._produce(parsed.encoded)
+            except Rejected:
+                if self.limits is not None:
+                    self.limits.refund(costs)
+                raise
         if intake is not None:
             intake.count_unmapped()
 

@@ -209,10 +209,9 @@ def test_every_route_answers_like_post_v1_events(settings):
     assert [(e["product"], e["feature"]) for e in got] == [("search", "x")]  # nothing of the refused requests
 
 
-def test_every_route_answers_503_while_kafka_is_down(settings):
-    s = with_keys(settings, kafka_bootstrap=f"127.0.0.1:{free_port()}", collector_ack_timeout_s=1.0)
-    bearer = {"Authorization": f"Bearer {CHECKOUT_KEY}"}
-    bodies = {
+def one_body_per_route() -> dict[str, tuple[bytes | str, str]]:
+    """A small valid body for every route (the OTLP one the SDK's encoding of five events' spans)."""
+    return {
         "/v1/events": (json.dumps([{"type": "feature_used", "product": "checkout", "version": "1", "user_id": "u",
                                     "ts": datetime.now(UTC).isoformat(), "feature": "f"}]), "application/json"),
         "/v1/traces": (encode_spans(make_spans(service="checkout")).SerializeToString(), "application/x-protobuf"),
@@ -224,12 +223,44 @@ def test_every_route_answers_503_while_kafka_is_down(settings):
             "application/x-sentry-envelope"),
     }  # fmt: skip
 
+
+BEARER = {"Authorization": f"Bearer {CHECKOUT_KEY}"}
+
+
+def test_every_route_answers_503_while_kafka_is_down(settings):
+    s = with_keys(settings, kafka_bootstrap=f"127.0.0.1:{free_port()}", collector_ack_timeout_s=1.0)
+    bodies = one_body_per_route()
+
     async def scenario(client: TestClient) -> dict[str, tuple[int, str | None]]:
         out = {}
         for route, (body, content_type) in bodies.items():
-            resp = await client.post(route, data=body, headers={**bearer, "Content-Type": content_type})
+            resp = await client.post(route, data=body, headers={**BEARER, "Content-Type": content_type})
             out[route] = resp.status, resp.headers.get("Retry-After")
         return out
 
     for route, (status, retry_after) in serve(s, scenario).items():
         assert status == 503 and retry_after, route
+
+
+def test_every_route_shares_the_products_rate_limit_and_answers_429(settings):
+    """One bucket per product whatever the route: once /v1/traces spent it, every route is 429 with Retry-After
+    and nothing of those requests is produced."""
+    s = with_keys(settings, collector_rate_limit_eps=0.01, collector_max_events=10)  # a bucket of 10 events
+    bodies = one_body_per_route()
+
+    async def scenario(client: TestClient) -> dict[str, tuple[int, str | None]]:
+        traces, content_type = bodies["/v1/traces"]
+        out = {}
+        for n in range(2):  # 5 + 5 events: the whole bucket
+            resp = await client.post("/v1/traces", data=traces, headers={**BEARER, "Content-Type": content_type})
+            out[f"spend {n}"] = resp.status, None
+        for route, (body, content_type) in bodies.items():
+            resp = await client.post(route, data=body, headers={**BEARER, "Content-Type": content_type})
+            out[route] = resp.status, resp.headers.get("Retry-After")
+        return out
+
+    out = serve(s, scenario)
+    assert out.pop("spend 0") == out.pop("spend 1") == (200, None)
+    for route, (status, retry_after) in out.items():
+        assert status == 429 and retry_after and int(retry_after) >= 1, route
+    assert len(stored(s)) == 10
