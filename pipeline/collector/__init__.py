@@ -29,6 +29,9 @@ What a client can rely on:
   went away, or acked just after the deadline). Retrying is safe when the client
   sets ``event_id``: the worker counts an id once. Events without an id get a
   fresh one here, so their retries count twice.
+* **Rate limits, when set.** With ``collector_rate_limit_eps`` each product has
+  one token bucket shared by every route; a request over it is ``429`` with
+  ``Retry-After``, and nothing of it is produced (:mod:`.ratelimit`).
 * **Bounded work per request.** The body is at most ``collector_max_body_bytes``
   as sent (checked from ``Content-Length`` up front and again while reading),
   at most 8x that after ``Content-Encoding: gzip``, and holds at most
