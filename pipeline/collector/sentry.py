@@ -42,6 +42,11 @@ from pipeline.collector.mapping import ANONYMOUS_USER, UNKNOWN_VERSION, Mapping
 
 SENTRY_ID_NAMESPACE = uuid.UUID("5d2c9a4e-7b1f-4c38-a6e0-8f3b2d1c0e95")
 ENDED = ("exited", "crashed", "abnormal")
+# Item types counted under their own name; any other is `item_other`, so a client cannot grow the
+# counter's label set without bound.
+KNOWN_ITEMS = frozenset({"transaction", "attachment", "client_report", "profile", "profile_chunk", "replay_event",
+                         "replay_recording", "replay_video", "check_in", "statsd", "metric_meta", "feedback",
+                         "user_report", "span", "log", "otel_log", "trace_metric", "security", "nel"})  # fmt: skip
 
 
 def auth_key(header: str | None, query: dict[str, str]) -> str | None:
@@ -144,7 +149,7 @@ def map_envelope(
         elif kind == "event":
             _event(intake, _payload(n, payload), label, product, mapping, now)
         else:
-            intake.set_aside(f"item_{text(kind, 32) or 'untyped'}")
+            intake.set_aside(f"item_{kind if kind in KNOWN_ITEMS else 'other'}")
     return intake
 
 

@@ -67,7 +67,11 @@ def test_envelope_contract(settings):
             lines += [json.dumps({**header, "length": len(body)}).encode(), body]
         return b"\n".join(lines) + b"\n"
 
-    good = envelope(({"type": "session"}, session), ({"type": "profile_chunk"}, b"\x00\x01binary\n"))
+    good = envelope(
+        ({"type": "session"}, session),
+        ({"type": "profile_chunk"}, b"\x00\x01binary\n"),
+        ({"type": "made-up-" + "x" * 40}, b"{}"),  # counted as item_other: no label per client-chosen name
+    )
     bad = envelope(({"type": "session"}, {**session, "sid": "other", "status": "exited", "errors": -1}))
 
     async def scenario(client: TestClient) -> dict[str, Any]:
@@ -88,7 +92,7 @@ def test_envelope_contract(settings):
         out["store"] = resp.status, await resp.json()
         return out
 
-    before = unmapped("item_profile_chunk")
+    before, other_before = unmapped("item_profile_chunk"), unmapped("item_other")
     out = serve(s, scenario)
     assert out["401"] == 401
     status, body = out["400"]
@@ -97,7 +101,7 @@ def test_envelope_contract(settings):
     assert out["bad_header"][0] == 400 and "envelope header" in out["bad_header"][1]["error"]
     assert out["good"] == 200
     assert out["store"] == (200, {"id": "a" * 32})
-    assert unmapped("item_profile_chunk") == before + 1
+    assert (unmapped("item_profile_chunk"), unmapped("item_other")) == (before + 1, other_before + 1)
     got = stored(s)
     assert sorted(e["type"] for e in got) == ["error", "session_ended", "session_started"]
     [ended] = [e for e in got if e["type"] == "session_ended"]
