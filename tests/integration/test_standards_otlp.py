@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from opentelemetry.exporter.otlp.json.common.trace_encoder import encode_spans as encode_json_spans
 from opentelemetry.exporter.otlp.json.http.trace_exporter import OTLPSpanExporter as JsonSpanExporter
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http import Compression
@@ -81,20 +83,30 @@ def test_sdk_spans_become_requests_and_errors_once_however_often_they_are_sent(s
 
 
 def test_refused_spans_are_reported_in_the_partial_success(settings):
-    """The internal span maps to nothing: stored nothing of it, and the OTLP response says so and why."""
+    """The internal span maps to nothing: stored nothing of it, and the OTLP response says so and why - in
+    protobuf for a protobuf request, in OTLP JSON for a JSON one."""
     s = with_keys(settings)
-    body = encode_spans(make_spans(service="checkout")).SerializeToString()  # the SDK's own encoding
+    spans = make_spans(service="checkout")
+    proto = encode_spans(spans).SerializeToString()  # the SDKs' own encodings
+    as_json = encode_json_spans(spans).to_json().encode()
 
-    async def scenario(client: TestClient) -> tuple[int, bytes, str]:
-        resp = await client.post("/v1/traces", data=body, headers={**AUTH, "Content-Type": "application/x-protobuf"})
-        return resp.status, await resp.read(), resp.headers["Content-Type"]
+    async def scenario(client: TestClient) -> list[tuple[int, bytes, str]]:
+        out = []
+        for body, content_type in ((proto, "application/x-protobuf"), (as_json, "application/json")):
+            resp = await client.post("/v1/traces", data=body, headers={**AUTH, "Content-Type": content_type})
+            out.append((resp.status, await resp.read(), resp.headers["Content-Type"]))
+        return out
 
-    status, raw, content_type = serve(s, scenario)
+    (status, raw, content_type), (json_status, json_raw, json_type) = serve(s, scenario)
     assert status == 200 and content_type.startswith("application/x-protobuf")
     response = ExportTraceServiceResponse.FromString(raw)
     assert response.partial_success.rejected_spans == 1
     assert "not a SERVER span" in response.partial_success.error_message
-    assert len(stored(s)) == 5
+    assert json_status == 200 and json_type.startswith("application/json")
+    partial = json.loads(json_raw)["partialSuccess"]
+    assert int(partial["rejectedSpans"]) == 1 and "not a SERVER span" in partial["errorMessage"]
+    got = stored(s)
+    assert len(got) == 10 and len({e["event_id"] for e in got}) == 5  # the same spans twice: the same ids
 
 
 def test_the_sdk_gets_the_ingest_contract(settings):
