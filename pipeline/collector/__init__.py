@@ -34,7 +34,7 @@ What a client can rely on:
   ``Retry-After``, and nothing of it is produced (:mod:`.ratelimit`).
 * **Bounded work per request.** The body is at most ``collector_max_body_bytes``
   as sent (checked from ``Content-Length`` up front and again while reading),
-  at most 8x that after ``Content-Encoding: gzip``, and holds at most
+  at most 8x that after ``Content-Encoding: gzip`` (or ``br``), and holds at most
   ``collector_max_events`` events; beyond that the answer is ``413``. Events the
   worker would dead-letter anyway (over ``max_event_bytes`` encoded, or further
   than ``max_future_skew_s`` in the future) are refused with 400 here, where the
