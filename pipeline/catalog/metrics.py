@@ -150,6 +150,8 @@ _METRICS = (
            "sum(count)", "goal"),
     Metric("goal_revenue", "business impact", "currency", "Revenue per goal (--by goal)", "sum(value_sum)", "goal"),
     # customer experience
+    Metric("crashed_sessions", "customer experience", "sessions", "Sessions that ended with a crash",
+           "sum(sessions_crashed)"),
     Metric("crash_free_sessions", "customer experience", "ratio", "1 - crashed / ended sessions (Sentry)",
            f"1 - {_ratio('sessions_crashed', 'sessions_ended')}"),
     Metric("crash_rate", "customer experience", "ratio", "Crashed / ended sessions",
@@ -160,6 +162,10 @@ _METRICS = (
            f"1 - {_uniq_ratio('crashed_users_st', 'session_users_st')}", "users"),
     Metric("task_success_rate", "customer experience", "ratio", "Successful feature uses / feature uses",
            _ratio("feature_successes", "feature_uses")),
+    Metric("feature_uses_total", "customer experience", "uses", "Feature uses, all features (task success's denominator)",
+           "sum(feature_uses)"),
+    Metric("feature_successes_total", "customer experience", "uses", "Successful feature uses, all features",
+           "sum(feature_successes)"),
     Metric("feature_uses", "customer experience", "uses", "Uses per feature (--by feature)", "sum(count)", "feature"),
     Metric("feature_success_rate", "customer experience", "ratio", "Success rate per feature (--by feature)",
            _ratio("ok", "count"), "feature"),
@@ -171,7 +177,14 @@ _METRICS = (
     Metric("nps", "customer experience", "score", "Net promoter score: % promoters (9-10) - % detractors (0-6)",
            "if(sum(nps_promoters + nps_passives + nps_detractors) = 0, nan, "
            "100 * (sum(nps_promoters) - sum(nps_detractors)) / sum(nps_promoters + nps_passives + nps_detractors))"),
+    Metric("nps_answers", "customer experience", "answers", "NPS answers (0-10)",
+           "sum(nps_promoters + nps_passives + nps_detractors)"),
+    Metric("nps_promoters", "customer experience", "answers", "NPS answers of 9 or 10", "sum(nps_promoters)"),
+    Metric("nps_detractors", "customer experience", "answers", "NPS answers of 0 to 6", "sum(nps_detractors)"),
     Metric("csat", "customer experience", "score", "Mean CSAT score (1-5)", _ratio("csat_sum", "csat_count")),
+    Metric("csat_answers", "customer experience", "answers", "CSAT answers (1-5)", "sum(csat_count)"),
+    Metric("csat_points", "customer experience", "points", "Sum of CSAT scores (csat = csat_points / csat_answers)",
+           "sum(csat_sum)"),
     # post-launch support
     Metric("tickets_opened", "post-launch support", "tickets", "Support tickets opened", "sum(tickets_opened)"),
     Metric("tickets_resolved", "post-launch support", "tickets", "Support tickets resolved", "sum(tickets_resolved)"),
@@ -183,6 +196,7 @@ _METRICS = (
            "avgIf(dateDiff('millisecond', opened, resolved) / 3.6e6, resolved >= opened)", "tickets"),
     # performance
     Metric("requests", "performance", "requests", "Requests served", "sum(requests)"),
+    Metric("request_errors", "performance", "requests", "Failed requests (5xx or error set)", "sum(request_errors)"),
     Metric("error_rate", "performance", "ratio", "Failed requests (5xx or error set) / requests",
            _ratio("request_errors", "requests")),
     Metric("latency_mean_ms", "performance", "ms", "Mean request latency", _ratio("latency_ms_sum", "requests")),
