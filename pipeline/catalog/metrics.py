@@ -162,7 +162,7 @@ _METRICS = (
            f"1 - {_uniq_ratio('crashed_users_st', 'session_users_st')}", "users"),
     Metric("task_success_rate", "customer experience", "ratio", "Successful feature uses / feature uses",
            _ratio("feature_successes", "feature_uses")),
-    Metric("feature_uses_total", "customer experience", "uses", "Feature uses, all features (task success's denominator)",
+    Metric("feature_uses_total", "customer experience", "uses", "Feature uses, all features (task success base)",
            "sum(feature_uses)"),
     Metric("feature_successes_total", "customer experience", "uses", "Successful feature uses, all features",
            "sum(feature_successes)"),
