@@ -71,7 +71,8 @@ def _dimension(name: str, d: Mapping[str, Any], doc: Mapping[str, Any], level: s
     if d.get("days_below"):
         text += f", below it on {d['days_below']} of the last {policy.get('period_days', '?')} days"
     if d.get("declining") and d.get("trend_per_day") is not None:
-        text += f", falling {abs(d['trend_per_day']):.1f} points a day (p = {d.get('trend_p', 0):.3f})"
+        p = d.get("trend_p") or 0.0
+        text += f", falling {abs(d['trend_per_day']):.1f} points a day (p {'< 0.001' if p < 0.001 else f'= {p:.3f}'})"
     weak = sorted(
         (s for s in d.get("signals", []) if s.get("score") is not None and s["score"] < 100), key=lambda s: s["score"]
     )
@@ -97,19 +98,21 @@ def scorecard_sentences(card: Any) -> list[str]:
     candidate = evidence.get("redesign_candidate")
     if doc.get("redesign_candidate") and candidate is not None:
         held = list(candidate.get("dimensions") or below)
+        reasons = []
         if candidate.get("since"):
             entered = candidate.get("entered") or {}
             days = entered.get("days_below", {})
-            out.append(
-                f"{product} is a redesign candidate since {candidate['since']}: "
-                + _and([f"{n} ({days[n]} days)" if n in days else n for n in entered.get("dimensions", held)])
+            reasons.append(
+                _and([f"{n} ({days[n]} days)" if n in days else n for n in entered.get("dimensions", held)])
                 + f" stayed below their floors on at least {policy.get('min_days_below', '?')} of "
-                f"{entered.get('of_days', policy.get('period_days', '?'))} days."
+                f"{entered.get('of_days', policy.get('period_days', '?'))} days"
             )
         if "composite_declining_over_releases" in evidence:
             eras = evidence["composite_declining_over_releases"]["releases"]
             steps = " \u2192 ".join(f"{e['version']} ({e['composite']:.0f})" for e in eras if e.get("composite"))
-            out.append(f"{product}'s composite score fell release after release: {steps}.")
+            reasons.append(f"its composite score fell release after release, {steps}")
+        since = f" since {candidate['since']}" if candidate.get("since") else ""
+        out.append(f"{product} is a redesign candidate{since}: " + "; and ".join(reasons) + ".")
         focus = [n for n in dims if n in held or n in below]
     else:
         cleared = evidence.get("flag_cleared")

@@ -61,7 +61,9 @@ def wilson(k: float, n: float, z: float) -> Estimate | None:
     z2 = z * z
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return Estimate(p, max(0.0, centre - half), min(1.0, centre + half))
+    low = 0.0 if k == 0 else max(0.0, centre - half)  # exact ends where rounding would leave a crumb
+    high = 1.0 if k == n else min(1.0, centre + half)
+    return Estimate(p, low, high)
 
 
 def poisson(k: float, z: float) -> Estimate:
