@@ -16,9 +16,10 @@ error_rate                 failed / all requests; Wilson
 nps                        100 (promoters - detractors) / answers; normal, the variance of an
                            answer scored +1 / 0 / -1 from its shares (one pseudo-answer per
                            class, so a few identical answers still get a width), within +-100
-csat                       points / answers; normal, with the largest variance a 1-5 mean can
-                           have (Bhatia-Davis: (m - 1)(5 - m), at a mean shrunk by one answer of
-                           3), since the sum of squares is not stored
+csat                       points / answers; normal, with the answers' variance from their sum
+                           of squares (raw events) and the largest variance a 1-5 mean can
+                           have (Bhatia-Davis: (m - 1)(5 - m), at a mean shrunk by one answer
+                           of 3) as one pseudo-answer - or that bound alone without squares
 tickets_per_1k_sessions    1000 tickets / sessions; Poisson on the tickets
 time_to_resolve_h          tickets-resolved-weighted mean of daily means; a mean of n
                            exponential-like durations (coefficient of variation 1): value x
@@ -95,10 +96,15 @@ def _csat(w: Window, z: float) -> Estimate | None:
     n = w.total("csat_answers")
     if not n > 0:
         return None
-    points = w.total("csat_points")
+    points, squares = w.total("csat_points"), w.total("csat_squares")
+    mean = points / n
     shrunk = (points + 3) / (n + 1)
-    var = (shrunk - 1) * (5 - shrunk)
-    return normal(points / n, math.sqrt(max(var, 0.0) / n), z, 1.0, 5.0)
+    bound = (shrunk - 1) * (5 - shrunk)  # the largest variance a 1-5 mean can have (Bhatia-Davis)
+    sample = (squares - n * mean * mean) / (n - 1) if n > 1 else -1.0
+    # The answers' own variance when the squares are there for every answer (else sample < 0 or inconsistent),
+    # with the bound as one pseudo-answer so that a few identical answers still get a width.
+    var = ((n - 1) * sample + bound) / n if 0 <= sample <= 4 else bound
+    return normal(mean, math.sqrt(max(var, 0.0) / n), z, 1.0, 5.0)
 
 
 def _tickets(w: Window, z: float) -> Estimate | None:
@@ -143,7 +149,7 @@ ESTIMATORS: dict[str, Estimator] = {
                                    _rate("feature_successes_total", "feature_uses_total")),
     "error_rate": Estimator(("request_errors", "requests"), _rate("request_errors", "requests")),
     "nps": Estimator(("nps_answers", "nps_promoters", "nps_detractors"), _nps),
-    "csat": Estimator(("csat_answers", "csat_points"), _csat),
+    "csat": Estimator(("csat_answers", "csat_points", "csat_squares"), _csat),
     "tickets_per_1k_sessions": Estimator(("tickets_opened", "sessions"), _tickets),
     "time_to_resolve_h": Estimator(("time_to_resolve_h", "tickets_resolved"), _time_to_resolve),
     "latency_p95_ms": Estimator(("latency_p95_ms", "latency_p99_ms", "requests"), _latency_p95),

@@ -8,7 +8,9 @@ builds metric SQL. A metric is an aggregate expression over one *source*:
   feature or conversion goal;
 * ``users`` - daily unique-user sketches (``users_1d``), merged over the window;
 * ``feature_users`` - daily unique users per feature (``feature_users_1d``);
-* ``tickets`` - support tickets paired opened -> resolved from raw ``events``.
+* ``tickets`` - support tickets paired opened -> resolved from raw ``events``;
+* ``feedback`` - raw ``feedback`` events, for what the minute partials do not
+  keep (the sum of squared CSAT scores, which a CSAT interval needs).
 
 Metrics over unique users are HyperLogLog estimates (``uniqCombined64``:
 ~0.3% standard error at 1M users, exact for small sets); every other metric is
@@ -90,6 +92,7 @@ SOURCES: dict[str, Source] = {
         ("product", "feature"),
         nested=True,
     ),
+    "feedback": Source("{db}.events FINAL", "ts", filter="type = 'feedback'"),
     "tickets": Source(
         "(SELECT product, any(version) AS ticket_version, ticket_id, minIf(ts, action = 'opened') AS opened, "
         "maxIf(ts, action = 'resolved') AS resolved FROM {db}.events FINAL WHERE type = 'support_ticket' "
@@ -185,6 +188,8 @@ _METRICS = (
     Metric("csat_answers", "customer experience", "answers", "CSAT answers (1-5)", "sum(csat_count)"),
     Metric("csat_points", "customer experience", "points", "Sum of CSAT scores (csat = csat_points / csat_answers)",
            "sum(csat_sum)"),
+    Metric("csat_squares", "customer experience", "points", "Sum of squared CSAT scores (for the CSAT's variance)",
+           "sumIf(toUInt64(score) * score, kind = 'csat')", "feedback"),
     # post-launch support
     Metric("tickets_opened", "post-launch support", "tickets", "Support tickets opened", "sum(tickets_opened)"),
     Metric("tickets_resolved", "post-launch support", "tickets", "Support tickets resolved", "sum(tickets_resolved)"),

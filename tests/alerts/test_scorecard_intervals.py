@@ -69,6 +69,9 @@ def test_estimators_from_counts() -> None:
     csat = ESTIMATORS["csat"].estimate(_W(7, csat_answers=100, csat_points=420), Z)
     # the largest variance a 1-5 mean of 4.2 allows (Bhatia-Davis, ~1.6 sd): +-0.32 at 100 answers
     assert csat is not None and csat.value == 4.2 and (csat.low, csat.high) == pytest.approx((3.88, 4.52), abs=0.01)
+    # with the squared scores (raw events) the answers' own spread, here sd 0.9: about +-0.18
+    csat = ESTIMATORS["csat"].estimate(_W(7, csat_answers=100, csat_points=420, csat_squares=1844.2), Z)
+    assert csat is not None and (csat.low, csat.high) == pytest.approx((4.02, 4.38), abs=0.005)
     dau = ESTIMATORS["dau"].estimate(_W(7, dau=700), Z)
     assert dau is not None and dau.value == 100 and 92 < dau.low < dau.high < 108
     p95 = ESTIMATORS["latency_p95_ms"].estimate(_W(7, requests=400, latency_p95_ms=900, latency_p99_ms=1400), Z)

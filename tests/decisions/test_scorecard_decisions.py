@@ -231,9 +231,9 @@ def _exact_day(users: float, success: float = 0.90, promoters: float = 0.40, det
         "dau": users, "sessions": sessions, "crashed_sessions": sessions * 0.0025, "feature_uses_total": uses,
         "feature_successes_total": uses * success, "conversions": sessions * 0.05, "nps_answers": answers,
         "nps_promoters": answers * promoters, "nps_detractors": answers * detractors, "csat_answers": csat,
-        "csat_points": csat * 4.2, "tickets_opened": tickets, "tickets_resolved": tickets * 0.9,
-        "time_to_resolve_h": 10.0, "requests": requests, "request_errors": requests * 0.005,
-        "latency_p95_ms": 480.0, "latency_p99_ms": 600.0,
+        "csat_points": csat * 4.2, "csat_squares": csat * 18.2, "tickets_opened": tickets,
+        "tickets_resolved": tickets * 0.9, "time_to_resolve_h": 10.0, "requests": requests,
+        "request_errors": requests * 0.005, "latency_p95_ms": 480.0, "latency_p99_ms": 600.0,
     }  # fmt: skip
 
 

@@ -113,6 +113,7 @@ def _truth_by_product(events: list[dict[str, Any]], partitions: int, lateness_s:
             "nps_detractors": sum(s <= 6 for s in nps),
             "csat_answers": len(csat),
             "csat_points": sum(csat),
+            "csat_squares": sum(s * s for s in csat),
             "nps": 100 * _ratio(sum(s >= 9 for s in nps) - sum(s <= 6 for s in nps), len(nps)),
             "csat": _ratio(sum(csat), len(csat)),
             "tickets_opened": len(opened),
@@ -175,7 +176,9 @@ def test_every_catalog_metric_equals_ground_truth(settings, start_worker):
     truth = _truth_by_product(events, settings.topic_partitions, settings.allowed_lateness_s)
     checked: set[str] = set()
     with clickhouse.opened(settings) as client:
-        per_product = [m.name for m in catalog.CATALOG.values() if m.source in ("minute", "users", "tickets")]
+        per_product = [
+            m.name for m in catalog.CATALOG.values() if m.source in ("minute", "users", "tickets", "feedback")
+        ]
         per_product.remove("release_adoption")
         cols, rows = catalog.query(client, "pulse", per_product, since)
         for row in rows:

@@ -123,7 +123,9 @@ def simulate(scenario: Scenario, end: date, days: int, seed: int) -> dict[date, 
         passives = max(0.0, 1 - h.promoters - h.detractors)
         promoters, _, detractors = rng.multinomial(answers, [h.promoters, passives, h.detractors])
         csat_n = int(rng.poisson(users * 0.05))
-        csat_points = float((rng.multinomial(csat_n, _csat_shares(h.csat)) * np.arange(1, 6)).sum())
+        csat_counts = rng.multinomial(csat_n, _csat_shares(h.csat))
+        csat_points = float((csat_counts * np.arange(1, 6)).sum())
+        csat_squares = float((csat_counts * np.arange(1, 6) ** 2).sum())
         tickets = int(rng.poisson(sessions * h.tickets_per_session))
         resolved = int(rng.binomial(tickets, 0.9))
         requests = int(rng.poisson(sessions * 5))
@@ -140,6 +142,7 @@ def simulate(scenario: Scenario, end: date, days: int, seed: int) -> dict[date, 
             "nps_detractors": float(detractors),
             "csat_answers": float(csat_n),
             "csat_points": csat_points,
+            "csat_squares": csat_squares,
             "tickets_opened": float(tickets),
             "tickets_resolved": float(resolved),
             "time_to_resolve_h": float(rng.exponential(10.0, size=resolved).mean()) if resolved else float("nan"),
