@@ -67,9 +67,9 @@ def _dimension(name: str, d: Mapping[str, Any], doc: Mapping[str, Any], level: s
     text = f"{name[:1].upper()}{name[1:]} scores {d['score']:.0f}/100"
     if lo is not None and hi is not None:
         text += f" ({level} CI {lo:.0f} to {hi:.0f})"
-    text += f", floor {d['floor']:.0f}"
+    text += f" against a floor of {d['floor']:.0f}"
     if d.get("days_below"):
-        text += f", below it on {d['days_below']} of the last {policy.get('period_days', '?')} days"
+        text += f", below floor on {d['days_below']} of the last {policy.get('period_days', '?')} days"
     if d.get("declining") and d.get("trend_per_day") is not None:
         p = d.get("trend_p") or 0.0
         text += f", falling {abs(d['trend_per_day']):.1f} points a day (p {'< 0.001' if p < 0.001 else f'= {p:.3f}'})"

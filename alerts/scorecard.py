@@ -29,11 +29,11 @@ What a product manager reads (the formula, in words):
   bad. Not the best weeks either: the maximum of several noisy windows is
   optimistic, and healthy products would score under 100 by construction. The
   earliest weeks precede any decline that began within the last four weeks,
-  are whole weeks so weekly seasonality cancels, are two of them so the
-  reference's own noise is small next to the window's, and for a product (or
-  store) younger than the lookback they are simply its first days before the
-  window - one rule for all (with fewer than three such days, nothing is
-  scored yet). Every day is scored against its own reference, so a day's
+  are whole weeks so weekly seasonality cancels, and are two of them so the
+  reference's own noise is small next to the window's. A product (or store)
+  without two weeks before the window is compared with its first
+  ``young_reference_days`` (4) days, fixed: a reference that grew with it
+  would take in a decline that began at its start. Every day is scored against its own reference, so a day's
   verdict depends on the data up to that day, not on when it is read: that is
   what keeps consecutive evaluations consistent. A decline older than the
   lookback is partly absorbed; the trend test and the release trend still see
@@ -361,18 +361,18 @@ def _score_window(
     return _WindowScore(dims, composite, signals)
 
 
-_YOUNG_REFERENCE_DAYS = 3  # a product with fewer days before its window is compared with its first three days
-
-
 def _reference_days(series: _Series, day: date, cfg: ScorecardConfig) -> list[date]:
     """``day``'s reference: the earliest ``baseline_days`` days with data within the ``reference_lookback_days``
-    ending on ``day``, before ``day``'s window; for a product too young for that, its first days."""
+    ending on ``day``, before ``day``'s window; for a product too young for that, its first ``young_reference_days``.
+
+    A young product's reference does not grow with it: "all its days before the window" would take in the days
+    of a decline that began at its start, and drift with it as the week before the period did.
+    """
     first = day - timedelta(days=cfg.reference_lookback_days - 1)
     window_start = day - timedelta(days=cfg.window_days - 1)
     available = sorted(d for d in series.values if first <= d <= day)
     before = [d for d in available if d < window_start][: cfg.baseline_days]
-    young = min(_YOUNG_REFERENCE_DAYS, cfg.baseline_days)
-    return before if len(before) >= young else available[:young]
+    return before if len(before) >= cfg.baseline_days else available[: min(cfg.young_reference_days, cfg.baseline_days)]
 
 
 def _eras(
