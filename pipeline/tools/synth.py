@@ -52,7 +52,7 @@ SCENARIOS: dict[str, str] = {
     "steady": "all products healthy and stable: diurnal traffic with baseline crash, latency and satisfaction",
     "regression_and_decay": (
         "the 2nd product ships a mid-span release that crashes ~5x more with ~2x latency; "
-        "the 3rd product decays after its first ~30% of the span: users fall to ~40%, NPS drops, tickets per "
+        "the 3rd product decays after its first ~20% of the span: users fall to ~40%, NPS drops, tickets per "
         "session triple, feature success falls"
     ),
 }
@@ -81,9 +81,9 @@ _TICKET_MEDIAN_RESOLVE_S = 6 * _HOUR_S
 _REGRESSION_CRASH_FACTOR = 5.0
 _REGRESSION_LATENCY_FACTOR = 2.0
 _REGRESSION_SERVER_ERROR_FACTOR = 2.0
-# The decay begins after the first 30% of the span (about 4 healthy days of a fortnight): a product is judged
+# The decay begins after the first 20% of the span (about 3 healthy days of a fortnight): a product is judged
 # against its own healthy level, so a story of decline starts from one.
-_DECAY_START = 0.3
+_DECAY_START = 0.2
 _DECAY_FINAL_USERS = 0.4
 _DECAY_NPS_DROP = 3.0
 _DECAY_CSAT_DROP = 1.5
