@@ -43,10 +43,13 @@ class CheckResult:
 class Probe:
     """Runs ``call()`` every ``interval_s`` on a daemon thread of its own and remembers how it went."""
 
-    def __init__(self, name: str, call: Callable[[], str], interval_s: float = PROBE_INTERVAL_S) -> None:
+    def __init__(
+        self, name: str, call: Callable[[], str], interval_s: float = PROBE_INTERVAL_S, stale_s: float = STALE_S
+    ) -> None:
         self.name = name
         self._call = call
         self._interval_s = interval_s
+        self._stale_s = stale_s
         self._lock = threading.Lock()
         self._last: CheckResult = CheckResult(False, "not probed yet")
         self._answered_at = time.monotonic()  # the grace for the first answer starts now
@@ -79,10 +82,10 @@ class Probe:
             self._stop.wait(self._interval_s)
 
     def result(self) -> CheckResult:
-        """The last answer, or a failure if there has been none for ``STALE_S``."""
+        """The last answer, or a failure if there has been none for ``stale_s``."""
         with self._lock:
             silent_s = time.monotonic() - self._answered_at
-            if silent_s > STALE_S:
+            if silent_s > self._stale_s:
                 return CheckResult(False, f"no answer for {silent_s:.0f}s")
             return self._last
 
