@@ -80,6 +80,12 @@ class Probe:
                     )
                 self._last, self._answered_at = result, time.monotonic()
             self._stop.wait(self._interval_s)
+        close = getattr(self._call, "close", None)  # a probe's own client, once it stopped (not a request's wait)
+        if close is not None:
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - stopping: nothing left to report to
+                log.debug("event=probe_close_failed check=%s", self.name)
 
     def result(self) -> CheckResult:
         """The last answer, or a failure if there has been none for ``stale_s``."""
@@ -107,6 +113,12 @@ class StoreProbe:
             raise
         return "embedded" if self._settings.embedded_clickhouse else "server"
 
+    def close(self) -> None:
+        """Close a server client; an embedded one is left to the process (its engine is shared with the sink)."""
+        client, self._client = self._client, None
+        if client is not None and not self._settings.embedded_clickhouse:
+            client.close()
+
 
 class KafkaProbe:
     """The cluster's metadata on an admin client of its own, created again after a failure."""
@@ -131,3 +143,8 @@ class KafkaProbe:
                 admin.close()
             raise
         return f"{len(brokers)} broker(s)"
+
+    def close(self) -> None:
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            admin.close()
