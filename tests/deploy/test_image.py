@@ -88,6 +88,16 @@ def test_a_worker_in_a_container_stores_events_sent_to_the_local_broker(image, k
             time.sleep(0.5)
         assert consumer_lag(settings, settings.events_topic) == 0
 
+        # The CLI in a second container, on the same volume: the store is the running worker's (locked), so
+        # `pulse metrics query` asks the worker's read API - the path a user takes next to a worker.
+        query = image.podman(
+            "run", "--rm", "--network", "host", "-v", f"{volume}:/data", "-e", f"PULSE_WEB_PORT={web_port}",
+            image.ref, "metrics", "query", "events", "--since", "30d", "--format", "json", check=False,
+        )  # fmt: skip
+        assert query.returncode == 0, query.stdout + query.stderr
+        counted = {row["product"]: row["events"] for row in json.loads(query.stdout)}
+        assert counted == {p: float(sum(e["product"] == p for e in events)) for p in ("checkout", "search")}
+
         health = image.podman("healthcheck", "run", name, check=False)
         assert health.returncode == 0, health.stdout + health.stderr
     finally:
