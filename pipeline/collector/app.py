@@ -29,6 +29,7 @@ from pipeline.collector.intake import Intake
 from pipeline.collector.link import RETRY, EmitterFactory, KafkaLink, connect_emitter, send_and_wait
 from pipeline.collector.mapping import load_mapping
 from pipeline.collector.ratelimit import RateLimits
+from pipeline.probes import KafkaProbe, Probe
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -89,11 +90,14 @@ class Collector:
         )
         self.kafka_pool = ThreadPoolExecutor(KAFKA_THREADS, thread_name_prefix="pulse-collector-kafka")
         self.kafka = KafkaLink(settings, emitter_factory, self.kafka_pool)
+        self.kafka_probe = Probe("kafka", KafkaProbe(settings))
 
     async def on_startup(self, app: web.Application) -> None:
         self.kafka.connect_soon()
+        self.kafka_probe.start()
 
     async def on_cleanup(self, app: web.Application) -> None:
+        self.kafka_probe.stop()
         try:
             await self.kafka.close()
         finally:
@@ -102,6 +106,14 @@ class Collector:
     async def healthz(self, request: web.Request) -> web.Response:
         """Liveness: 200 while the process serves; ``kafka`` says whether a producer is connected."""
         return web.json_response({"status": "ok", "kafka": "connected" if self.kafka.emitter else "not_connected"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        """Readiness: 200 while the cluster answers a metadata request (a probe thread's last answer, at most
+        ``pipeline.probes.STALE_S`` old), else 503: a load balancer then sends events to another collector."""
+        check = self.kafka_probe.result()
+        if check.ok:
+            return web.json_response({"status": "ready", "kafka": "reachable", "detail": check.detail})
+        return web.json_response({"status": "not_ready", "kafka": "unreachable", "detail": check.detail}, status=503)
 
     async def post_events(self, request: web.Request) -> web.Response:
         return await self._handle(request, "events", "pulse", self._collect)
@@ -388,6 +400,7 @@ def create_app(settings: Settings, emitter_factory: EmitterFactory = connect_emi
     app.router.add_post("/api/{project}/envelope/", collector.sentry_handler(store=False))
     app.router.add_post("/api/{project}/store/", collector.sentry_handler(store=True))
     app.router.add_get("/healthz", collector.healthz)
+    app.router.add_get("/readyz", collector.readyz)
     app.router.add_get("/metrics", _metrics)
     app.on_startup.append(collector.on_startup)
     app.on_cleanup.append(collector.on_cleanup)
