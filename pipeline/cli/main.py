@@ -227,7 +227,7 @@ def cmd_scorecard(args: argparse.Namespace) -> int:
     rows = []
     for card in cards:
         scores = [_score(card["dimensions"].get(d)) for d in dims]
-        why = "; ".join(str(e) for e in card.get("evidence", [])[:3]) if card["redesign_candidate"] else ""
+        why = " ".join(card.get("sentences", [])) if card["redesign_candidate"] else ""  # the evidence, in words
         rows.append((card["product"], *scores, "REDESIGN CANDIDATE" if card["redesign_candidate"] else "", why))
     render(["product", *dims, "flag", "why"], rows, title="Product scorecards (score / floor; * = below floor)")
     return 0
