@@ -85,6 +85,29 @@ def _dimension(name: str, d: Mapping[str, Any], doc: Mapping[str, Any], level: s
     return text + "."
 
 
+def missing_signals(doc: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Per dimension, the signals without data (no value): what the product's instrumentation does not send."""
+    out: dict[str, list[str]] = {}
+    for name, d in doc.get("dimensions", {}).items():
+        missing = [s["signal"] for s in d.get("signals", []) if s.get("value") is None]
+        if missing:
+            out[name] = missing
+    return out
+
+
+def _missing_sentence(doc: Mapping[str, Any]) -> str | None:
+    missing = missing_signals(doc)
+    if not missing:
+        return None
+    dims = doc.get("dimensions", {})
+    parts = []
+    for name, signals in missing.items():
+        labels = [_SIGNALS.get(s, (s.replace("_", " "),))[0] for s in signals]
+        unscored = dims.get(name, {}).get("score") is None
+        parts.append(f"{name} ({_and(labels)}{'; not scored' if unscored else ''})")
+    return "Not measured, no data yet: " + "; ".join(parts) + "."
+
+
 def scorecard_sentences(card: Any) -> list[str]:
     """The scorecard in sentences: the verdict and its reasons, each dimension below floor, how the flag clears."""
     doc: Mapping[str, Any] = card if isinstance(card, Mapping) else card.to_json()
@@ -142,4 +165,6 @@ def scorecard_sentences(card: Any) -> list[str]:
             f"The flag clears when fewer than {policy.get('min_dimensions_below', 2)} of these dimensions stay at or "
             f"under their floor + {margin:g} points."
         )
+    if (missing := _missing_sentence(doc)) is not None:
+        out.append(missing)
     return out

@@ -91,7 +91,7 @@ from statistics import median
 from typing import TYPE_CHECKING, Any
 
 from alerts.estimates import ESTIMATORS
-from alerts.evidence import scorecard_sentences
+from alerts.evidence import missing_signals, scorecard_sentences
 from alerts.intervals import Estimate, z_of
 from alerts.regression import released_versions
 from alerts.sample import Sample
@@ -233,6 +233,7 @@ class Scorecard:
     def to_json(self) -> dict[str, Any]:
         """What ``pulse scorecard --format json`` prints for one product: the facts, and them in sentences."""
         doc = self._facts()
+        doc["missing_signals"] = missing_signals(doc)  # what the product's instrumentation does not send
         doc["sentences"] = scorecard_sentences(doc)
         for item in doc["evidence"]:
             if item.get("kind") == "redesign_candidate":
