@@ -20,8 +20,9 @@ from support.batch_views import aggregate_batch, json_rows
 
 from consumers.dedup import SeenIds, Watermarks
 from consumers.records import Message
+from pipeline import fastdecode, schema
 from pipeline.collector.body import parse_events
-from pipeline.events import RELEASE_ADAPTER, DecodeError, decode_event, decode_fast
+from pipeline.events import RELEASE_ADAPTER, DecodeError, decode_event, decode_fast, decode_many
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -167,3 +168,19 @@ def test_the_worker_dead_letters_a_hostile_identifier_as_invalid() -> None:
     got = sorted((d.index, d.error.reason, d.error.detail.split(":")[0]) for d in batch.dead)
     assert got == [(1, "invalid", "request.version"), (2, "invalid", "request.product"),
                    (3, "invalid", "feature_used.feature")]  # fmt: skip
+
+
+def test_a_value_good_as_an_operation_is_not_good_as_a_product() -> None:
+    """The worker remembers the values it matched, per pattern: an operation's spaces stay refused in a product."""
+    assert not isinstance(decode_fast(json.dumps(event("operation", "GET /items/{id}")).encode()), DecodeError)
+    for raws in ([json.dumps(event("product", "GET /items/{id}")).encode()],):
+        (decoded,) = decode_many(raws)
+        assert isinstance(decoded, DecodeError) and "product" in decoded.detail
+
+
+def test_the_memory_of_good_values_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fastdecode, "_GOOD_MAX", 3)
+    for i in range(10):
+        assert not isinstance(decode_fast(json.dumps(event("version", f"9.9.{i}")).encode()), DecodeError)
+    assert len(fastdecode._MATCHERS[schema.IDENTIFIER_PATTERN][1]) <= 3
+    assert isinstance(decode_fast(json.dumps(event("version", "9.9.1\n")).encode()), DecodeError)
