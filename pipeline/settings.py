@@ -110,6 +110,12 @@ class StoreSettings(BaseModel):
         None, description="http(s)://user:pass@host:8123/db or chdb:///path; default embedded chDB under data_dir"
     )
     clickhouse_database: str = "pulse"
+    clickhouse_reader_user: str = Field(
+        "pulse_reader", description="read-only ClickHouse user for Grafana (SELECT on the database only)"
+    )
+    clickhouse_reader_password: SecretStr | None = Field(
+        None, description="its password; `pulse db migrate` creates the user only when set (and the server allows)"
+    )
     events_ttl_days: int = Field(
         400, ge=1, le=20_000, description="raw events expire after this (ClickHouse DateTime ends in 2106)"
     )
@@ -117,7 +123,7 @@ class StoreSettings(BaseModel):
         None, ge=1, description="older events (and any before 1970) go to the DLQ; unset = events_ttl_days"
     )
 
-    @field_validator("clickhouse_database")
+    @field_validator("clickhouse_database", "clickhouse_reader_user")
     @classmethod
     def _plain_identifier(cls, v: str) -> str:
         if not re.fullmatch(r"_*[A-Za-z][A-Za-z0-9_]{0,62}", v):
