@@ -157,6 +157,16 @@ class IngestSettings(BaseModel):
 
     max_event_bytes: int = Field(64 * 1024, ge=256, description="larger messages go to the DLQ")
     max_future_skew_s: int = Field(3600, ge=0, description="events further in the future go to the DLQ")
+    # Cardinality caps per product (consumers/cardinality.py): values past them are stored as __overflow__.
+    max_versions_per_product: int = Field(
+        50, ge=0, description="distinct versions per product in the window; 0: no cap"
+    )
+    max_features_per_product: int = Field(200, ge=0, description="distinct features per product; 0: no cap")
+    max_goals_per_product: int = Field(100, ge=0, description="distinct conversion goals per product; 0: no cap")
+    max_operations_per_product: int = Field(200, ge=0, description="distinct operations per product; 0: no cap")
+    cardinality_window_days: int = Field(
+        30, ge=1, description="a value counts against its cap until it has not been seen for this long"
+    )
 
 
 class WorkerSettings(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from alerts.notify.delivery import DeliveryQueue, post_json
+from alerts.notify.delivery import DeliveryQueue, batches, post_json
 from alerts.notify.message import Notification
 
 
@@ -27,7 +27,7 @@ class AlertmanagerNotifier:
     def notify(self, notifications: Sequence[Notification]) -> bool:
         if not notifications:
             return True
-        return self._queue.put(list(notifications))
+        return all([self._queue.put(batch) for batch in batches(notifications)])  # every batch queued, or counted
 
     def close(self, timeout_s: float = 5.0) -> None:
         self._queue.close(timeout_s)

@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pipeline.telemetry import NOTIFICATIONS
@@ -57,6 +57,14 @@ def post_json(url: str, body: bytes, timeout_s: float, headers: dict[str, str] |
         raise PermanentFailure("the URL is not a valid http(s) URL (see the notifier's setting)") from None
     except OSError as e:  # a timeout or reset while reading the answer
         raise DeliveryFailed(f"{type(e).__name__}: {redact(str(e), url)}") from None
+
+
+MAX_ALERTS_PER_POST = 64  # Prometheus' own batch size towards Alertmanager (maxBatchSize)
+
+
+def batches(items: Sequence[Any], size: int = MAX_ALERTS_PER_POST) -> list[list[Any]]:
+    """``items`` in POST-sized lists: a burst of alerts (500 versions regressed at once) is many bounded requests."""
+    return [list(items[i : i + size]) for i in range(0, len(items), max(1, size))]
 
 
 def redact(text: str, url: str) -> str:

@@ -130,6 +130,7 @@ def test_prometheus_dashboard_covers_the_pipeline_metrics() -> None:
         "pulse_collector_requests_total",
         "pulse_batch_seconds_bucket",
         "pulse_watermark_lag_seconds",
+        "pulse_cardinality_overflow_total",
     ):
         assert name in exprs, name  # fmt: skip
 
