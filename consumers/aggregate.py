@@ -132,7 +132,7 @@ def aggregate_decoded(
 
     stored = np.flatnonzero(stored_mask)
     if caps is not None and len(stored):  # values past a product's cap become __overflow__, in raw rows and partials
-        batch.set_arrow(caps.apply(batch.arrow(), now_s))
+        batch.set_arrow(caps.apply(batch.arrow(), now_s, pa.array(stored, pa.int64())))
     rows = out.raw_rows = RawRows(batch, stored.tolist())
     if len(stored):
         out.late = int(late[stored].sum())

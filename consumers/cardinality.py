@@ -43,6 +43,7 @@ OVERFLOW = "__overflow__"
 KINDS = ("version", "feature", "goal", "operation")  # the raw-row column of each kind has its name
 _DAY_S = 86_400
 _SEP = "\x1f"
+SEED_LIMITS = {"max_execution_time": 30, "max_result_rows": 1_000_000, "result_overflow_mode": "break"}
 for _kind in KINDS:  # exported at 0 from the start, so a rate() has a series before the first overflow
     telemetry.CARDINALITY_OVERFLOW.labels(_kind)
 
@@ -60,8 +61,12 @@ class CardinalityCaps:
         caps = {kind: int(getattr(settings, f"max_{kind}s_per_product")) for kind in KINDS}
         return cls(caps, settings.cardinality_window_days)
 
-    def apply(self, batch: pa.RecordBatch, now_s: float) -> pa.RecordBatch:
-        """``batch`` (raw rows) with every value beyond its product's cap replaced by :data:`OVERFLOW`."""
+    def apply(self, batch: pa.RecordBatch, now_s: float, stored: pa.Array | None = None) -> pa.RecordBatch:
+        """``batch`` (raw rows) with every value beyond its product's cap replaced by :data:`OVERFLOW`.
+
+        Only the rows ``stored`` (indices; default all) admit new values: a duplicate or an event
+        dead-lettered for its time takes no place under a cap.
+        """
         if not batch.num_rows:
             return batch
         today = int(now_s // _DAY_S)
@@ -73,7 +78,8 @@ class CardinalityCaps:
             column = batch.column(kind)
             keys = pc.binary_join_element_wise(product, column, _SEP)  # identifiers never hold the separator
             # In order of first appearance: a replayed batch admits the same values as its first run did.
-            pairs = [key.split(_SEP) for key in pc.unique(keys).to_pylist()]
+            admitting = keys if stored is None else keys.take(stored)
+            pairs = [key.split(_SEP) for key in pc.unique(admitting).to_pylist()]
             over = self._decide(kind, cap, pairs, today)
             if not over:
                 continue
@@ -129,7 +135,12 @@ class CardinalityCaps:
             cap = self.caps.get(kind, 0)
             if cap <= 0:
                 continue
-            rows = client.query(sql, parameters={"d": _date(since)}).result_rows
+            try:  # bounded: a worker's start never waits long on a big store (an unseeded kind starts empty)
+                rows = client.query(sql, parameters={"d": _date(since)}, settings=SEED_LIMITS).result_rows
+            except Exception as exc:  # noqa: BLE001 - seeding is best effort; the caps then start from this batch
+                log.warning("event=cardinality_seed_failed kind=%s error=%s detail=%r", kind, type(exc).__name__,
+                            str(exc)[:200])  # fmt: skip
+                continue
             for product, value, day in sorted(rows, key=lambda r: r[2], reverse=True):
                 known = self.seen.setdefault((kind, product), {})
                 if value and value != OVERFLOW and len(known) < cap and value not in known:

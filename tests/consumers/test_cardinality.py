@@ -177,3 +177,10 @@ def test_a_burst_of_501_alerts_goes_out_in_posts_of_at_most_64() -> None:
 def test_batches_keep_every_item_in_order(size: int) -> None:
     items = list(range(130))
     assert [x for b in batches(items, size) for x in b] == items
+
+
+def test_an_event_that_is_not_stored_takes_no_place_under_a_cap() -> None:
+    future = (NOW + timedelta(days=2)).isoformat()  # dead-lettered as future_ts
+    result = run(CardinalityCaps({"version": 1}), [event(version="x", ts=future), event(version="y")])
+    assert [d.error.reason for d in result.dead] == ["future_ts"]
+    assert column(result, "version") == ["y"]
