@@ -173,9 +173,9 @@ class Evaluator:
             valid_for = timedelta(seconds=4 * max(interval, self.resend_delay_s))
             wall = self.clock()
             outgoing += [self._notification(a, wall, valid_for) for a in due(group_alerts, now, self.resend_delay_s)]
-        for t in report.transitions:
+        for t in report.transitions:  # product and version are event strings: %r quotes and escapes them
             log.info(
-                "event=alert_transition alertname=%s state=%s product=%s version=%s value=%s",
+                "event=alert_transition alertname=%s state=%s product=%r version=%r value=%s",
                 t.alertname, t.state, t.labels.get("product", ""), t.labels.get("version", ""), t.value,
             )  # fmt: skip
         try:

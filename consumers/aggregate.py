@@ -18,6 +18,8 @@ Exactness rules
   is one before 1970 or older than the maximum age (``past_ts``).
 * Positions the store refused (``rejected``) are dead-lettered with the store's
   reason and left out of every row, so the partials agree with the raw rows.
+* With ``caps`` (:mod:`consumers.cardinality`), a version, feature, goal or operation
+  past its product's cap is stored and counted as ``__overflow__``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from consumers.cardinality import CardinalityCaps
 from consumers.decode import DecodedBatch
 from consumers.dedup import SeenIds, Watermarks
 from consumers.partials import BreakdownTable, PartialTable, breakdown_table, partial_keys, partial_table
@@ -61,6 +64,7 @@ def aggregate_decoded(
     max_future_skew_s: float,
     max_age_s: float = math.inf,
     rejected: Mapping[Position, str] | None = None,
+    caps: CardinalityCaps | None = None,
 ) -> BatchResult:
     """Stage two: event time bounds, dedup, watermarks and the partials of a decoded batch, in event order.
 
@@ -127,6 +131,8 @@ def aggregate_decoded(
     out.duplicates = len(candidates) - int(stored_mask.sum())
 
     stored = np.flatnonzero(stored_mask)
+    if caps is not None and len(stored):  # values past a product's cap become __overflow__, in raw rows and partials
+        batch.set_arrow(caps.apply(batch.arrow(), now_s, pa.array(stored, pa.int64())))
     rows = out.raw_rows = RawRows(batch, stored.tolist())
     if len(stored):
         out.late = int(late[stored].sum())

@@ -66,6 +66,11 @@ class DecodedBatch:
             self._arrow = raw_record_batch(self)
         return self._arrow
 
+    def set_arrow(self, batch: pa.RecordBatch) -> None:
+        """Replace the valid events' Arrow batch (same rows, in order): what the raw rows and partials read."""
+        assert batch.num_rows == len(self.valid)
+        self._arrow = batch
+
     def prepare(self) -> DecodedBatch:
         """Build the columns and the Arrow batch now (the worker does it off the event loop)."""
         if self.events:

@@ -17,6 +17,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from consumers.aggregate import BatchResult, aggregate_decoded
+from consumers.cardinality import CardinalityCaps
 from consumers.decode import DecodedBatch, decode_batch
 from consumers.dedup import SeenIds, Watermarks
 from consumers.failures import StoreGaveUp, classify
@@ -54,6 +55,11 @@ class Ingestor:
         self.send_dead = send_dead
         self.seen = SeenIds(settings.dedup_window)
         self.watermarks = Watermarks(settings.allowed_lateness_s)
+        self.caps = CardinalityCaps.from_settings(settings)
+        try:  # what the store already holds counts against the caps (a restart agrees with it)
+            self.caps.seed(sink.client, sink.db, time.time())
+        except Exception as exc:  # noqa: BLE001 - a store without the tables yet: start with an empty memory
+            log.warning("event=cardinality_seed_failed error=%s detail=%r", type(exc).__name__, str(exc)[:200])
         self.owned: set[int] = set()
         self.owns = owns  # whether the consumer is assigned a partition of the events topic right now
         self.generation = 0  # bumped by every revocation: a batch begun before it writes nothing more
@@ -159,6 +165,7 @@ class Ingestor:
             max_future_skew_s=self.settings.max_future_skew_s,
             max_age_s=self.settings.max_event_age_s,
             rejected=rejected,
+            caps=self.caps,
         )
 
     def _step(self, k: int) -> None:

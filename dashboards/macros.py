@@ -25,6 +25,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from dashboards.errors import DashboardError
 
@@ -35,6 +36,7 @@ ALL = "$__all"
 _VARIABLE = re.compile(r"\$(\w+)|\[\[(\w+?)(?::(\w+))?\]\]|\$\{(\w+)(?:\.([^:^\}]+))?(?::([^\}]+))?\}")
 _CONDITIONAL_VAR = re.compile(r"(?<=\$\{)[\w\d]+(?=\})|(?<=\$)[\w\d]+")
 _CONDITIONAL = "$__conditionalAll("
+_QUOTED_PERCENT = re.compile(r"'\$\{(\w+):percentencode\}'")
 
 
 def _macro_args(query: str, index: int) -> list[str]:
@@ -81,8 +83,16 @@ def apply_conditional_all(sql: str, variables: Mapping[str, VarValue]) -> str:
     return sql
 
 
+def percent_encode(value: VarValue) -> str:
+    """Grafana's ``percentencode`` format: encodeURIComponentStrict of the value, of ``{a,b}`` for several."""
+    text = value if isinstance(value, str) else "{" + ",".join(value) + "}"
+    return quote(text, safe="")  # leaves A-Za-z0-9 and -_.~ as encodeURIComponentStrict does
+
+
 def _format(value: VarValue, fmt: str | None) -> str:
     values = [value] if isinstance(value, str) else list(value)
+    if fmt == "percentencode":
+        return percent_encode(value)
     if fmt is None:  # the plugin's own format(): arrays quoted and joined, a single value as is
         return value if isinstance(value, str) else "'" + "','".join(values) + "'"
     if fmt == "sqlstring":
@@ -227,6 +237,14 @@ def bind(
     """Like :func:`expand_macros`, but variable values become query parameters ``{v_name_i:String}``."""
     params: dict[str, str] = {}
 
+    def render_quoted(m: re.Match[str]) -> str:  # '${v:percentencode}' (a whole literal) -> one parameter
+        name = m.group(1)
+        if name not in variables:
+            return m.group(0)
+        key = f"v_{name}_encoded"
+        params[key] = percent_encode(variables[name])
+        return f"{{{key}:String}}"
+
     def render(name: str, value: VarValue, fmt: str | None) -> str:
         values = [value] if isinstance(value, str) else list(value)
         refs = []
@@ -237,6 +255,7 @@ def bind(
         return ", ".join(refs)
 
     sql = apply_conditional_all(sql, variables)
+    sql = _QUOTED_PERCENT.sub(render_quoted, sql)
     sql = replace_variables(sql, variables, render)
     return interpolate(sql, from_, to, interval_s), params
 

@@ -1,4 +1,4 @@
-"""Pipeline operations (Prometheus): throughput, consumer lag, freshness, DLQ by reason, inserts, evaluator health.
+"""Pipeline operations (Prometheus): throughput, lag, freshness, DLQ by reason, overflow, inserts, evaluator health.
 
 Reads the pipeline's own metrics (``pipeline/telemetry.py``) scraped from every
 worker, the collector and the evaluator; ``$instance`` selects processes.
@@ -43,6 +43,8 @@ def operations() -> Dashboard:
         Panel("Watermark lag", "timeseries", (_q(f"max by (instance) (pulse_watermark_lag_seconds{{{SEL}}})",
                                                 "{{instance}}"),), g.place(8, 8), "s"),
         Panel("Late events / s", "timeseries", (_q(_rate("pulse_late_events_total"), "late"),), g.place(8, 8), "ops"),
+        Panel("Cardinality overflow / s by kind", "timeseries",  # events stored as __overflow__ (caps per product)
+              (_q(_rate("pulse_cardinality_overflow_total", "kind"), "{{kind}}"),), g.place(8, 8), "ops"),
         Panel("Batch size (messages)", "timeseries", _quantiles("pulse_batch_messages"), g.place(8, 8), "short"),
         Panel("Batch seconds by stage (p95)", "timeseries", (_q(
             "histogram_quantile(0.95, sum by (le, stage) "

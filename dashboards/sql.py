@@ -7,9 +7,16 @@ variables instead of bound parameters:
 
 * time filter ``$__timeFilter(col)`` (``$__dateFilter(day)`` for daily sketches),
 * time bucket ``$__timeInterval(col) AS t``,
-* product / version filters ``$__conditionalAll(product IN (${product:sqlstring}), $product)``:
+* product / version filters ``$__conditionalAll(has(<values of ${product:percentencode}>, product), $product)``:
   the whole condition turns into ``1=1`` when the variable is "All" (or unset),
   which is also how the built-in view asks for every product or version.
+
+A variable's value reaches the SQL percent-encoded (Grafana's ``percentencode`` format, RFC 3986 strict:
+only ``A-Za-z0-9-_.~`` and ``%XX`` remain, a multi-value as ``{a,b}`` encoded) inside a string literal that
+ClickHouse decodes (``decodeURLComponent``) and splits. No value can break out of that literal, whatever it
+holds: ``sqlstring`` doubles ``'`` but leaves ``\\``, and ClickHouse reads ``\'`` as an escaped quote (issue 17,
+finding 2); ``singlequote`` escapes ``'`` but not ``\\`` either. Splitting at ``,`` and dropping ``{}`` is exact
+because identifiers hold neither (:data:`pipeline.schema.IDENTIFIER_PATTERN`).
 
 Every macro here takes its argument in parentheses: the plugin's parser scans
 an argument-less macro (``$__fromTime``) forward to the next parenthesis and
@@ -31,9 +38,18 @@ GroupKey = str
 DIMENSIONS = ("business impact", "customer experience", "post-launch support", "performance")
 
 
+def variable_values(variable: str) -> str:
+    """The ClickHouse ``Array(String)`` of a template variable's values, passed percent-encoded (see above)."""
+    return f"splitByChar(',', replaceRegexpAll(decodeURLComponent('${{{variable}:percentencode}}'), '[{{}}]', ''))"
+
+
 def condition(column: str, variable: str) -> str:
-    """``column IN (<variable's values>)``, or ``1=1`` when the variable is All or unset."""
-    return f"$__conditionalAll({column} IN (${{{variable}:sqlstring}}), ${variable})"
+    """``column`` is one of the variable's values, or ``1=1`` when the variable is All or unset.
+
+    The whole test sits inside ``has(...)``: the plugin splits a macro's arguments at top-level commas
+    without reading quotes, so every comma of the first argument must be nested in parentheses.
+    """
+    return f"$__conditionalAll(has({variable_values(variable)}, {column}), ${variable})"
 
 
 def _filters(product: bool, version: bool) -> list[str]:

@@ -39,7 +39,16 @@ from pydantic import (
 )
 from pydantic_core import to_json as _to_json
 
-from pipeline.schema import EVENT_TYPES, MAX_DURATION_MS, MAX_SESSION_MS, MAX_VALUE, UINT32_MAX, new_event_id
+from pipeline.schema import (
+    EVENT_TYPES,
+    IDENTIFIER_PATTERN,
+    MAX_DURATION_MS,
+    MAX_SESSION_MS,
+    MAX_VALUE,
+    OPERATION_PATTERN,
+    UINT32_MAX,
+    new_event_id,
+)
 
 if TYPE_CHECKING:  # the worker's fast decode path, re-exported lazily (see __getattr__ below)
     from pipeline.fastdecode import FAST_TYPES, decode_fast, decode_many, from_model, utc_datetime
@@ -57,6 +66,11 @@ __all__ = [
 # must agree with, field for field and bound for bound (tests/pipeline/test_schema_agreement.py).
 Name = Annotated[str, Field(min_length=1, max_length=128)]
 Label = Annotated[str, Field(max_length=64)]
+# Identifiers (product, version, environment, feature, goal, operation): the character set and why are in
+# pipeline.schema. Rust's regex (pydantic's) has no trailing-newline `$` quirk, so `^...$` is the whole string.
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=f"^{IDENTIFIER_PATTERN}$")]
+GroupName = Annotated[str, Field(min_length=1, max_length=128, pattern=f"^{IDENTIFIER_PATTERN}$")]
+Operation = Annotated[str, Field(min_length=1, max_length=128, pattern=f"^{OPERATION_PATTERN}$")]
 
 # The namespace of ids derived from a message's position (uuid5 of "topic/partition/offset/index").
 POSITION_ID_NAMESPACE = uuid.UUID("6f1d3a52-58a4-4c8e-9b1e-2d1f3c7a9e40")
@@ -85,12 +99,12 @@ class _Envelope(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     event_id: uuid.UUID = Field(default_factory=new_event_id, description="dedup key")
-    product: Annotated[str, Field(min_length=1, max_length=64)]
-    version: Annotated[str, Field(min_length=1, max_length=64)] = Field(description="release of the product")
+    product: Identifier
+    version: Identifier = Field(description="release of the product")
     ts: AwareDatetime = Field(description="event time; any timezone, stored as UTC")
     user_id: Name = Field(description="pseudonymous user id")
     session_id: Label = ""
-    environment: Label = "production"
+    environment: Identifier = "production"
     platform: Label = ""
     properties: dict[str, Any] = Field(default_factory=dict)
 
@@ -110,14 +124,14 @@ class SessionEnded(_Envelope):
 
 class FeatureUsed(_Envelope):
     type: Literal["feature_used"] = "feature_used"
-    feature: Name
+    feature: GroupName
     success: bool = True
     duration_ms: Annotated[float, Field(ge=0, le=MAX_DURATION_MS)] = 0.0
 
 
 class Request(_Envelope):
     type: Literal["request"] = "request"
-    operation: Name
+    operation: Operation
     latency_ms: Annotated[float, Field(ge=0, le=MAX_DURATION_MS)]
     status_code: Annotated[int, Field(ge=0, le=599)] = 0
     error: Label = ""
@@ -135,7 +149,7 @@ class Error(_Envelope):
 
 class Conversion(_Envelope):
     type: Literal["conversion"] = "conversion"
-    goal: Name
+    goal: GroupName
     value: Annotated[float, Field(ge=0, le=MAX_VALUE)] = 0.0
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
 
@@ -171,8 +185,8 @@ class Release(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     type: Literal["release"] = "release"
-    product: Annotated[str, Field(min_length=1, max_length=64)]
-    version: Annotated[str, Field(min_length=1, max_length=64)]
+    product: Identifier
+    version: Identifier
     released_at: AwareDatetime
     channel: Label = "stable"
     rollout_pct: Annotated[float, Field(ge=0, le=100)] = 100.0

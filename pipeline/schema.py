@@ -111,9 +111,24 @@ def one_of(*choices: str, default: Any = REQUIRED) -> Field:
     return Field(str, default=default, choices=choices)
 
 
-NAME = Field(str, min_length=1, max_length=128)  # ids and names a metric groups by
-SHORT = Field(str, min_length=1, max_length=64)
+NAME = Field(str, min_length=1, max_length=128)  # ids and names
 LABEL = Field(str, default="", max_length=64)  # optional short text
+
+# Identifiers: the strings that metrics group by, dashboards offer as variables, alerts put in labels and logs
+# name - product, version, environment, feature, goal and operation. They are restricted at ingest (issue 17,
+# item 3) so that no event string can break out of a SQL literal (no quote, backslash), forge a log line or a
+# notification (no control character), reorder text on a screen (ASCII only: no bidi or zero-width character)
+# or collide with a sentinel (a dashboard's `$__all`, the cardinality cap's `__overflow__`): they must start
+# with a letter or digit. The characters after it are what real release and route names use: `1.2.3-rc.1+build.5`,
+# `2024.11.02`, `v3`, `release/2024-11`, `git:9f1c2ab`, `team/app@eu`. An operation (a span or route name such as
+# `GET /items/{id}`) may also hold braces, `*` and single spaces between words. Free text lives in `properties`
+# (and the labels: session_id, platform, error), which nothing groups by.
+_CHARS = "A-Za-z0-9._:/@+"  # and "-", last in each class below (anywhere else it would make a range)
+IDENTIFIER_PATTERN = rf"[A-Za-z0-9][{_CHARS}-]*"
+OPERATION_PATTERN = rf"[A-Za-z0-9][{_CHARS}{{}}*-]*(?: [{_CHARS}{{}}*-]+)*"
+IDENTIFIER = Field(str, min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)  # product, version, environment
+GROUP_NAME = Field(str, min_length=1, max_length=128, pattern=IDENTIFIER_PATTERN)  # feature, goal
+OPERATION = Field(str, min_length=1, max_length=128, pattern=OPERATION_PATTERN)
 DURATION = Field(float, default=0.0, ge=0, le=MAX_DURATION_MS)  # milliseconds
 
 
@@ -151,26 +166,26 @@ _UTC_MS = "DateTime64(3, 'UTC')"
 COLUMNS: tuple[Column, ...] = (
     envelope("event_id", "UUID", Field(uuid.UUID, factory=new_event_id)),  # the dedup key
     envelope("type", _LOW, one_of(*EVENT_TYPES)),  # the union's tag
-    envelope("product", _LOW, SHORT),
-    envelope("version", _LOW, SHORT),  # the release of the product
+    envelope("product", _LOW, IDENTIFIER),
+    envelope("version", _LOW, IDENTIFIER),  # the release of the product
     envelope("ts", _UTC_MS, Field(datetime)),  # event time; any timezone, stored as UTC
     envelope("user_id", "String", NAME),  # pseudonymous
     envelope("session_id", "String", LABEL),
-    envelope("environment", _LOW, replace(LABEL, default="production")),
+    envelope("environment", _LOW, replace(IDENTIFIER, default="production")),
     envelope("platform", _LOW, LABEL),
     envelope("properties", "String", Field(dict, factory=dict)),  # stored as canonical JSON
     typed("status", _LOW, "", session_ended=one_of("ok", "exited", "crashed", "abnormal")),
     typed("errors", "UInt32", 0, session_ended=Field(int, default=0, ge=0, le=UINT32_MAX)),
     typed("duration_ms", "Float64", 0.0, session_ended=replace(DURATION, le=MAX_SESSION_MS), feature_used=DURATION),
-    typed("feature", "String", "", feature_used=NAME),
+    typed("feature", "String", "", feature_used=GROUP_NAME),
     typed("success", "Bool", False, feature_used=Field(bool, default=True)),
-    typed("operation", "String", "", request=NAME),
+    typed("operation", "String", "", request=OPERATION),
     typed("latency_ms", "Float64", 0.0, request=Field(float, ge=0, le=MAX_DURATION_MS)),
     typed("status_code", "UInt16", 0, request=Field(int, default=0, ge=0, le=599)),
     typed("error", "String", "", request=LABEL),
     typed("kind", _LOW, "", error=NAME, feedback=one_of("nps", "csat")),
     typed("handled", "Bool", False, error=Field(bool, default=False)),
-    typed("goal", "String", "", conversion=NAME),
+    typed("goal", "String", "", conversion=GROUP_NAME),
     typed("value", "Float64", 0.0, conversion=Field(float, default=0.0, ge=0, le=MAX_VALUE)),
     typed("currency", _LOW, "", conversion=Field(str, default="USD", pattern="[A-Z]{3}")),
     typed("score", "UInt8", 0, feedback=Field(int, ge=0, le=10)),  # csat scores are 1 to 5: a rule across fields

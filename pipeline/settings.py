@@ -110,6 +110,12 @@ class StoreSettings(BaseModel):
         None, description="http(s)://user:pass@host:8123/db or chdb:///path; default embedded chDB under data_dir"
     )
     clickhouse_database: str = "pulse"
+    clickhouse_reader_user: str = Field(
+        "pulse_reader", description="read-only ClickHouse user for Grafana (SELECT on the database only)"
+    )
+    clickhouse_reader_password: SecretStr | None = Field(
+        None, description="its password; `pulse db migrate` creates the user only when set (and the server allows)"
+    )
     events_ttl_days: int = Field(
         400, ge=1, le=20_000, description="raw events expire after this (ClickHouse DateTime ends in 2106)"
     )
@@ -117,7 +123,7 @@ class StoreSettings(BaseModel):
         None, ge=1, description="older events (and any before 1970) go to the DLQ; unset = events_ttl_days"
     )
 
-    @field_validator("clickhouse_database")
+    @field_validator("clickhouse_database", "clickhouse_reader_user")
     @classmethod
     def _plain_identifier(cls, v: str) -> str:
         if not re.fullmatch(r"_*[A-Za-z][A-Za-z0-9_]{0,62}", v):
@@ -151,6 +157,16 @@ class IngestSettings(BaseModel):
 
     max_event_bytes: int = Field(64 * 1024, ge=256, description="larger messages go to the DLQ")
     max_future_skew_s: int = Field(3600, ge=0, description="events further in the future go to the DLQ")
+    # Cardinality caps per product (consumers/cardinality.py): values past them are stored as __overflow__.
+    max_versions_per_product: int = Field(
+        50, ge=0, description="distinct versions per product in the window; 0: no cap"
+    )
+    max_features_per_product: int = Field(200, ge=0, description="distinct features per product; 0: no cap")
+    max_goals_per_product: int = Field(100, ge=0, description="distinct conversion goals per product; 0: no cap")
+    max_operations_per_product: int = Field(200, ge=0, description="distinct operations per product; 0: no cap")
+    cardinality_window_days: int = Field(
+        30, ge=1, description="a value counts against its cap until it has not been seen for this long"
+    )
 
 
 class WorkerSettings(BaseModel):

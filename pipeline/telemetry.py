@@ -20,6 +20,12 @@ EVENTS_DEAD_LETTERED = Counter(
 EVENTS_DUPLICATE = Counter(
     "pulse_events_duplicate_total", "Events skipped because their event_id was already counted", registry=REGISTRY
 )
+CARDINALITY_OVERFLOW = Counter(
+    "pulse_cardinality_overflow_total",
+    "Events stored under __overflow__: their product already has the maximum of distinct values of this kind",
+    ["kind"],
+    registry=REGISTRY,
+)
 LATE_EVENTS = Counter(
     "pulse_late_events_total", "Events older than the watermark, folded into their minute", registry=REGISTRY
 )

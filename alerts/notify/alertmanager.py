@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from alerts.notify.delivery import DeliveryQueue, post_json, target_of
+from alerts.notify.delivery import DeliveryQueue, batches, post_json, target_of
 from alerts.notify.message import Notification
 
 
@@ -33,7 +33,7 @@ class AlertmanagerNotifier:
     def notify(self, notifications: Sequence[Notification]) -> bool:
         if not notifications:
             return True
-        return self._queue.put(list(notifications))
+        return all([self._queue.put(batch) for batch in batches(notifications)])  # every batch queued, or counted
 
     def close(self, timeout_s: float = 5.0) -> None:
         self._queue.close(timeout_s)

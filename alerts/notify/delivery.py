@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pipeline.telemetry import NOTIFICATIONS
@@ -65,6 +65,14 @@ def target_of(url: str) -> str:
     """``scheme://host:port`` of ``url``: what may be shown of a receiver (no user info, path, query)."""
     parts = urllib.parse.urlsplit(url)
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}" if parts.scheme else "?"
+
+
+MAX_ALERTS_PER_POST = 64  # Prometheus' own batch size towards Alertmanager (maxBatchSize)
+
+
+def batches(items: Sequence[Any], size: int = MAX_ALERTS_PER_POST) -> list[list[Any]]:
+    """``items`` in POST-sized lists: a burst of alerts (500 versions regressed at once) is many bounded requests."""
+    return [list(items[i : i + size]) for i in range(0, len(items), max(1, size))]
 
 
 def redact(text: str, url: str) -> str:

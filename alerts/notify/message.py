@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
+from alerts.notify.sanitize import clean_annotations, clean_labels
 from pipeline import dashboard_uids
 
 
@@ -28,10 +29,10 @@ class Notification:
     generator_url: str
 
     def to_alertmanager(self) -> dict[str, Any]:
-        """The body element of ``POST /api/v2/alerts`` (postableAlert)."""
+        """The body element of ``POST /api/v2/alerts`` (postableAlert): labels and annotations as printable text."""
         return {
-            "labels": dict(self.labels),
-            "annotations": dict(self.annotations),
+            "labels": clean_labels(self.labels),
+            "annotations": clean_annotations(self.annotations),
             "startsAt": rfc3339(self.starts_at),
             "endsAt": rfc3339(self.ends_at),
             "generatorURL": self.generator_url,

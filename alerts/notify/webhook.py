@@ -30,6 +30,7 @@ from pydantic import SecretStr
 
 from alerts.notify.delivery import DeliveryQueue, post_json, target_of
 from alerts.notify.message import Notification, rfc3339
+from alerts.notify.sanitize import clean_annotations, clean_labels
 
 VERSION = "4"
 GROUP_BY = ("alertname", "product")
@@ -66,8 +67,8 @@ def go_time(t: datetime) -> str:
 def webhook_alert(n: Notification) -> dict[str, Any]:
     return {
         "status": n.status,
-        "labels": dict(n.labels),
-        "annotations": dict(n.annotations),
+        "labels": clean_labels(n.labels),  # no control, bidi or zero-width characters from event strings
+        "annotations": clean_annotations(n.annotations),
         "startsAt": go_time(n.starts_at),
         "endsAt": go_time(n.ends_at) if n.status == "resolved" else ZERO_TIME,
         "generatorURL": n.generator_url,

@@ -42,19 +42,31 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from clickhouse_connect.driver.client import Client
 
 from pipeline import schema
+
+if TYPE_CHECKING:
+    from pipeline.clickhouse.access import Reader
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Migration:
+    """``statements`` are formatted with ``db`` and ``ttl_days`` (and, when ``access``, the reader's fields).
+
+    An ``access`` migration manages users, roles or grants (:mod:`pipeline.clickhouse.access`):
+    where the server does not allow that, or no reader password is set, it is skipped with one
+    log line and left unrecorded, so a later run applies it.
+    """
+
     version: int
     name: str
     statements: tuple[str, ...]
+    access: bool = False
 
 
 # The raw events table; its columns come from the event schema's table (pipeline.schema), in its order.
@@ -222,12 +234,17 @@ def check_versions(migrations: Sequence[Migration]) -> None:
 
 
 def migrate(
-    client: Client, database: str, ttl_days: int = 400, migrations: Sequence[Migration] = MIGRATIONS
+    client: Client,
+    database: str,
+    ttl_days: int = 400,
+    migrations: Sequence[Migration] = MIGRATIONS,
+    reader: Reader | None = None,
 ) -> list[int]:
     """Apply those of ``migrations`` not yet recorded; returns the versions applied now.
 
     ``migrations`` defaults to the core's tables; a store that also holds other
     rooms' tables is migrated with the composed list (``pipeline.usecases.schema``).
+    ``reader`` is the read-only user an ``access`` migration creates (none: it is skipped).
     """
     if not _IDENT.match(database):
         raise ValueError(f"database name {database!r} is not a plain identifier")
@@ -243,7 +260,9 @@ def migrate(
     for migration in migrations:
         if migration.version in done:
             continue
-        for statement in migration.statements:
+        if migration.access and not _apply_access(client, migration, database, reader):
+            continue
+        for statement in () if migration.access else migration.statements:
             client.command(statement.format(db=database, ttl_days=int(ttl_days)))
         client.insert(
             f"{database}.schema_migrations", [[migration.version, migration.name]], column_names=["version", "name"]
@@ -251,3 +270,29 @@ def migrate(
         log.info("event=migration_applied version=%d name=%r", migration.version, migration.name)
         applied.append(migration.version)
     return applied
+
+
+def _apply_access(client: Client, migration: Migration, database: str, reader: Reader | None) -> bool:
+    """Run an access migration's statements; False (logged, so left unrecorded) where it cannot apply."""
+    from pipeline.clickhouse.access import refusal
+
+    if reader is None:
+        log.info(
+            "event=migration_skipped version=%d name=%r reason=no_reader_password "
+            "hint='set PULSE_CLICKHOUSE_READER_PASSWORD and run pulse db migrate'", migration.version, migration.name,
+        )  # fmt: skip
+        return False
+    args = reader.format_args()
+    for statement in migration.statements:
+        try:
+            client.command(statement.format(db=database, **args))
+        except Exception as exc:
+            code = refusal(exc)
+            if code is None:
+                raise
+            log.info(
+                "event=migration_skipped version=%d name=%r reason=server_refuses_access_management code=%s "
+                "hint='create the read-only user by hand: README, Security'", migration.version, migration.name, code,
+            )  # fmt: skip
+            return False
+    return True

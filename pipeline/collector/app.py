@@ -164,9 +164,9 @@ class Collector:
         telemetry.COLLECTOR_REQUESTS.labels(str(response.status)).inc()
         log.log(
             logging.WARNING if response.status >= 500 else logging.INFO,
-            "event=collect status=%d products=%s events=%d bytes=%d duration_ms=%.1f reason=%s route=%s",
+            "event=collect status=%d products=%r events=%d bytes=%d duration_ms=%.1f reason=%s route=%s",
             response.status,
-            ",".join(sorted(outcome.products)) or "-",
+            ",".join(sorted(outcome.products)) or "-",  # %r: a product is an event string (quoted, escaped)
             outcome.events,
             outcome.body_bytes,
             (time.perf_counter() - started) * 1000,

@@ -13,15 +13,25 @@ from clickhouse_connect.driver.client import Client
 
 from alerts import tables as alert_tables
 from pipeline import clickhouse
+from pipeline.clickhouse import access
 from pipeline.settings import Settings
 
-MIGRATIONS: tuple[clickhouse.Migration, ...] = (*clickhouse.MIGRATIONS, *alert_tables.MIGRATIONS)
+# The read-only user comes last: it grants on the tables the others create.
+MIGRATIONS: tuple[clickhouse.Migration, ...] = (*clickhouse.MIGRATIONS, *alert_tables.MIGRATIONS, *access.MIGRATIONS)
 clickhouse.check_versions(MIGRATIONS)  # two rooms claiming one version fail at import, not on a store
+
+
+def reader(settings: Settings) -> access.Reader | None:
+    """The read-only user the access migration creates, when its password is set."""
+    password = settings.clickhouse_reader_password
+    return None if password is None else access.Reader(settings.clickhouse_reader_user, password)
 
 
 def migrate(client: Client, settings: Settings) -> list[int]:
     """Apply every room's pending migrations to the configured database; returns the versions applied now."""
-    return clickhouse.migrate(client, settings.clickhouse_database, settings.events_ttl_days, MIGRATIONS)
+    return clickhouse.migrate(
+        client, settings.clickhouse_database, settings.events_ttl_days, MIGRATIONS, reader(settings)
+    )
 
 
 def migrate_store(settings: Settings) -> list[int]:

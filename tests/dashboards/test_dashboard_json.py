@@ -114,7 +114,7 @@ def test_clickhouse_targets_are_v4_sql_queries() -> None:
     assert targets > 30
     product = _load()["pulse-product"]["templating"]["list"]
     assert [v["name"] for v in product] == ["product", "version"]
-    assert "${product:sqlstring}" in product[1]["query"]["rawSql"]  # versions depend on the chosen product
+    assert "${product:percentencode}" in product[1]["query"]["rawSql"]  # versions depend on the chosen product
 
 
 def test_prometheus_dashboard_covers_the_pipeline_metrics() -> None:
@@ -130,6 +130,7 @@ def test_prometheus_dashboard_covers_the_pipeline_metrics() -> None:
         "pulse_collector_requests_total",
         "pulse_batch_seconds_bucket",
         "pulse_watermark_lag_seconds",
+        "pulse_cardinality_overflow_total",
     ):
         assert name in exprs, name  # fmt: skip
 

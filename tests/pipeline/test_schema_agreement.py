@@ -28,7 +28,7 @@ from pydantic import AwareDatetime
 from pydantic_core import PydanticUndefined
 
 from consumers import rows
-from pipeline import clickhouse, schema
+from pipeline import clickhouse, fastdecode, schema
 from pipeline.events import Event, new_event_id
 from pipeline.fastdecode import FAST_TYPES, decode_fast
 from pipeline.kafka.emitter import Emitter
@@ -175,6 +175,11 @@ def test_a_struct_field_is_the_tables(event_type: str, name: str) -> None:
     fields = {f.name: f for f in info.fields}
     assert name in fields, f"{event_type}.{name}: not in {struct.__name__}"
     got = fast_view(fields[name])
+    if want["pattern"] in fastdecode.CHECKED_AFTER:  # identifiers: matched after decoding, not by msgspec
+        assert got["pattern"] is None, f"{event_type}.{name}: msgspec would match it on every event"
+        checks = {n: match.__self__.pattern for n, match, _ in fastdecode.IDENTIFIER_CHECKS[event_type]}
+        assert checks.get(name) == want["pattern"], f"{event_type}.{name}: not checked after decoding"
+        got["pattern"] = want["pattern"]
     if name == "event_id":
         got["default"] = "required"  # inspect reports UNSET as no default; checked above
     assert got == want, f"{event_type}.{name}: {struct.__name__} has {got}, the table {want}"

@@ -21,6 +21,7 @@ from alerts import tables as alert_tables
 from dashboards.registry import all_dashboards
 from pipeline import clickhouse
 from pipeline.catalog.metrics import CATALOG, SOURCES
+from pipeline.clickhouse import access
 from pipeline.settings import Settings
 from pipeline.usecases import schema
 
@@ -71,9 +72,9 @@ def catalog_reads() -> set[str]:
 
 
 def test_the_composed_migrations_are_every_rooms_in_version_order() -> None:
-    assert (*clickhouse.MIGRATIONS, *alert_tables.MIGRATIONS) == schema.MIGRATIONS
+    assert (*clickhouse.MIGRATIONS, *alert_tables.MIGRATIONS, *access.MIGRATIONS) == schema.MIGRATIONS
     versions = [m.version for m in schema.MIGRATIONS]
-    assert versions == sorted(set(versions)) == [1, 2, 3]
+    assert versions == sorted(set(versions)) == [1, 2, 3, 90]  # the read-only user last: it grants on the rest
     assert [m.version for m in alert_tables.MIGRATIONS] == [3]  # the version the alert tables always had
 
 
