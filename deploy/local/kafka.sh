@@ -198,8 +198,8 @@ cluster() {
       # node's broker only starts once the controller quorum (a majority) is up.
       mkdir -p "$CLUSTER_DATA"
       fetch
-      # the tool logs to stdout too: the id is its last line
-      [ -f "$CLUSTER_DATA/cluster.id" ] || java_run kafka.tools.StorageTool random-uuid | tail -n 1 > "$CLUSTER_DATA/cluster.id"
+      # A cluster id is 16 random bytes in URL-safe base64 without padding (what StorageTool random-uuid prints).
+      [ -f "$CLUSTER_DATA/cluster.id" ] || head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' > "$CLUSTER_DATA/cluster.id"
       local i
       for i in $(seq 1 "$NODES"); do set_node "$i"; launch "$(cat "$CLUSTER_DATA/cluster.id")"; done
       for i in $(seq 1 "$NODES"); do set_node "$i"; wait_ready 120; done
