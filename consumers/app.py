@@ -78,7 +78,7 @@ def create_app(
         datadir=str(datadir),
         store="memory://",
         topic_partitions=settings.topic_partitions,
-        topic_replication_factor=settings.topic_replication,
+        topic_replication_factor=settings.topic_replication or 1,  # run_worker sets it from the broker count
         key_serializer="raw",
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
@@ -184,7 +184,8 @@ def run_worker(
     lean_allocators()  # before the engine and Faust start their threads
     # Faust creates its data folder without parents; make the whole path in every mode (server DSN included).
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    ensure_topics(settings)
+    # Faust's own topics (the leader topic) get the replication the broker count calls for, as ours do.
+    settings = settings.model_copy(update={"topic_replication": ensure_topics(settings)})
     client = clickhouse.connect(settings)
     clickhouse.migrate(client, settings.clickhouse_database, settings.events_ttl_days, migrations)
     sink = ClickHouseSink(client, settings.clickhouse_database)

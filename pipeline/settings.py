@@ -45,7 +45,11 @@ class KafkaSettings(BaseModel):
 
     topic_prefix: str = Field("pulse", description="topics are <prefix>.events, <prefix>.releases, ...")
     topic_partitions: int = Field(12, ge=1, le=1024)
-    topic_replication: int = Field(1, ge=1)
+    topic_replication: int | None = Field(
+        None,
+        ge=1,
+        description="replication factor of new topics; unset: 3 (min ISR 2) on three or more brokers, else 1",
+    )
     consumer_group: str = "pulse"
 
     @field_validator("consumer_group")

@@ -2,7 +2,9 @@
 # The test command: set up (Python packages, Kafka jars, the Debian packages of
 # Prometheus, Alertmanager and Chromium), start the local Kafka, run ruff, mypy and pytest,
 # stop what was started. Exits non-zero on any failure, including pytest
-# collecting no tests (its exit code 5). Extra arguments go to pytest.
+# collecting no tests (its exit code 5). Extra arguments go to pytest. The fault
+# tests start and stop their own three-broker cluster (kafka.sh cluster, ports
+# 19092-19097), stopping first one that an aborted run left behind.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash deploy/local/setup.sh

@@ -365,6 +365,7 @@ class Collector:
             raise Rejected(413, "an event is larger than Kafka accepts", "too_large_for_kafka") from None
         except (KafkaError, TimeoutError, OSError) as exc:
             log.warning("event=produce_failed error=%s detail=%r", type(exc).__name__, str(exc)[:200])
+            self.kafka.discard(emitter)  # a producer that failed may stay wedged: the next request gets a new one
             raise Rejected(
                 503,
                 f"events not acknowledged by Kafka ({type(exc).__name__}); retry later",

@@ -129,6 +129,19 @@ class KafkaLink:
             raise Rejected(503, "Kafka is unreachable; retry later", "kafka_unreachable", headers=RETRY)
         return self.emitter
 
+    def discard(self, emitter: Emitter) -> None:
+        """Drop ``emitter`` after a failed send: the next request connects a fresh one.
+
+        Measured with a three-broker cluster (tests/faults/test_broker_loss.py):
+        a producer whose batches expired while fewer than ``min.insync.replicas``
+        brokers were up kept failing for 30 s and more after the brokers were
+        back, while a new producer (new producer id, fresh metadata) wrote at
+        once. Its queued batches are abandoned; they were answered 503.
+        """
+        if self.emitter is emitter:
+            self.emitter = None
+            self.pool.submit(_close_quietly, emitter)
+
     async def _connect(self) -> None:
         started = time.monotonic()
         try:
@@ -159,3 +172,10 @@ class KafkaLink:
                 )
             except Exception as exc:  # noqa: BLE001 - shutting down: report, do not crash the cleanup
                 log.warning("event=kafka_close_failed error=%s detail=%r", type(exc).__name__, str(exc)[:200])
+
+
+def _close_quietly(emitter: Emitter) -> None:
+    try:
+        emitter.close(timeout=0)
+    except Exception as exc:  # noqa: BLE001 - a discarded producer: its failure was already answered 503
+        log.info("event=kafka_discarded error=%s", type(exc).__name__)

@@ -80,7 +80,9 @@ def build(settings: Settings) -> Any:
         settings.events_topic,
         key_deserializer="str",
         value_deserializer="bytes",
-        config=TopicConfig(num_partitions=settings.topic_partitions, replication_factor=settings.topic_replication),
+        config=TopicConfig(
+            num_partitions=settings.topic_partitions, replication_factor=settings.topic_replication or 1
+        ),
     )
 
     def split(value: bytes, key: Any, timestamp: int, headers: Any) -> list[tuple[int, bytes]]:
