@@ -47,6 +47,9 @@ class KafkaSettings(BaseModel):
     topic_partitions: int = Field(12, ge=1, le=1024)
     topic_replication: int = Field(1, ge=1)
     consumer_group: str = "pulse"
+    emitter_queue_size: int = Field(
+        10_000, ge=1, description="events an Emitter holds for its background thread; when full, send() drops"
+    )
 
     @field_validator("consumer_group")
     @classmethod

@@ -1,0 +1,166 @@
+"""The emitter never blocks or raises in application code, and still delivers every event it accepted.
+
+Broker-down cases point the emitter at a loopback port nobody listens on (a
+real dead broker, no mocks); delivery cases use the real local broker and read
+the packs back from the topic.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import pytest
+from kafka import KafkaConsumer
+
+from pipeline.events import EVENT_ADAPTER, PACK_FORMAT, PACK_HEADER, partition_key
+from pipeline.kafka.config import kafka_python_config
+from pipeline.kafka.emitter import EmitFailed, Emitter, EventsDropped, InvalidEvent
+from pipeline.settings import Settings
+
+
+def dead_broker() -> Settings:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return Settings(kafka_bootstrap=f"127.0.0.1:{port}")
+
+
+def body(user: str = "u-1", **kw: object) -> dict[str, object]:
+    return {"type": "session_started", "product": "checkout", "version": "1.0", "ts": datetime.now(UTC),
+            "user_id": user, **kw}  # fmt: skip
+
+
+class Errors:
+    """An on_error callback that records what it was given."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[BaseException, Sequence[bytes]]] = []
+        self.seen = threading.Event()
+
+    def __call__(self, exc: BaseException, events: Sequence[bytes]) -> None:
+        self.calls.append((exc, events))
+        self.seen.set()
+
+    def of(self, kind: type[BaseException]) -> list[BaseException]:
+        return [exc for exc, _ in self.calls if isinstance(exc, kind)]
+
+
+def read_topic(settings: Settings, topic: str, want: int, timeout_s: float = 30) -> list:
+    consumer = KafkaConsumer(
+        topic, auto_offset_reset="earliest", consumer_timeout_ms=2000, **kafka_python_config(settings)
+    )
+    got: list = []
+    deadline = time.monotonic() + timeout_s
+    while len(got) < want and time.monotonic() < deadline:
+        got.extend(consumer)
+    consumer.close()
+    return got
+
+
+def events_of(messages: list) -> list[bytes]:
+    out: list[bytes] = []
+    for m in messages:
+        assert dict(m.headers).get(PACK_HEADER) == PACK_FORMAT
+        out.extend(m.value.split(b"\n"))
+    return out
+
+
+def test_a_dead_broker_neither_blocks_nor_raises_in_the_callers_thread():
+    errors = Errors()
+    started = time.monotonic()
+    em = Emitter(dead_broker(), product="checkout", version="1.0", queue_size=5, on_error=errors)
+    assert time.monotonic() - started < 0.5  # kafka-python's bootstrap would take 2 s, its old default 30 s
+    started = time.monotonic()
+    sent = [em.session_started(user_id=f"u-{i}", session_id="s") for i in range(20)]
+    assert time.monotonic() - started < 0.5
+    assert all(e is not None for e in sent[:5]) and sent[5:] == [None] * 15
+    assert em.dropped == 15
+    assert em.flush(timeout=0.2) == 5  # nothing can be delivered: all five accepted are still pending
+    deadline = time.monotonic() + 15
+    while not (errors.of(EventsDropped) and errors.of(EmitFailed)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "dropped 15" in str(errors.of(EventsDropped)[0])  # reported from the background thread
+    assert "cannot reach Kafka" in str(errors.of(EmitFailed)[0])
+    assert em.close(timeout=0.5) == 5
+
+
+def test_send_reports_an_invalid_event_and_emit_raises_it():
+    errors = Errors()
+    em = Emitter(dead_broker(), on_error=errors)
+    assert em.send({"type": "session_started", "product": "checkout"}) is None
+    assert em.invalid == 1
+    assert isinstance(errors.calls[0][0], InvalidEvent) and "version" in str(errors.calls[0][0])
+    with pytest.raises(InvalidEvent, match="version"):
+        em.emit({"type": "session_started", "product": "checkout"})
+    em.close(timeout=0)
+
+
+def test_emit_waits_for_room_and_gives_up_after_its_bound():
+    em = Emitter(dead_broker(), queue_size=2, block_timeout_s=0.3, on_error=Errors())
+    em.emit(body("a"))
+    em.emit(body("b"))
+    started = time.monotonic()
+    with pytest.raises(EmitFailed, match="queue stayed full"):
+        em.emit(body("c"))
+    assert 0.25 < time.monotonic() - started < 3
+    em.close(timeout=0)
+
+
+def test_a_failing_on_error_does_not_stop_the_emitter(settings):
+    def broken(exc: BaseException, events: Sequence[bytes]) -> None:
+        raise RuntimeError("bug in the callback")
+
+    em = Emitter(settings, on_error=broken)
+    assert em.send({"type": "nope"}) is None  # the callback raises; send still does not
+    assert em.send(body("u-1")) is not None
+    assert em.flush(timeout=30) == 0
+    em.close()
+
+
+def test_drops_are_counted_in_prometheus_when_it_is_installed():
+    from prometheus_client import REGISTRY
+
+    before = REGISTRY.get_sample_value("pulse_emitter_dropped_total") or 0.0
+    em = Emitter(dead_broker(), queue_size=1, on_error=Errors())
+    em.send(body("a"))
+    em.send(body("b"))
+    em.send(body("c"))
+    assert REGISTRY.get_sample_value("pulse_emitter_dropped_total") == before + 2
+    em.close(timeout=0)
+
+
+@pytest.mark.integration
+def test_every_accepted_event_reaches_the_topic_in_packs_with_its_id(settings):
+    em = Emitter(settings, product="checkout", version="2.0", linger_ms=20)
+    sent = [em.request(user_id=f"u-{i % 37}", operation="GET /", latency_ms=float(i)) for i in range(1_000)]
+    sent += [em.send(body(f"u-{i}")) for i in range(250)]
+    assert em.flush(timeout=30) == 0
+    assert (em.dropped, em.failed) == (0, 0)
+    em.close()
+    messages = read_topic(settings, settings.events_topic, want=1)
+    got = [EVENT_ADAPTER.validate_json(v) for v in events_of(messages)]
+    assert sorted(str(e.event_id) for e in got) == sorted(str(e.event_id) for e in sent if e is not None)
+    assert len(got) == 1_250
+    n_partitions = settings.topic_partitions
+    from kafka.partitioner.default import murmur2
+
+    for m in messages:  # each pack went to the partition its events' keys hash to, as the Java client would
+        for v in m.value.split(b"\n"):
+            key = partition_key(EVENT_ADAPTER.validate_json(v))
+            assert m.partition == (murmur2(key) & 0x7FFFFFFF) % n_partitions
+        assert len(m.value.split(b"\n")) <= 100
+
+
+@pytest.mark.integration
+def test_releases_and_raw_messages_resolve_their_futures(settings):
+    with Emitter(settings) as em:
+        release = em.release({"product": "checkout", "version": "2.0", "released_at": datetime.now(UTC)})
+        raw = em.send_raw(settings.events_topic, b"{broken")
+        assert release.result(timeout=30).topic == settings.releases_topic
+        assert raw.result(timeout=30).topic == settings.events_topic
+    [message] = read_topic(settings, settings.releases_topic, want=1)
+    assert message.key == b"checkout"
