@@ -27,11 +27,14 @@ Tools and tests that must not lose an event use :meth:`Emitter.emit`, which
 raises :class:`InvalidEvent` and waits for room in the queue (up to
 ``block_timeout_s``, then :class:`EmitFailed`), and :meth:`Emitter.flush`,
 which waits for the broker's acks and returns how many events are still
-pending.
+pending. An emitter that was never closed flushes at interpreter exit
+(``atexit``, for ``exit_timeout_s``, 5 s by default), so a script that sends
+and ends loses nothing while Kafka is up, and never hangs while it is down.
 """
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import logging
 import threading
@@ -69,6 +72,7 @@ ErrorCallback = Callable[[BaseException, Sequence[bytes]], None]
 
 RECONNECT_BACKOFF_S = (0.5, 10.0)  # first and longest wait between connection attempts
 ERROR_LOG_INTERVAL_S = 10.0  # the default on_error writes at most one line per interval
+EXIT_FLUSH_S = 5.0  # at interpreter exit, an emitter not closed sends what it holds for this long at most
 EXIT_TIMEOUT_S = 120.0  # leaving a `with` block waits this long for acks at most (the producer's delivery timeout)
 
 
@@ -84,8 +88,12 @@ class EventsDropped(EmitFailed):
     """The emitter's queue was full: events were dropped (reported to on_error from the background thread)."""
 
 
+class EventsLost(EmitFailed):
+    """The emitter closed with events it could not deliver."""
+
+
 class RateLimitedLog:
-    """The default ``on_error``: one log line per ``interval_s`` at most, counting what it left out.
+    """The default ``on_error``: one log line per kind of failure and ``interval_s`` at most, counting the rest.
 
     A dead broker fails every pack; a line per failure would flood the
     service's log and cost more than the events were worth.
@@ -95,22 +103,23 @@ class RateLimitedLog:
         self.interval_s = interval_s
         self.logger = logger
         self._lock = threading.Lock()
-        self._next_at = 0.0
-        self._suppressed = 0
-        self._lost = 0
+        self._next_at: dict[type, float] = {}
+        self._suppressed: dict[type, int] = {}
+        self._lost: dict[type, int] = {}
 
     def __call__(self, exc: BaseException, events: Sequence[bytes]) -> None:
+        kind = type(exc)
         with self._lock:
-            self._lost += len(events)
+            self._lost[kind] = self._lost.get(kind, 0) + len(events)
             now = time.monotonic()
-            if now < self._next_at:
-                self._suppressed += 1
+            if now < self._next_at.get(kind, 0.0):
+                self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
                 return
-            self._next_at = now + self.interval_s
-            suppressed, lost, self._suppressed, self._lost = self._suppressed, self._lost, 0, 0
+            self._next_at[kind] = now + self.interval_s
+            suppressed, lost = self._suppressed.pop(kind, 0), self._lost.pop(kind, 0)
         self.logger.warning(
             "event=emit_error error=%s detail=%r events_lost=%d errors_suppressed=%d",
-            type(exc).__name__, str(exc)[:200], lost, suppressed,
+            kind.__name__, str(exc)[:200], lost, suppressed,
         )  # fmt: skip
 
 
@@ -142,6 +151,7 @@ class Emitter(EventHelpers):
         queue_size: int | None = None,
         on_error: ErrorCallback | None = None,
         block_timeout_s: float = 60.0,
+        exit_timeout_s: float = EXIT_FLUSH_S,
     ) -> None:
         self.settings = settings
         self.product = product
@@ -154,6 +164,7 @@ class Emitter(EventHelpers):
         self.queue_size = queue_size or settings.emitter_queue_size
         self.on_error: ErrorCallback = on_error or RateLimitedLog()
         self.block_timeout_s = block_timeout_s
+        self.exit_timeout_s = exit_timeout_s
         self.dropped = 0  # events send() dropped because the queue was full
         self.failed = 0  # events not handed to Kafka or not acknowledged by it
         self.invalid = 0  # events send() refused as invalid
@@ -162,7 +173,9 @@ class Emitter(EventHelpers):
             "enable_idempotence": True,
             "retries": 2**31 - 1,
             "max_in_flight_requests_per_connection": 5,
-            "linger_ms": linger_ms,
+            # The packs linger (linger_ms); the producer only gathers packs that are ready, so that flush() and
+            # the exit flush need not wait out a second linger.
+            "linger_ms": min(linger_ms, 5),
             "batch_size": batch_size,
             "max_request_size": 2 * 1024 * 1024,
             "delivery_timeout_ms": 120_000,
@@ -194,6 +207,9 @@ class Emitter(EventHelpers):
         self._connected = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pulse-emitter", daemon=True)
         self._thread.start()
+        # Like PostHog's SDK: what is still queued or lingering at interpreter exit is sent, for a bounded time.
+        # The hook holds the emitter until close(); atexit runs before daemon threads are stopped.
+        atexit.register(self._at_exit)
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> Emitter:
@@ -305,6 +321,7 @@ class Emitter(EventHelpers):
 
     def close(self, timeout: float | None = 10.0) -> int:
         """Flush (up to ``timeout``), stop the background thread and close the producer; returns what was lost."""
+        atexit.unregister(self._at_exit)
         started = time.monotonic()
         left = self.flush(timeout)
         with self._lock:
@@ -319,8 +336,14 @@ class Emitter(EventHelpers):
             except Exception as exc:  # noqa: BLE001 - closing: report, never raise into the caller
                 self._report(exc, ())
         if left and not self._connected.is_set():  # never connected: nothing else reported what was queued
-            self._report(EmitFailed(f"closed with {left} event(s) never sent: Kafka was unreachable"), ())
+            self._report(EventsLost(f"closed with {left} event(s) never sent: Kafka was unreachable"), ())
         return left
+
+    def _at_exit(self) -> None:
+        try:
+            self.close(timeout=self.exit_timeout_s)
+        except Exception:  # noqa: BLE001 - the interpreter is exiting: log, never raise
+            log.exception("event=emitter_exit_flush_failed")
 
     def __enter__(self) -> Emitter:
         return self
@@ -433,6 +456,11 @@ class Emitter(EventHelpers):
             if self._closing:
                 producer.close(timeout=0)
                 return False
+            if self._producer is None:
+                # kafka-python registered its own atexit close (1 s, without our packs); hooks run last-in
+                # first-out, so register ours again to run before it.
+                atexit.unregister(self._at_exit)
+                atexit.register(self._at_exit)
             self._producer, self._n_partitions = producer, n
         self._connected.set()
         return True

@@ -7,11 +7,15 @@ the packs back from the topic.
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer
@@ -20,6 +24,8 @@ from pipeline.events import EVENT_ADAPTER, PACK_FORMAT, PACK_HEADER, partition_k
 from pipeline.kafka.config import kafka_python_config
 from pipeline.kafka.emitter import EmitFailed, Emitter, EventsDropped, InvalidEvent
 from pipeline.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def dead_broker() -> Settings:
@@ -164,3 +170,39 @@ def test_releases_and_raw_messages_resolve_their_futures(settings):
         assert raw.result(timeout=30).topic == settings.events_topic
     [message] = read_topic(settings, settings.releases_topic, want=1)
     assert message.key == b"checkout"
+
+
+SENDS_AND_EXITS = """
+import sys
+from pipeline.kafka.emitter import Emitter
+em = Emitter.from_env(product="checkout", version="1.0", linger_ms=60_000)  # packs linger past the exit
+for i in range(300):
+    event = em.session_started(user_id=f"u-{i}", session_id="s")
+    print(event.event_id)
+sys.exit(0)  # no close(), no flush()
+"""
+
+
+def run_script(settings: Settings, script: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    env = {**os.environ, **settings.to_env(), "PYTHONPATH": str(ROOT)}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    return done, time.monotonic() - started
+
+
+@pytest.mark.integration
+def test_events_still_lingering_at_interpreter_exit_are_sent(settings):
+    done, _ = run_script(settings, SENDS_AND_EXITS)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ids = done.stdout.split()
+    assert len(ids) == 300
+    got = events_of(read_topic(settings, settings.events_topic, want=1))
+    assert sorted(str(EVENT_ADAPTER.validate_json(v).event_id) for v in got) == sorted(ids)
+
+
+def test_the_exit_flush_is_bounded_when_kafka_is_down():
+    done, seconds = run_script(dead_broker(), SENDS_AND_EXITS)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(done.stdout.split()) == 300
+    assert seconds < 5 + 10  # the 5 s exit flush, plus the interpreter's start on a busy machine
+    assert "never sent" in done.stderr  # the default on_error says what was lost
