@@ -400,6 +400,10 @@ class Emitter(EventHelpers):
         self._put(raw)
         return raw.future
 
+    def has_room(self) -> bool:
+        """Whether :meth:`send` would queue an event now rather than drop it."""
+        return len(self._queue) < self.queue_size
+
     def add_room_waiter(self, wake: Callable[[], None]) -> None:
         """Call ``wake()`` (from the background thread) once the queue next has room; the async emitter's hook."""
         with self._lock:
