@@ -26,11 +26,11 @@ from kafka.producer.future import RecordMetadata
 
 from pipeline.events import Event, Release
 from pipeline.kafka.emitter import Emitter
-from pipeline.kafka.helpers import EventHelpers
+from pipeline.kafka.typed_events import TypedEvents
 from pipeline.settings import KafkaSettings, Settings
 
 
-class AsyncEmitter(EventHelpers):
+class AsyncEmitter(TypedEvents):
     """A ProductPulse emitter for code that runs on an asyncio event loop."""
 
     def __init__(

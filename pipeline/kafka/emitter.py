@@ -62,7 +62,7 @@ from pipeline.events import (
 )
 from pipeline.kafka import sdkmetrics
 from pipeline.kafka.config import kafka_python_config
-from pipeline.kafka.helpers import EventHelpers
+from pipeline.kafka.typed_events import TypedEvents
 from pipeline.settings import KafkaSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ class _Raw:
         self.future: concurrent.futures.Future[RecordMetadata] = concurrent.futures.Future()
 
 
-class Emitter(EventHelpers):
+class Emitter(TypedEvents):
     """A thread-safe, non-blocking producer of ProductPulse events for one product and version."""
 
     def __init__(

@@ -1,4 +1,4 @@
-"""The emitter's typed helpers: one method per event type, shared by :class:`Emitter` and :class:`AsyncEmitter`.
+"""The emitter's typed methods: one per event type, shared by :class:`Emitter` and :class:`AsyncEmitter`.
 
 Each builds the event's body from its arguments and the emitter's defaults
 (product, version, environment, platform) and hands it to ``_submit``, which
@@ -13,7 +13,7 @@ from typing import Any
 from pipeline.events import Event
 
 
-class EventHelpers:
+class TypedEvents:
     """Typed constructors for every event type; subclasses say what ``_submit`` does with the body."""
 
     product: str | None
