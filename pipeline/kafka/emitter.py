@@ -41,7 +41,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, get_args
 
 from kafka import KafkaProducer
 from kafka.partitioner.default import murmur2
@@ -70,6 +70,7 @@ log = logging.getLogger(__name__)
 ErrorCallback = Callable[[BaseException, Sequence[bytes]], None]
 """``on_error(exc, events)``: ``events`` are the encoded (wire JSON) events the failure lost, possibly none."""
 
+EVENT_MODELS: tuple[type, ...] = get_args(get_args(Event)[0])  # the models of the union (not Release)
 RECONNECT_BACKOFF_S = (0.5, 10.0)  # first and longest wait between connection attempts
 ERROR_LOG_INTERVAL_S = 10.0  # the default on_error writes at most one line per interval
 EXIT_FLUSH_S = 5.0  # at interpreter exit, an emitter not closed sends what it holds for this long at most
@@ -226,6 +227,7 @@ class Emitter(TypedEvents):
         """
         try:
             validated = self._validate(event)
+            item = (partition_key(validated), encode_event(validated))
         except InvalidEvent as exc:
             self.invalid += 1
             sdkmetrics.count("invalid")
@@ -234,7 +236,7 @@ class Emitter(TypedEvents):
         except Exception as exc:  # noqa: BLE001 - application code must not see the SDK fail
             self._report(exc, ())
             return None
-        return validated if self._offer((partition_key(validated), encode_event(validated))) else None
+        return validated if self._offer(item) else None
 
     def _submit(self, body: dict[str, Any]) -> Event | None:
         return self.send(body)
@@ -354,8 +356,10 @@ class Emitter(TypedEvents):
     # --- the queue ------------------------------------------------------------------------------------
     def _validate(self, event: Event | Mapping[str, Any]) -> Event:
         """A model instance was validated when it was built; a mapping is validated here."""
+        if isinstance(event, EVENT_MODELS):
+            return event  # type: ignore[return-value]  # a model was validated when it was built
         if not isinstance(event, Mapping):
-            return event
+            raise InvalidEvent(f"an event is a mapping or an event model, not {type(event).__name__}")
         try:
             return EVENT_ADAPTER.validate_python(event)
         except ValidationError as exc:

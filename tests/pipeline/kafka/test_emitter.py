@@ -50,6 +50,8 @@ def test_send_reports_an_invalid_event_and_emit_raises_it():
     assert em.send({"type": "session_started", "product": "checkout"}) is None
     assert em.invalid == 1
     assert isinstance(errors.calls[0][0], InvalidEvent) and "version" in str(errors.calls[0][0])
+    assert em.send(None) is None and em.send("session_started") is None  # type: ignore[arg-type]
+    assert em.invalid == 3
     with pytest.raises(InvalidEvent, match="version"):
         em.emit({"type": "session_started", "product": "checkout"})
     em.close(timeout=0)
