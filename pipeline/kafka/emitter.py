@@ -206,11 +206,12 @@ class Emitter(TypedEvents):
             # A producer passed in is connected already, and its caller (the collector) wants a failure now.
             self._n_partitions = len(producer.partitions_for(settings.events_topic) or ()) or 1
         self._connected = threading.Event()
+        # Like PostHog's SDK: what is still queued or lingering at interpreter exit is sent, for a bounded time.
+        # The hook holds the emitter until close(); atexit runs before daemon threads are stopped. Registered
+        # before the thread starts, which registers it again once it created a producer (see _connect).
+        atexit.register(self._at_exit)
         self._thread = threading.Thread(target=self._run, name="pulse-emitter", daemon=True)
         self._thread.start()
-        # Like PostHog's SDK: what is still queued or lingering at interpreter exit is sent, for a bounded time.
-        # The hook holds the emitter until close(); atexit runs before daemon threads are stopped.
-        atexit.register(self._at_exit)
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> Emitter:
