@@ -322,8 +322,12 @@ class Emitter(TypedEvents):
         with self._lock:
             return self._accepted - self._settled
 
-    def close(self, timeout: float | None = 10.0) -> int:
-        """Flush (up to ``timeout``), stop the background thread and close the producer; returns what was lost."""
+    def close(self, timeout: float | None = EXIT_TIMEOUT_S) -> int:
+        """Flush (up to ``timeout``), stop the background thread and close the producer; returns what was lost.
+
+        By default it waits as long as kafka-python would for a record (its delivery timeout), as close()
+        always did; a service shutting down with Kafka gone may pass less.
+        """
         atexit.unregister(self._at_exit)
         started = time.monotonic()
         left = self.flush(timeout)
