@@ -51,6 +51,9 @@ class KafkaSettings(BaseModel):
         description="replication factor of new topics; unset: 3 (min ISR 2) on three or more brokers, else 1",
     )
     consumer_group: str = "pulse"
+    emitter_queue_size: int = Field(
+        10_000, ge=1, description="events an Emitter holds for its background thread; when full, send() drops"
+    )
 
     @field_validator("consumer_group")
     @classmethod

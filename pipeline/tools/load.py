@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pipeline.kafka.admin import ensure_topics
-from pipeline.kafka.emitter import Emitter
+from pipeline.kafka.emitter import EXIT_TIMEOUT_S, EmitFailed, Emitter
 from pipeline.settings import Settings
 from pipeline.tools import synth
 
@@ -54,6 +54,11 @@ def send_traffic(settings: Settings, cfg: synth.TrafficConfig, rate: int, consol
                 if ahead > 0:
                     time.sleep(ahead)
         progress.update(task, completed=sent)
+        # The emitter delivers from a background thread: wait for the acks here, so a broker that went
+        # away is an error of `pulse load`, not a silent shortfall.
+        left = em.flush(timeout=EXIT_TIMEOUT_S)
+        if left or em.failed:
+            raise EmitFailed(f"{left + em.failed} of {sent} events were not acknowledged by Kafka")
     return sent
 
 

@@ -221,6 +221,12 @@ class _Sent:
     def succeeded(self) -> bool:
         return True
 
+    def add_callback(self, f: Any, *args: Any) -> None:
+        f(*args, None)
+
+    def add_errback(self, f: Any, *args: Any) -> None:
+        return None
+
 
 class _Producer:
     """Enough of a KafkaProducer for the emitter to build and pack events; they go nowhere."""

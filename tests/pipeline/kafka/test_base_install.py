@@ -26,6 +26,15 @@ from pipeline.settings import Settings
 event = EVENT_ADAPTER.validate_python({{"type": "session_started", "product": "p", "version": "1",
     "ts": "2026-11-25T10:00:00Z", "user_id": "u"}})
 assert encode_event(event).startswith(b"{{")
+import socket
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    dead = f"127.0.0.1:{{s.getsockname()[1]}}"
+em = Emitter(Settings(kafka_bootstrap=dead), queue_size=1, on_error=lambda exc, events: None)
+em.send(event)
+em.send(event)  # the queue is full: dropped and counted, without prometheus_client
+assert em.dropped == 1, em.dropped
+em.close(timeout=0)
 loaded = sorted(m for m in {WORKER_ONLY!r} if m in sys.modules)
 installed = sorted(m for m in {WORKER_ONLY!r} if importlib.util.find_spec(m) is not None)
 print("loaded", loaded, "installed", installed)
