@@ -27,6 +27,28 @@ def _names(unit: str) -> str:
     return ", ".join(f"'{name}'" for name, m in sorted(CATALOG.items()) if m.unit == unit) or "''"
 
 
+_WORDS = {"dau": "daily active users", "wau": "weekly active users", "mau": "monthly active users", "nps": "NPS",
+          "csat": "CSAT"}  # fmt: skip
+
+
+def readable(name: str) -> str:
+    """A catalog metric's name in words: ``latency_p95_ms`` is "p95 latency", ``nps`` "NPS"."""
+    if name in _WORDS:
+        return _WORDS[name]
+    words = name.removesuffix("_ms").removesuffix("_h").split("_")
+    if words[0] == "latency" and len(words) == 2:
+        words.reverse()
+    return " ".join(words)
+
+
+def _label(signal: str) -> str:
+    names = sorted(CATALOG)
+    return (
+        f"transform({signal}, [{', '.join(repr(n) for n in names)}], "
+        f"[{', '.join(repr(readable(n)) for n in names)}], replaceAll({signal}, '_', ' '))"
+    )
+
+
 def _number(signal: str, value: str) -> str:
     """``value`` (a Float64 expression) formatted in the unit of catalog metric ``signal`` (a String expression)."""
     return (
@@ -39,8 +61,8 @@ def _number(signal: str, value: str) -> str:
 
 def _signals() -> str:
     """One sentence per signal scoring under 100: what it is now against its reference week."""
-    sig = "replaceAll(JSONExtractString(x, 'signal'), '_', ' ')"
     raw = "JSONExtractString(x, 'signal')"
+    sig = _label(raw)
     value, base = "JSONExtract(x, 'value', 'Nullable(Float64)')", "JSONExtract(x, 'baseline', 'Nullable(Float64)')"
     sentence = (
         f"concat(' ', {sig}, ' is ', {_number(raw, f'assumeNotNull({value})')}, ' against ', "
