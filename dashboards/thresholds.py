@@ -112,11 +112,18 @@ def for_score(dimension: str) -> tuple[Step, ...]:
 
 
 PIPELINE_RULES = Path(__file__).resolve().parents[1] / "deploy" / "prometheus" / "rules" / "pipeline.yml"
+EVALUATOR_STALLED_S = 300.0  # the shipped rule's value, for an install without deploy/ (a test keeps them equal)
 
 
 @functools.cache
 def evaluator_stalled_s() -> float:
-    """Seconds without an evaluation after which ``PulseEvaluatorStalled`` fires (its ``expr``'s ``> N``)."""
+    """Seconds without an evaluation after which ``PulseEvaluatorStalled`` fires (its ``expr``'s ``> N``).
+
+    ``deploy/`` is not part of the installed packages (``alerts/`` is: package data), so an
+    installed ``pulse dashboards build`` falls back to the shipped rule's value.
+    """
+    if not PIPELINE_RULES.exists():
+        return EVALUATOR_STALLED_S
     doc = yaml.safe_load(PIPELINE_RULES.read_text(encoding="utf-8"))
     for group in doc["groups"]:
         for rule in group["rules"]:

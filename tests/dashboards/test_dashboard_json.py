@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from alerts.scorecard_config import load_config
-from dashboards import grafana
+from dashboards import grafana, thresholds
 from dashboards.errors import DashboardError
 from dashboards.model import Dashboard, GridPos, Link, Panel
 from dashboards.registry import all_dashboards
@@ -184,6 +184,7 @@ def test_every_stat_panel_has_thresholds_that_mean_something() -> None:
         assert len(product[counted]) == 1, counted
     pipeline = {title: _steps(d["thresholds"]) for (uid, title), d in stats.items() if uid == "pulse-pipeline"}
     assert pipeline["Seconds since last evaluation"] == [(None, "green"), (300, "red")]  # PulseEvaluatorStalled
+    assert thresholds.evaluator_stalled_s() == thresholds.EVALUATOR_STALLED_S  # the fallback without deploy/
 
 
 def test_scores_are_coloured_against_the_scorecard_floors() -> None:
