@@ -10,7 +10,7 @@ shows those sentences, so Grafana, the CLI and notifications say the same
 thing. Rows without it (dimension rows, and scorecards stored before the
 renderer) are put into words here from the fields every scorecard stores:
 ``score``, ``floor``, ``days_below``, ``trend`` (columns) and the evidence's
-``signals`` (value against baseline, weakest first as stored) and the
+``signals`` (value against baseline or SLO, in stored order) and the
 candidate's ``reasons``. Numbers take their catalog unit (ratios as %, ms, h).
 
 It is all one expression over the row, so the SQL runs unchanged in Grafana's
@@ -20,6 +20,7 @@ from the row itself.
 
 from __future__ import annotations
 
+from dashboards.thresholds import policy
 from pipeline.catalog.metrics import CATALOG
 
 
@@ -64,9 +65,14 @@ def _signals() -> str:
     raw = "JSONExtractString(x, 'signal')"
     sig = _label(raw)
     value, base = "JSONExtract(x, 'value', 'Nullable(Float64)')", "JSONExtract(x, 'baseline', 'Nullable(Float64)')"
+    # An SLO signal's baseline is its SLO, not a reference week (the stored "kind" says so once the scorecard
+    # writes it; before, the scorecard policy's slo signals do).
+    slo = ", ".join(f"'{m}'" for m in policy().slo_signals)
+    is_slo = f"(JSONExtractString(x, 'kind') = 'slo' OR {raw} IN ({slo}))"
     sentence = (
-        f"concat(' ', {sig}, ' is ', {_number(raw, f'assumeNotNull({value})')}, ' against ', "
-        f"{_number(raw, f'assumeNotNull({base})')}, ' in the reference week.')"
+        f"concat(' ', {sig}, ' is ', {_number(raw, f'assumeNotNull({value})')}, "
+        f"if({is_slo}, ' against its SLO of ', ' against '), {_number(raw, f'assumeNotNull({base})')}, "
+        f"if({is_slo}, '.', ' in the reference week.'))"
     )
     keep = f"JSONExtract(x, 'score', 'Nullable(Float64)') < 100 AND {value} IS NOT NULL AND {base} IS NOT NULL"
     return f"arrayStringConcat(arrayMap(x -> {sentence}, arrayFilter(x -> {keep}, JSONExtractArrayRaw(evidence, 'signals'))), '')"  # noqa: E501

@@ -46,6 +46,7 @@ class Policy:
     error_rate_page: float  # performance.yaml: error_rate rule threshold
     error_rate_resolve: float  # performance.yaml: error_rate rule resolve_threshold
     floors: dict[str, float]  # scorecard.yaml: floors per dimension
+    slo_signals: tuple[str, ...]  # scorecard.yaml: signals scored against an SLO (their baseline is the SLO)
     weights: dict[str, float]  # scorecard.yaml: weights per dimension (the composite's floor is their mean)
 
     @property
@@ -83,6 +84,17 @@ def policy() -> Policy:
         error_rate_resolve=float(errors.get("resolve_threshold", errors["threshold"])),
         floors={str(k): float(v) for k, v in (card.get("floors") or {}).items()},
         weights={str(k): float(v) for k, v in (card.get("weights") or {}).items()},
+        slo_signals=tuple(
+            sorted(
+                {
+                    str(s["metric"])
+                    for specs in (card.get("signals") or {}).values()
+                    for s in specs
+                    if s.get("kind") == "slo"
+                }
+                or {"latency_p95_ms"}
+            )
+        ),  # fmt: skip
     )
 
 

@@ -124,7 +124,7 @@ def test_stored_sentences_win_over_the_fallback(store: Scenario) -> None:
     fallback = _in_words(store, json.dumps({"signals": [{"signal": "latency_p95_ms", "value": 1520.4,
                                                          "baseline": 1000, "score": 0}]}), "performance")  # fmt: skip
     assert fallback == ("performance scores 41.2 against its floor of 70, below it on 3 days of the period. "
-                        "p95 latency is 1520 ms against 1000 ms in the reference week.")  # fmt: skip
+                        "p95 latency is 1520 ms against its SLO of 1000 ms.")  # fmt: skip
 
 
 def test_series_end_at_the_last_complete_bucket(store: Scenario) -> None:
