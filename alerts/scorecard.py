@@ -1,4 +1,4 @@
-"""Redesign scorecards: a 0-100 score per product and dimension, floors, and the redesign-candidate flag.
+"""Redesign scorecards: a 0-100 score per product and dimension, with intervals, floors and a flag that holds.
 
 What a product manager reads (the formula, in words):
 
@@ -8,36 +8,70 @@ What a product manager reads (the formula, in words):
   experience - crash-free sessions, task success, NPS and CSAT; post-launch
   support - tickets per 1k sessions and time to resolve; performance - p95
   latency against its SLO and the error rate.
+* **Signal value and interval** (:mod:`alerts.estimates`). Over a window of
+  days a signal is computed from its summed counts (crashes and sessions, NPS
+  answers by class, tickets, ...), with a ``level`` (95%) interval: Wilson for
+  rates, normal for NPS and CSAT, Poisson for tickets and daily users, an
+  order-statistic interval for p95 latency. Thin data gives a wide interval.
 * **Signal score** (:mod:`alerts.scoring`). 100 means "as good as this
-  product's own baseline", 0 means "as bad as the configured ``bad`` anchor",
-  linear in between and clipped:
-  DAU at 60% of baseline scores 0, crash rate (1 - crash-free) at 3x baseline
-  scores 0, NPS 40 points under baseline scores 0, p95 latency at 2x its SLO
-  scores 0 (within the SLO: 100). A product is compared with itself, so a
-  product that is naturally small or slow is not punished for it.
-* **Baseline.** The week before the evaluation period; for a product (or a
-  store) younger than that, its first complete days of data.
-* **Dimension score** = weighted mean of its signals' scores; **composite** =
-  weighted mean of the dimension scores. A signal without data (no NPS
-  answers, a zero baseline, NaN) has no score and is left out, never a crash;
-  a window with fewer than ``min_sessions`` ended sessions has no scores.
-* **Daily evaluation.** For each of the last ``period_days`` complete UTC days
-  the scores read a trailing window of ``window_days`` days (volume-weighted
-  means of daily values: sessions for session metrics, requests for
-  performance; the p95 of a window is the request-weighted mean of daily p95s).
-  The current, incomplete day is not read, so a scorecard changes once a day.
-* **Floors and the flag.** A dimension *stays below* its floor when it is below
-  it on the last complete day and on at least ``min_days_below`` days of the
-  period. A product is a **redesign candidate** when at least
-  ``min_dimensions_below`` (2) dimensions stay below their floors, or when its
-  composite fell release after release (each of the last ``release_trend.releases``
-  release eras - the complete days a release was the newest - at least
-  ``min_drop`` points under the one before). A product bad on one dimension only
-  is not a candidate: that is an alert, not a redesign. The flag is a ticket for
-  the PM, never a page.
-* **Evidence.** Every dimension below its floor and every release trend comes
-  with its signals' values, baselines, scores, days below and the trend
-  (least-squares slope of the daily score, points per day).
+  product's own reference", 0 means "as bad as the configured ``bad`` anchor",
+  linear in between and clipped: DAU at 60% of the reference scores 0, crash
+  rate (1 - crash-free) at 3x the reference scores 0, NPS 40 points under the
+  reference scores 0, p95 latency at 2x its SLO scores 0 (within the SLO: 100).
+  A product is compared with itself, so a naturally small or slow product is
+  not punished for it. The score's interval maps the interval of the
+  comparison (value / reference, or points dropped; MOVER, so the reference's
+  own noise counts too) through the same monotone formula.
+* **Reference: the earliest two complete weeks within the last six weeks**
+  (the earliest ``baseline_days`` days with data in the ``reference_lookback_days``
+  ending on the day scored, before that day's window). Not the week before the
+  period: a steady decline measured against its own recent past never looks
+  bad. Not the best weeks either: the maximum of several noisy windows is
+  optimistic, and healthy products would score under 100 by construction. The
+  earliest weeks precede any decline that began within the last four weeks,
+  are whole weeks so weekly seasonality cancels, and are two of them so the
+  reference's own noise is small next to the window's. A product (or store)
+  without two weeks before the window is compared with its first
+  ``young_reference_days`` (4) days, fixed: a reference that grew with it
+  would take in a decline that began at its start. Every day is scored against its own reference, so a day's
+  verdict depends on the data up to that day, not on when it is read: that is
+  what keeps consecutive evaluations consistent. A decline older than the
+  lookback is partly absorbed; the trend test and the release trend still see
+  it fall.
+* **Dimension score** = weighted mean of its signals' scores; its interval's
+  ends are the same weighted means of the signals' ends. **Composite** =
+  weighted mean of the dimensions. A signal without data (no NPS answers, a
+  zero reference) has no score and is left out, never a crash. There is no
+  minimum volume: a product with little data gets wide intervals, so it is
+  not flagged on noise, yet a strong enough change still flags it.
+* **Daily evaluation.** Each complete UTC day is scored over the trailing
+  ``window_days`` (a week: every weekday once, so weekly seasonality
+  cancels). The current, incomplete day is not read, so a scorecard changes
+  once a day.
+* **Below floor.** On a day, a dimension is *below* its floor when the upper
+  end of its score's interval is under the floor (confidently below), or when
+  its point score is under the floor, its interval excludes recovery (upper
+  end at most floor + ``exit_margin``) and the **trend test** finds it falling:
+  the least-squares slope of its daily scores over the trailing period, with a
+  standard error corrected for the windows' overlap, one-sided p <
+  ``trend.alpha`` and a fitted fall of at least ``trend.min_drop`` points -
+  evidence before the interval has crossed.
+* **The flag, with hysteresis** (deterministic from the data, no stored state).
+  The days of the period, and as many before them as warm-up, are walked in
+  order. A product *becomes* a candidate on a day when at least
+  ``min_dimensions_below`` (2) dimensions are below their floors on that day
+  and on at least ``min_days_below`` days of the trailing period. It *stays*
+  one while at least that many of its dimensions have not recovered - a
+  dimension recovers when it is no longer below and its point score is above
+  floor + ``exit_margin``. A product is also a candidate when its composite
+  fell release after release (each of the last ``release_trend.releases``
+  release eras at least ``min_drop`` points under the one before, ending under
+  the composite floor). A product bad on one dimension only is not a
+  candidate: that is an alert, not a redesign. The flag is a ticket for the
+  PM, never a page.
+* **Evidence.** JSON (every dimension below its floor with its signals' values,
+  references, intervals and scores; when and why the flag was raised or
+  cleared) and the same in sentences (:func:`alerts.evidence.scorecard_sentences`).
 
 Cost: one catalog query per evaluation (three SQL statements: minute
 aggregates, daily user sketches and tickets, grouped by product and day) plus
@@ -50,16 +84,19 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from statistics import median
 from typing import TYPE_CHECKING, Any
 
+from alerts.estimates import ESTIMATORS
+from alerts.evidence import scorecard_sentences
+from alerts.intervals import Estimate, z_of
 from alerts.regression import released_versions
 from alerts.sample import Sample
 from alerts.scorecard_config import DIMENSIONS, ScorecardConfig, load_config
-from alerts.scoring import finite, rounded, signal_score, slope, weighted_mean
+from alerts.scoring import Trend, finite, rounded, score_interval, trend, weighted_mean
 from pipeline import catalog
 
 if TYPE_CHECKING:
@@ -79,17 +116,30 @@ _COLUMNS = [
 
 @dataclass(frozen=True)
 class SignalScore:
+    """One signal in a window: its value, the reference it is compared with, and its score, each with an interval."""
+
     signal: str
     value: float | None
     baseline: float | None
     score: float | None
+    kind: str = ""
+    value_interval: Estimate | None = None
+    baseline_interval: Estimate | None = None
+    score_interval: Estimate | None = None
 
     def to_json(self) -> dict[str, Any]:
+        def ends(e: Estimate | None, digits: int = 4) -> list[float | None]:
+            return [rounded(e.low, digits), rounded(e.high, digits)] if e is not None else [None, None]
+
         return {
             "signal": self.signal,
+            "kind": self.kind,
             "value": rounded(self.value),
+            "value_ci": ends(self.value_interval),
             "baseline": rounded(self.baseline),
+            "baseline_ci": ends(self.baseline_interval),
             "score": rounded(self.score),
+            "score_ci": ends(self.score_interval, 1),
         }
 
 
@@ -100,19 +150,26 @@ class DimensionScore:
     name: str
     score: float | None
     floor: float
-    below_floor: bool
-    days_below: int
+    below_floor: bool  # below on the last day: confidently, or under the floor and falling (see the module doc)
+    days_below: int  # days of the period it was below
     trend: float | None  # points per day over the period
     signals: tuple[SignalScore, ...] = ()
     portfolio_median: float | None = None
+    score_low: float | None = None
+    score_high: float | None = None
+    trend_p: float | None = None  # one-sided p-value of the decline
+    declining: bool = False  # the trend test says it falls
 
     def to_json(self) -> dict[str, Any]:
         return {
             "score": rounded(self.score, 1),
+            "score_ci": [rounded(self.score_low, 1), rounded(self.score_high, 1)],
             "floor": self.floor,
             "below_floor": self.below_floor,
             "days_below": self.days_below,
             "trend_per_day": rounded(self.trend, 2),
+            "trend_p": rounded(self.trend_p, 4),
+            "declining": self.declining,
             "portfolio_median": rounded(self.portfolio_median, 1),
             "signals": [s.to_json() for s in self.signals],
         }
@@ -146,53 +203,77 @@ class Scorecard:
     redesign_candidate: bool
     evidence: tuple[dict[str, Any], ...] = ()
     releases: tuple[ReleaseEra, ...] = field(default=())
+    reference: tuple[date, date] | None = None  # first and last day of the reference
+    candidate_since: date | None = None
+    policy: Mapping[str, Any] = field(default_factory=dict)  # the settings the sentences quote
 
     @property
     def dimensions_below(self) -> list[str]:
         return [n for n, d in self.dimensions.items() if d.below_floor]
 
-    def to_json(self) -> dict[str, Any]:
-        """What ``pulse scorecard --format json`` prints for one product."""
+    @property
+    def sentences(self) -> list[str]:
+        return scorecard_sentences(self._facts())
+
+    def _facts(self) -> dict[str, Any]:
         return {
             "product": self.product,
             "at": self.at.isoformat(),
             "day": self.day.isoformat() if self.day else None,
             "redesign_candidate": self.redesign_candidate,
+            "candidate_since": self.candidate_since.isoformat() if self.candidate_since else None,
+            "reference": [d.isoformat() for d in self.reference] if self.reference else None,
+            "policy": dict(self.policy),
             "composite": self.composite.to_json(),
             "dimensions": {n: d.to_json() for n, d in self.dimensions.items()},
             "releases": [r.to_json() for r in self.releases],
-            "evidence": list(self.evidence),
+            "evidence": [dict(e) for e in self.evidence],
         }
+
+    def to_json(self) -> dict[str, Any]:
+        """What ``pulse scorecard --format json`` prints for one product: the facts, and them in sentences."""
+        doc = self._facts()
+        doc["sentences"] = scorecard_sentences(doc)
+        for item in doc["evidence"]:
+            if item.get("kind") == "redesign_candidate":
+                item["sentences"] = doc["sentences"]
+        return doc
 
 
 # ---------------------------------------------------------------------------------------------- the daily series
 
 
+class _Window:
+    """Some days of one product (see :class:`alerts.estimates.Window`)."""
+
+    def __init__(self, rows: list[dict[str, float]]) -> None:
+        self._rows = rows
+
+    def total(self, metric: str) -> float:
+        values = (r.get(metric) for r in self._rows)
+        return sum(v for v in values if v is not None and math.isfinite(v))
+
+    def mean(self, metric: str, weight: str | None = None) -> float | None:
+        return weighted_mean((r.get(metric, math.nan), r.get(weight, 0.0) if weight else 1.0) for r in self._rows)
+
+    def days(self) -> int:
+        return sum(1 for r in self._rows if finite(r.get("dau")))
+
+
 @dataclass
 class _Series:
-    """One product's complete days: per day the catalog values and the volumes that weigh them."""
+    """One product's complete days: per day the catalog values (counts and daily values) the estimators read."""
 
     days: list[date]
     values: dict[date, dict[str, float]]
 
-    def window(self, metric: str, volume: str, days: Iterable[date]) -> float | None:
-        pairs: list[tuple[float | None, float]] = []
-        for d in days:
-            row = self.values.get(d)
-            if row is None:
-                continue
-            # Daily actives are a mean over days; every other metric weighs a day by its volume.
-            weight = 1.0 if metric == "dau" else row.get(volume, 0.0)
-            pairs.append((row.get(metric, math.nan), weight))
-        return weighted_mean(pairs)
-
-    def sessions(self, days: Iterable[date]) -> float:
-        return sum(self.values[d].get("sessions", 0.0) for d in days if d in self.values)
+    def over(self, days: Iterable[date]) -> _Window:
+        return _Window([self.values[d] for d in days if d in self.values])
 
 
 def _metrics(cfg: ScorecardConfig) -> list[str]:
-    names = {s.metric for specs in cfg.signals.values() for s in specs}
-    return sorted(names | {"sessions", "requests"})
+    names = {n for specs in cfg.signals.values() for s in specs for n in ESTIMATORS[s.metric].needs}
+    return sorted(names | {"sessions", "requests", "dau"})
 
 
 def _load(
@@ -228,57 +309,86 @@ def _load(
 
 @dataclass(frozen=True)
 class _WindowScore:
-    dimensions: dict[str, float | None]
-    composite: float | None
+    dimensions: dict[str, Estimate | None]
+    composite: Estimate | None
     signals: dict[str, tuple[SignalScore, ...]]
 
 
+def _weighted(pairs: list[tuple[Estimate, float]]) -> Estimate | None:
+    """The weighted mean of independent scores, with MOVER's interval for a sum: the ends' distances add in squares.
+
+    Weighted like the point score; for one signal it is that signal's own
+    interval. (Averaging the ends instead would add the distances linearly, as
+    if every signal were at its worst at once: far wider than the level.)
+    """
+    pairs = [(e, w) for e, w in pairs if finite(e.value) and w > 0]
+    total = sum(w for _, w in pairs)
+    if not pairs or total <= 0:
+        return None
+    point = sum(e.value * w for e, w in pairs) / total
+    down = math.sqrt(sum((w * (e.value - e.low)) ** 2 for e, w in pairs)) / total
+    up = math.sqrt(sum((w * (e.high - e.value)) ** 2 for e, w in pairs)) / total
+    return Estimate(point, max(0.0, point - down), min(100.0, point + up))
+
+
+def _references(series: _Series, reference: list[date], cfg: ScorecardConfig) -> dict[str, Estimate | None]:
+    z = z_of(cfg.level)
+    window = series.over(reference)
+    return {s.metric: ESTIMATORS[s.metric].estimate(window, z) for specs in cfg.signals.values() for s in specs}
+
+
 def _score_window(
-    series: _Series, days: list[date], baseline: list[date], cfg: ScorecardConfig, product: str
+    series: _Series, days: list[date], refs: Mapping[str, Estimate | None], cfg: ScorecardConfig, product: str
 ) -> _WindowScore:
-    if series.sessions(days) < cfg.min_sessions:
-        empty: dict[str, float | None] = dict.fromkeys(DIMENSIONS)
-        return _WindowScore(empty, None, {d: () for d in DIMENSIONS})
-    dims: dict[str, float | None] = {}
+    z = z_of(cfg.level)
+    window = series.over(days)
+    dims: dict[str, Estimate | None] = {}
     signals: dict[str, tuple[SignalScore, ...]] = {}
     for dim in DIMENSIONS:
-        scored = []
+        scored: list[tuple[SignalScore, float]] = []
         for spec in cfg.signals[dim]:
-            value = series.window(spec.metric, spec.volume, days)
-            base = cfg.slo_ms(product) if spec.kind == "slo" else series.window(spec.metric, spec.volume, baseline)
-            score = signal_score(spec.kind, math.nan if value is None else value, math.nan if base is None else base,
-                                 spec.bad)  # fmt: skip
-            scored.append((SignalScore(spec.metric, value, base, score), spec.weight))
+            value = ESTIMATORS[spec.metric].estimate(window, z)
+            base = Estimate.exact(cfg.slo_ms(product)) if spec.kind == "slo" else refs.get(spec.metric)
+            score = score_interval(spec.kind, value, base, spec.bad) if value is not None and base is not None else None
+            scored.append((
+                SignalScore(spec.metric, value.value if value else None, base.value if base else None,
+                            score.value if score else None, spec.kind, value, base, score),
+                spec.weight,
+            ))  # fmt: skip
         signals[dim] = tuple(s for s, _ in scored)
-        dims[dim] = weighted_mean((s.score, w) for s, w in scored)
-    composite = weighted_mean((dims[d], cfg.weights[d]) for d in DIMENSIONS)
+        dims[dim] = _weighted([(s.score_interval, w) for s, w in scored if s.score_interval is not None])
+    composite = _weighted([(e, cfg.weights[d]) for d in DIMENSIONS if (e := dims[d]) is not None])
     return _WindowScore(dims, composite, signals)
 
 
-def _baseline_days(series: _Series, period_start: date, cfg: ScorecardConfig) -> list[date]:
-    before = [period_start - timedelta(days=i) for i in range(cfg.baseline_days, 0, -1)]
-    if series.sessions(before) >= cfg.min_sessions and sum(1 for d in before if d in series.values) >= min(
-        cfg.young_baseline_days, cfg.baseline_days
-    ):
-        return [d for d in before if d in series.values]
-    # Younger than the period plus a baseline: its first complete days stand in for "before".
-    return sorted(series.values)[: cfg.young_baseline_days]
+def _reference_days(series: _Series, day: date, cfg: ScorecardConfig) -> list[date]:
+    """``day``'s reference: the earliest ``baseline_days`` days with data within the ``reference_lookback_days``
+    ending on ``day``, before ``day``'s window; for a product too young for that, its first ``young_reference_days``.
+
+    A young product's reference does not grow with it: "all its days before the window" would take in the days
+    of a decline that began at its start, and drift with it as the week before the period did.
+    """
+    first = day - timedelta(days=cfg.reference_lookback_days - 1)
+    window_start = day - timedelta(days=cfg.window_days - 1)
+    available = sorted(d for d in series.values if first <= d <= day)
+    before = [d for d in available if d < window_start][: cfg.baseline_days]
+    return before if len(before) >= cfg.baseline_days else available[: min(cfg.young_reference_days, cfg.baseline_days)]
 
 
 def _eras(
-    series: _Series, releases: list[tuple[str, datetime]], baseline: list[date], cfg: ScorecardConfig, product: str
-) -> list[ReleaseEra]:
+    series: _Series, releases: list[tuple[str, datetime]], refs: Mapping[str, Estimate | None], cfg: ScorecardConfig,
+    product: str,
+) -> list[ReleaseEra]:  # fmt: skip
     eras: list[ReleaseEra] = []
+    starts = {d: datetime.combine(d, time(), UTC) for d in series.values}
     for i, (version, released_at) in enumerate(releases):
         end = releases[i + 1][1] if i + 1 < len(releases) else None
         # A day belongs to the release that was the newest at its start (00:00 UTC).
-        starts = {d: datetime.combine(d, time(), UTC) for d in series.values}
         days = [d for d, t in starts.items() if released_at <= t and (end is None or t < end)]
         if len(days) < cfg.release_trend.min_days:
             continue
-        eras.append(
-            ReleaseEra(version, released_at, len(days), _score_window(series, days, baseline, cfg, product).composite)
-        )
+        composite = _score_window(series, days, refs, cfg, product).composite
+        eras.append(ReleaseEra(version, released_at, len(days), composite.value if composite else None))
     return eras
 
 
@@ -290,45 +400,126 @@ def _declining(eras: list[ReleaseEra], cfg: ScorecardConfig, floor: float) -> bo
     return all(b <= a - cfg.release_trend.min_drop for a, b in zip(scores, scores[1:], strict=False))
 
 
+@dataclass(frozen=True)
+class _Status:
+    """One dimension on one day of the walk."""
+
+    score: Estimate | None
+    trend: Trend | None
+    declining: bool
+    below: bool
+
+
+def _status(dim: str, day: date, scored: Mapping[date, _WindowScore], cfg: ScorecardConfig, floor: float) -> _Status:
+    est = scored[day].dimensions[dim]
+    span = [day - timedelta(days=i) for i in range(cfg.period_days - 1, -1, -1)]
+    points = [(float(i), e.value) for i, d in enumerate(span) if d in scored and (e := scored[d].dimensions[dim])]
+    tr = trend(points, overlap=cfg.window_days) if len(points) >= cfg.trend.min_points else None
+    declining = bool(
+        tr is not None and tr.p < cfg.trend.alpha and -tr.slope * (points[-1][0] - points[0][0]) >= cfg.trend.min_drop
+    )
+    confident = est is not None and est.high < floor
+    # On a trend, a dimension is below when its point score is under the floor and its interval excludes recovery.
+    falling = declining and est is not None and est.value < floor and est.high <= floor + cfg.exit_margin
+    return _Status(est, tr, declining, confident or falling)
+
+
+@dataclass
+class _Flag:
+    """The hysteresis walk's result."""
+
+    candidate: bool = False
+    since: date | None = None
+    held: list[str] = field(default_factory=list)
+    entered: dict[str, Any] | None = None
+    cleared: dict[str, Any] | None = None
+
+
+def _walk(walk: list[date], status: Mapping[date, Mapping[str, _Status]], cfg: ScorecardConfig) -> _Flag:
+    """Walks the days in order: enter on sustained evidence, leave only on recovery (see the module doc)."""
+    flag = _Flag()
+    held: set[str] = set()
+    for i, day in enumerate(walk):
+        today = status[day]
+        recent = walk[max(0, i - cfg.period_days + 1) : i + 1]
+        if not flag.candidate:
+            counts = {dim: sum(1 for d in recent if status[d][dim].below) for dim in DIMENSIONS}
+            entering = [dim for dim in DIMENSIONS if today[dim].below and counts[dim] >= cfg.min_days_below]
+            if len(entering) >= cfg.min_dimensions_below:
+                flag.candidate, flag.since, held = True, day, set(entering)
+                flag.entered = {"day": day.isoformat(), "dimensions": entering,
+                                "days_below": {d: counts[d] for d in entering}, "of_days": len(recent)}  # fmt: skip
+                flag.cleared = None
+            continue
+        still = set()
+        for dim in held | {d for d in DIMENSIONS if today[d].below}:
+            s = today[dim]
+            exit_level = cfg.floors[dim] + cfg.exit_margin
+            if s.below or s.score is None or s.score.value <= exit_level:
+                still.add(dim)
+        if len(still) < cfg.min_dimensions_below:
+            recovered = {d: rounded(e.value, 1) for d in sorted(held - still) if (e := today[d].score) is not None}
+            flag.cleared = {"day": day.isoformat(), "recovered": recovered,
+                            "above": {d: cfg.floors[d] + cfg.exit_margin for d in recovered}}  # fmt: skip
+            flag.candidate, flag.since = False, None
+        held = still
+    flag.held = [d for d in DIMENSIONS if d in held] if flag.candidate else []
+    return flag
+
+
 def _scorecard(
     product: str, series: _Series, releases: list[tuple[str, datetime]], period: list[date], cfg: ScorecardConfig,
     now: datetime,
 ) -> tuple[Scorecard, _WindowScore]:  # fmt: skip
-    baseline = _baseline_days(series, period[0], cfg)
-    daily: list[tuple[date, _WindowScore]] = []
-    for day in period:
+    """One product's scorecard over ``period`` (its last complete days, oldest first), from an in-memory series."""
+    last = period[-1]
+    # The walk: the period, after as many days of warm-up, so the period starts from a settled state. Each day is
+    # scored against its own reference, so a day's verdict depends on the data up to it, not on when it is read.
+    walk = [period[0] - timedelta(days=cfg.period_days - i) for i in range(cfg.period_days)] + list(period)
+    scored: dict[date, _WindowScore] = {}
+    cache: dict[tuple[date, ...], dict[str, Estimate | None]] = {}
+    for day in walk:
         window = [day - timedelta(days=i) for i in range(cfg.window_days - 1, -1, -1)]
-        daily.append((day, _score_window(series, window, baseline, cfg, product)))
-    last_day, today = daily[-1]
+        ref_days = tuple(_reference_days(series, day, cfg))
+        if ref_days not in cache:
+            cache[ref_days] = _references(series, list(ref_days), cfg)
+        scored[day] = _score_window(series, window, cache[ref_days], cfg, product)
+    reference = _reference_days(series, last, cfg)
+    refs = cache[tuple(reference)]
+    status = {day: {dim: _status(dim, day, scored, cfg, cfg.floors[dim]) for dim in DIMENSIONS} for day in walk}
+    flag = _walk(walk, status, cfg)
+    today = scored[last]
     dims: dict[str, DimensionScore] = {}
     for dim in DIMENSIONS:
-        floor = cfg.floors[dim]
-        points = [((d - period[0]).days, w.dimensions[dim]) for d, w in daily if w.dimensions[dim] is not None]
-        below = sum(1 for _, s in points if s is not None and s < floor)
-        score = today.dimensions[dim]
+        s = status[last][dim]
         dims[dim] = DimensionScore(
-            dim, score, floor, score is not None and score < floor, below,
-            slope([(float(x), float(y)) for x, y in points if y is not None]), today.signals[dim],
+            dim, s.score.value if s.score else None, cfg.floors[dim], s.below,
+            sum(1 for d in period if status[d][dim].below), s.trend.slope if s.trend else None, today.signals[dim],
+            score_low=s.score.low if s.score else None, score_high=s.score.high if s.score else None,
+            trend_p=s.trend.p if s.trend else None, declining=s.declining,
         )  # fmt: skip
-    comp_points = [(float((d - period[0]).days), w.composite) for d, w in daily if w.composite is not None]
     comp_floor = weighted_mean((cfg.floors[d], cfg.weights[d]) for d in DIMENSIONS) or 0.0
+    comp_points = [(float(i), c.value) for i, d in enumerate(period) if (c := scored[d].composite) is not None]
+    comp_trend = trend(comp_points, overlap=cfg.window_days)
+    comp = today.composite
     composite = DimensionScore(
-        COMPOSITE, today.composite, comp_floor, today.composite is not None and today.composite < comp_floor,
-        sum(1 for _, s in comp_points if s is not None and s < comp_floor),
-        slope([(x, y) for x, y in comp_points if y is not None]),
+        COMPOSITE, comp.value if comp else None, comp_floor, comp is not None and comp.high < comp_floor,
+        sum(1 for d in period if (c := scored[d].composite) is not None and c.high < comp_floor),
+        comp_trend.slope if comp_trend else None, score_low=comp.low if comp else None,
+        score_high=comp.high if comp else None, trend_p=comp_trend.p if comp_trend else None,
     )  # fmt: skip
-    sustained = [d for d in DIMENSIONS if dims[d].below_floor and dims[d].days_below >= cfg.min_days_below]
-    eras = _eras(series, releases, baseline, cfg, product)
+    eras = _eras(series, releases, refs, cfg, product)
     declining = _declining(eras, cfg, comp_floor)
     evidence: list[dict[str, Any]] = []
     for dim in DIMENSIONS:
         d = dims[dim]
         if d.below_floor:
             evidence.append({
-                "kind": "dimension_below_floor", "dimension": dim, "score": rounded(d.score, 1), "floor": d.floor,
-                "days_below": d.days_below, "period_days": len(period), "sustained": dim in sustained,
-                "trend_per_day": rounded(d.trend, 2),
-                "baseline_days": [b.isoformat() for b in baseline[:1] + baseline[-1:]],
+                "kind": "dimension_below_floor", "dimension": dim, "score": rounded(d.score, 1),
+                "score_ci": [rounded(d.score_low, 1), rounded(d.score_high, 1)], "floor": d.floor,
+                "days_below": d.days_below, "period_days": len(period), "declining": d.declining,
+                "trend_per_day": rounded(d.trend, 2), "trend_p": rounded(d.trend_p, 4),
+                "baseline_days": [b.isoformat() for b in reference[:1] + reference[-1:]],
                 "signals": [s.to_json() for s in d.signals if s.score is not None and s.score < 100],
             })  # fmt: skip
     if declining:
@@ -337,23 +528,72 @@ def _scorecard(
             "kind": "composite_declining_over_releases", "min_drop": cfg.release_trend.min_drop,
             "releases": [e.to_json() for e in eras if e.composite is not None][-n:],
         })  # fmt: skip
-    candidate = len(sustained) >= cfg.min_dimensions_below or declining
+    candidate = flag.candidate or declining
     if candidate:
         reasons = []
-        if len(sustained) >= cfg.min_dimensions_below:
+        if flag.candidate and flag.entered is not None:
+            entered = flag.entered
             reasons.append(
-                f"{len(sustained)} dimensions below floor on >= {cfg.min_days_below} of the last {len(period)} days: "
-                + ", ".join(sustained)
+                f"since {entered['day']}: {len(entered['dimensions'])} dimensions below floor on >= "
+                f"{cfg.min_days_below} of {entered['of_days']} days ("
+                + ", ".join(f"{d} {n} days" for d, n in entered["days_below"].items())
+                + f"); still not recovered: {', '.join(flag.held)}"
             )
         if declining:
             reasons.append(f"composite fell over the last {cfg.release_trend.releases} releases")
-        evidence.insert(0, {"kind": "redesign_candidate", "reasons": reasons, "dimensions": sustained})
-    card = Scorecard(product, now, last_day, dims, composite, candidate, tuple(evidence), tuple(eras))
+        evidence.insert(0, {
+            "kind": "redesign_candidate", "reasons": reasons, "dimensions": flag.held or [d for d in DIMENSIONS
+            if dims[d].below_floor], "since": flag.since.isoformat() if flag.since else None,
+            "entered": flag.entered,
+            "exit": f"leaves when fewer than {cfg.min_dimensions_below} of its dimensions stay at or under "
+                    f"floor + {cfg.exit_margin:g}",
+        })  # fmt: skip
+    elif flag.cleared is not None:
+        evidence.append({"kind": "flag_cleared", **flag.cleared})
+    policy = {
+        "level": cfg.level, "period_days": cfg.period_days, "min_days_below": cfg.min_days_below,
+        "min_dimensions_below": cfg.min_dimensions_below, "exit_margin": cfg.exit_margin,
+    }  # fmt: skip
+    card = Scorecard(
+        product, now, last, dims, composite, candidate, tuple(evidence), tuple(eras),
+        (reference[0], reference[-1]) if reference else None, flag.since if flag.candidate else None, policy,
+    )  # fmt: skip
     return card, today
 
 
 def _aware(t: datetime) -> datetime:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def lookback_days(cfg: ScorecardConfig) -> int:
+    """Complete days an evaluation reads: the walk (two periods), and each of its days' reference lookback."""
+    return 2 * cfg.period_days - 1 + max(cfg.reference_lookback_days, cfg.window_days)
+
+
+def score_product(
+    product: str,
+    days: Mapping[date, Mapping[str, float]],
+    now: datetime,
+    *,
+    config: ScorecardConfig | None = None,
+    releases: Sequence[tuple[str, datetime]] = (),
+) -> Scorecard:
+    """One product's scorecard as of ``now`` from in-memory daily values (what :func:`compute_scorecards` loads).
+
+    ``days`` maps a complete UTC day to the catalog values the signals need
+    (:data:`alerts.estimates.ESTIMATORS` names them, plus ``sessions``,
+    ``requests`` and ``dau``); only the days an evaluation at ``now`` would
+    read are used. For simulators and tests: the same arithmetic as the store's.
+    """
+    cfg = config or load_config()
+    now = _aware(now)
+    last = now.date() - timedelta(days=1)
+    first = last - timedelta(days=lookback_days(cfg) - 1)
+    values = {d: dict(v) for d, v in days.items() if first <= d <= last}
+    all_days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    period = all_days[-cfg.period_days :]
+    card, _ = _scorecard(product, _Series(all_days, values), list(releases), period, cfg, now)
+    return card
 
 
 def compute_scorecards(
@@ -363,8 +603,7 @@ def compute_scorecards(
     cfg = config or load_config()
     now = _aware(now)
     last = now.date() - timedelta(days=1)  # the last complete UTC day
-    lookback = cfg.baseline_days + cfg.window_days - 1 + cfg.period_days
-    first = last - timedelta(days=lookback - 1)
+    first = last - timedelta(days=lookback_days(cfg) - 1)
     _, series = _load(client, database, cfg, first, last)
     releases = released_versions(client, database, now)
     period = [last - timedelta(days=i) for i in range(cfg.period_days - 1, -1, -1)]
@@ -389,14 +628,9 @@ def _with_portfolio(cards: list[Scorecard]) -> list[Scorecard]:
         medians[dim] = median(scores) if scores else None
     out = []
     for c in cards:
-        dims = {n: _replace(d, medians[n]) for n, d in c.dimensions.items()}
-        out.append(Scorecard(c.product, c.at, c.day, dims, _replace(c.composite, medians[COMPOSITE]),
-                             c.redesign_candidate, c.evidence, c.releases))  # fmt: skip
+        dims = {n: replace(d, portfolio_median=medians[n]) for n, d in c.dimensions.items()}
+        out.append(replace(c, dimensions=dims, composite=replace(c.composite, portfolio_median=medians[COMPOSITE])))
     return out
-
-
-def _replace(d: DimensionScore, portfolio: float | None) -> DimensionScore:
-    return DimensionScore(d.name, d.score, d.floor, d.below_floor, d.days_below, d.trend, d.signals, portfolio)
 
 
 def store_scorecards(client: Client, database: str, scorecards: Sequence[Scorecard], at: datetime) -> None:
@@ -428,7 +662,8 @@ def redesign_samples(
 
 
 def sample(card: Scorecard) -> Sample:
-    """A scorecard as the evaluator's :class:`Sample` (volume: unlimited - the card applied its own minimum)."""
+    """A scorecard as the evaluator's :class:`Sample` (volume: unlimited - the card's intervals weigh its volume)."""
+    doc = card.to_json()
     return Sample(
         labels={"product": card.product},
         value=1.0 if card.redesign_candidate else 0.0,
@@ -436,6 +671,7 @@ def sample(card: Scorecard) -> Sample:
             "dimensions_below_floor": card.dimensions_below,
             "composite": rounded(card.composite.score, 1),
             "scores": {n: rounded(d.score, 1) for n, d in card.dimensions.items()},
-            "evidence": list(card.evidence),
+            "evidence": doc["evidence"],
+            "sentences": doc["sentences"],
         },
     )

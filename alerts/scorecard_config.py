@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from alerts.errors import AlertsError
+from alerts.estimates import ESTIMATORS
 from pipeline import catalog
 
 DIMENSIONS: tuple[str, ...] = ("business impact", "customer experience", "post-launch support", "performance")
@@ -35,13 +36,14 @@ class SignalSpec(BaseModel):
     kind: Kind
     bad: float = Field(gt=0)
     weight: float = Field(1.0, gt=0)
-    volume: Literal["sessions", "requests"] = "sessions"  # what weighs a day in a window
 
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, v: str) -> str:
         if v not in catalog.CATALOG:  # pydantic reports ValueErrors with their field; UnknownMetric is a KeyError
             raise ValueError(f"unknown metric {v!r}; `pulse metrics list` shows the catalog")
+        if v not in ESTIMATORS:  # every signal has an interval, so no signal is scored on a point alone
+            raise ValueError(f"metric {v!r} has no interval model; scorable signals: {', '.join(sorted(ESTIMATORS))}")
         return v
 
     @model_validator(mode="after")
@@ -51,6 +53,16 @@ class SignalSpec(BaseModel):
         if self.kind in ("rise", "failure_rise", "slo") and not self.bad > 1:
             raise ValueError(f"{self.metric}: a {self.kind!r} signal needs bad > 1 (a multiple)")
         return self
+
+
+class TrendTest(BaseModel):
+    """A dimension whose score falls significantly over the period is evidence before its interval crosses."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    alpha: float = Field(0.01, gt=0, lt=0.5)  # one-sided false-alarm rate of "declining"
+    min_drop: float = Field(15.0, ge=0)  # ... and the fitted fall over the period is at least this many points
+    min_points: int = Field(7, ge=4)  # days with a score needed to fit a trend
 
 
 class ReleaseTrend(BaseModel):
@@ -76,8 +88,8 @@ def _default_signals() -> dict[str, list[SignalSpec]]:
             s(metric="time_to_resolve_h", kind="rise", bad=3.0),
         ],
         "performance": [
-            s(metric="latency_p95_ms", kind="slo", bad=2.0, volume="requests"),
-            s(metric="error_rate", kind="rise", bad=3.0, volume="requests"),
+            s(metric="latency_p95_ms", kind="slo", bad=2.0),
+            s(metric="error_rate", kind="rise", bad=3.0),
         ],
     }
 
@@ -87,13 +99,16 @@ class ScorecardConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    level: float = Field(0.95, gt=0.5, lt=1)
     period_days: int = Field(14, ge=1, le=90)
-    min_days_below: int = Field(5, ge=1)
-    window_days: int = Field(4, ge=1, le=28)
-    baseline_days: int = Field(7, ge=1, le=90)
-    young_baseline_days: int = Field(4, ge=1, le=90)
-    min_sessions: int = Field(100, ge=0)
+    min_days_below: int = Field(3, ge=1)
+    window_days: int = Field(7, ge=1, le=28)
+    baseline_days: int = Field(14, ge=1, le=90)
+    reference_lookback_days: int = Field(42, ge=2, le=365)
+    young_reference_days: int = Field(4, ge=1, le=90)
     min_dimensions_below: int = Field(2, ge=1, le=len(DIMENSIONS))
+    exit_margin: float = Field(5.0, ge=0, le=100)
+    trend: TrendTest = Field(default_factory=TrendTest)
     floors: dict[str, float] = Field(default_factory=lambda: dict.fromkeys(DIMENSIONS, 70.0))
     weights: dict[str, float] = Field(default_factory=lambda: dict.fromkeys(DIMENSIONS, 1.0))
     latency_slo_ms: float = Field(1000.0, gt=0)
@@ -113,6 +128,11 @@ class ScorecardConfig(BaseModel):
             raise ValueError("weights must be >= 0 and not all zero")
         if self.min_days_below > self.period_days:
             raise ValueError("min_days_below cannot exceed period_days")
+        if self.reference_lookback_days < self.baseline_days + self.window_days:
+            raise ValueError(
+                "reference_lookback_days must cover baseline_days + window_days, so that a product older than that "
+                "has a whole reference before the window scored"
+            )
         return self
 
     def slo_ms(self, product: str) -> float:

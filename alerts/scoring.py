@@ -2,40 +2,68 @@
 
 :func:`signal_score` is the formula the module docstring of
 :mod:`alerts.scorecard` states in words; :func:`weighted_mean` combines signals
-into dimensions and dimensions into the composite; :func:`slope` is a trend in
-points per day. Values that cannot be scored (NaN, a zero baseline) give None,
-never an exception.
+into dimensions and dimensions into the composite; :func:`score_interval` maps a
+signal's interval (:mod:`alerts.intervals`) to its score's; :func:`slope` and
+:func:`trend` give a trend in points per day and its significance. Values that
+cannot be scored (NaN, a zero baseline) give None, never an exception.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
 
+from alerts.intervals import Estimate, difference, ratio
 from alerts.scorecard_config import Kind
 
 
 def signal_score(kind: Kind, value: float, baseline: float, bad: float) -> float | None:
     """0-100 for one signal (see :mod:`alerts.scorecard`); None when it cannot be scored (NaN, no baseline)."""
-    if not finite(value):
+    if not (finite(value) and finite(baseline)):
         return None
-    if kind == "slo":  # ``baseline`` is the SLO here
-        if not finite(baseline) or baseline <= 0:
-            return None
-        return _linear(value / baseline, 1.0, bad)
-    if not finite(baseline):
-        return None
+    scored = score_interval(kind, Estimate.exact(value), Estimate.exact(baseline), bad)
+    return scored.value if scored is not None else None
+
+
+def comparison(kind: Kind, value: Estimate, reference: Estimate) -> Estimate | None:
+    """What a signal's score is a function of, with its interval: a ratio to the reference, or points dropped.
+
+    ``reference`` is the SLO for ``slo`` signals (an exact number). None when
+    there is nothing to compare with (a zero reference).
+    """
     if kind == "drop":
-        return _clip(100.0 * (1.0 - (baseline - value) / bad))
+        return difference(reference, value)
     if kind == "failure_rise":
-        value, baseline = 1.0 - value, 1.0 - baseline
-    if baseline <= 0:  # nothing to compare a ratio with: no score rather than infinity
+        return ratio(value.complement(), reference.complement())
+    if kind == "slo" and not reference.value > 0:
         return None
-    return _linear(value / baseline, 1.0, bad)
+    return ratio(value, reference)
+
+
+def score_of(kind: Kind, x: float, bad: float) -> float:
+    """The score of a comparison ``x`` (a ratio, or points dropped for ``drop``): 100 at no change, 0 at ``bad``."""
+    if kind == "drop":
+        return _clip(100.0 * (1.0 - x / bad))
+    return _linear(x, 1.0, bad)
+
+
+def score_interval(kind: Kind, value: Estimate, reference: Estimate, bad: float) -> Estimate | None:
+    """The score with its interval: scores are monotone in the comparison, so its bounds map to the score's."""
+    if not all(finite(x) for x in (value.value, reference.value)):
+        return None
+    c = comparison(kind, value, reference)
+    if c is None or not finite(c.value):
+        return None
+    a, b = score_of(kind, c.low, bad), score_of(kind, c.high, bad)
+    return Estimate(score_of(kind, c.value, bad), min(a, b), max(a, b))
 
 
 def _linear(x: float, good: float, bad: float) -> float:
     """100 at ``good`` (or better), 0 at ``bad`` (or worse), linear in between; works in both directions."""
+    if math.isinf(x):
+        return 0.0 if (x > 0) == (bad > good) else 100.0
     return _clip(100.0 * (bad - x) / (bad - good))
 
 
@@ -72,3 +100,42 @@ def slope(points: Sequence[tuple[float, float]]) -> float | None:
 def rounded(x: float | None, digits: int = 4) -> float | None:
     """``x`` rounded for people and JSON; None when it is not a finite number."""
     return round(x, digits) if finite(x) else None  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Trend:
+    slope: float  # points per day
+    se: float  # its standard error, corrected for the overlap of trailing windows
+    p: float  # one-sided p-value of "declining" (Student's t, n - 2 degrees of freedom)
+    n: int
+
+
+def trend(points: Sequence[tuple[float, float]], overlap: int = 1) -> Trend | None:
+    """Least-squares slope of daily scores, its standard error and the one-sided p-value of a decline.
+
+    The scores are of trailing windows of ``overlap`` days, so neighbours
+    share days: such a moving mean has about ``overlap`` times less residual
+    variance than the days behind it while its slope estimates theirs, so the
+    ordinary standard error is scaled by sqrt(overlap). None with fewer than
+    four points or no variation in x.
+    """
+    n = len(points)
+    b = slope(points)
+    if n < 4 or b is None:
+        return None
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    resid = sum((y - my - b * (x - mx)) ** 2 for x, y in points)
+    se = math.sqrt(resid / (n - 2) / sxx * max(overlap, 1))
+    if se == 0:
+        return Trend(b, 0.0, 0.0 if b < 0 else 1.0, n)
+    return Trend(b, se, _t_sf(-b / se, n - 2), n)
+
+
+def _t_sf(t: float, df: int) -> float:
+    """Upper-tail probability of Student's t with ``df`` degrees of freedom (Fisher's normal approximation:
+    z = t (1 - 1/(4 df)) / sqrt(1 + t^2 / (2 df)), within a few percent of the exact tail for df >= 5)."""
+    df = max(df, 1)
+    z = t * (1 - 1 / (4 * df)) / math.sqrt(1 + t * t / (2 * df))
+    return 1 - NormalDist().cdf(z)

@@ -16,7 +16,8 @@ Other rooms add leader-only timers and read-only pages through
 :mod:`consumers.extensions` (:mod:`pipeline.usecases.worker` hands in the
 alert evaluator, the dashboards and the read API), so this module knows nothing of them.
 Timers share the sink's thread and client; pages run on a read pool with a read client of their own
-(:mod:`consumers.web`), so no read a user triggers delays ingestion.
+(:mod:`consumers.web`), so no read a user triggers delays ingestion. ``/healthz`` and ``/readyz``
+(:mod:`consumers.health`) sit on the same web server, outside the pages' token and Host guard.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from urllib.parse import urlsplit
 
 import faust
 
-from consumers import decode_process, web
+from consumers import decode_process, health, web
 from consumers.allocators import lean_allocators
 from consumers.batching import PACK_EVENTS, Batches
 from consumers.extensions import LeaderTimer, Page
@@ -109,6 +110,9 @@ def create_app(
         _schedule(app, sink, timer)
     if pages and reads is None:
         raise ValueError("pages need a read pool")
+    if settings.web_port:  # the probes' routes, outside the guard (consumers.health says why)
+        app.pulse_health = health.worker_health(settings, app)
+        health.mount(app, app.pulse_health)
     guard = web.WebGuard(settings)
     for page in pages:
         assert reads is not None
@@ -201,9 +205,14 @@ def run_worker(
         os.getpid(),
     )
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    probes = getattr(app, "pulse_health", None)
+    if probes is not None:
+        probes.start()
     try:
         worker.execute_from_commandline()
     finally:
+        if probes is not None:
+            probes.stop()
         if reads is not None:
             reads.close()  # cancels what waits; a read in flight is not waited for
         sink.close()

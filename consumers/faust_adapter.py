@@ -44,7 +44,8 @@ Faust behaviour relied on, and why
 * ``Consumer._read_offset`` (a mapping TP -> last offset read, or None) and
   ``Consumer._add_gap(tp, offset_from, offset_to)`` (a coroutine): the drain
   loop's bookkeeping, kept per chunk so re-read records after a seek are
-  dropped and offsets skipped (transaction markers) can still be committed.
+  dropped and offsets skipped (transaction markers) can still be committed;
+  :meth:`PulseApp.lag` reads them (and ``_committed_offset``) for ``/readyz``.
 * ``Consumer.ack`` under the global reentrant ``faust.types.tuples.ack_lock``,
   on ``_committed_offset`` (TP -> offset or None), ``_acked_index`` (TP -> set),
   ``_acked`` (TP -> list), ``_n_acked`` (int) and ``_waiting_for_ack`` (a
@@ -167,6 +168,7 @@ class PulseApp(faust.App):
     def __init__(self, id: str, *, batches: Sequence[Batches] = (), **options: Any) -> None:
         super().__init__(id, **options)
         self.batch_routes: dict[str, Batches] = {topic: b for b in batches for topic in b.topics}
+        self.pulse_health: Any = None  # the worker's consumers.health.Health, when its web server is on
 
     def _new_transport(self) -> Any:
         return BatchingTransport(self.conf.broker_consumer, self)
@@ -191,6 +193,29 @@ class PulseApp(faust.App):
     def holds(self, topic: str, partition: int) -> bool:
         """Whether this worker is assigned ``partition`` of ``topic`` right now."""
         return TP(topic, partition) in self.consumer.assignment()
+
+    def lag(self, topic: str) -> dict[int, int | None]:
+        """Messages not yet read per partition of ``topic`` this worker holds (None: high watermark unknown yet).
+
+        Read position: the last offset read (``_read_offset``) plus one, else the committed offset
+        (``_committed_offset``), else 0. Nothing assigned or a consumer not started yet: an empty dict.
+        """
+        consumer = self.consumer
+        assert isinstance(consumer, BatchingConsumer)
+        try:
+            held = [tp for tp in consumer.assignment() if tp.topic == topic]
+        except Exception:  # noqa: BLE001 - not started (or stopping): it holds nothing
+            return {}
+        lags: dict[int, int | None] = {}
+        for tp in held:
+            try:
+                high = consumer.highwater(tp)
+            except Exception:  # noqa: BLE001 - revoked between the two calls
+                high = None
+            read = consumer._read_offset.get(tp)
+            position = read + 1 if read is not None else (consumer._committed_offset.get(tp) or 0)
+            lags[tp.partition] = None if high is None else max(0, high - position)
+        return lags
 
     def highwater(self, tp: TP) -> int | None:
         """The partition's high watermark (the next offset to be written), if known."""

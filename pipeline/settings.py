@@ -269,6 +269,20 @@ class CollectorSettings(BaseModel):
     collector_ack_timeout_s: float = Field(
         10.0, gt=0, le=300, description="wait this long for the broker's acks before answering 503"
     )
+    collector_rate_limit_eps: float | None = Field(
+        None,
+        gt=0,
+        description="events per second each product may send through the collector (every route together); "
+        "beyond it requests are answered 429 with Retry-After; unset = no limit",
+    )
+    collector_rate_burst_s: float = Field(
+        10.0, gt=0, description="seconds of the rate limit a product may send at once (at least one full request)"
+    )
+    collector_mapping_file: Path | None = Field(
+        None,
+        description="YAML file that overrides how the standards' routes (OTLP, Segment, PostHog) map to events: "
+        "service.name to product, conversion goals, survey names (README: Speaking the standards)",
+    )
 
 
 class AlertSettings(BaseModel):

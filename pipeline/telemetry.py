@@ -65,6 +65,12 @@ INSERT_ERRORS = Counter(
 COLLECTOR_REQUESTS = Counter(
     "pulse_collector_requests_total", "HTTP collector requests by status code", ["status"], registry=REGISTRY
 )
+COLLECTOR_UNMAPPED = Counter(
+    "pulse_collector_unmapped_total",
+    "Items the standards' routes (OTLP, Sentry, Segment, PostHog) received and mapped to no event, by source and kind",
+    ["source", "kind"],
+    registry=REGISTRY,
+)
 
 # --- alert evaluation and notifications (the evaluator runs in the worker, or in `pulse alerts run`) ---
 ALERT_EVALUATIONS = Counter("pulse_alert_evaluations_total", "Rule group evaluations", ["group"], registry=REGISTRY)

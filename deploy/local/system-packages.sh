@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Debian packages the tests need beside Python and Java: Prometheus (+ promtool), Alertmanager (+ amtool) and
-# headless Chromium. Installs only what is missing; needs root (or sudo) the first time. Idempotent.
+# Debian packages the tests need beside Python and Java: Prometheus (+ promtool), Alertmanager (+ amtool),
+# headless Chromium, and podman with runc, debootstrap and catatonit (the pause process of `podman kube play`
+# pods) for the image and manifest tests (shared/CONTAINERS.md; deploy/container/build.sh makes the base
+# image from Debian's packages). Installs only what is missing; needs root (or sudo) the first time. Idempotent.
 set -euo pipefail
-wanted=(prometheus prometheus-alertmanager chromium)
+wanted=(prometheus prometheus-alertmanager chromium podman runc debootstrap catatonit)
 missing=()
 for pkg in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

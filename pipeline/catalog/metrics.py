@@ -8,7 +8,9 @@ builds metric SQL. A metric is an aggregate expression over one *source*:
   feature or conversion goal;
 * ``users`` - daily unique-user sketches (``users_1d``), merged over the window;
 * ``feature_users`` - daily unique users per feature (``feature_users_1d``);
-* ``tickets`` - support tickets paired opened -> resolved from raw ``events``.
+* ``tickets`` - support tickets paired opened -> resolved from raw ``events``;
+* ``feedback`` - raw ``feedback`` events, for what the minute partials do not
+  keep (the sum of squared CSAT scores, which a CSAT interval needs).
 
 Metrics over unique users are HyperLogLog estimates (``uniqCombined64``:
 ~0.3% standard error at 1M users, exact for small sets); every other metric is
@@ -92,6 +94,7 @@ SOURCES: dict[str, Source] = {
         ("product", "feature"),
         nested=True,
     ),
+    "feedback": Source("{db}.events FINAL", "ts", filter="type = 'feedback'"),
     "tickets": Source(
         "(SELECT product, any(version) AS ticket_version, ticket_id, minIf(ts, action = 'opened') AS opened, "
         "maxIf(ts, action = 'resolved') AS resolved FROM {db}.events FINAL WHERE type = 'support_ticket' "
@@ -155,6 +158,8 @@ _METRICS = (
            "sum(count)", "goal"),
     Metric("goal_revenue", "business impact", "currency", "Revenue per goal (--by goal)", "sum(value_sum)", "goal"),
     # customer experience
+    Metric("crashed_sessions", "customer experience", "sessions", "Sessions that ended with a crash",
+           "sum(sessions_crashed)"),
     Metric("crash_free_sessions", "customer experience", "ratio", "1 - crashed / ended sessions (Sentry)",
            f"1 - {_ratio('sessions_crashed', 'sessions_ended')}"),
     Metric("crash_rate", "customer experience", "ratio", "Crashed / ended sessions",
@@ -165,6 +170,10 @@ _METRICS = (
            f"1 - {_uniq_ratio('crashed_users_st', 'session_users_st')}", "users"),
     Metric("task_success_rate", "customer experience", "ratio", "Successful feature uses / feature uses",
            _ratio("feature_successes", "feature_uses")),
+    Metric("feature_uses_total", "customer experience", "uses", "Feature uses, all features (task success base)",
+           "sum(feature_uses)"),
+    Metric("feature_successes_total", "customer experience", "uses", "Successful feature uses, all features",
+           "sum(feature_successes)"),
     Metric("feature_uses", "customer experience", "uses", "Uses per feature (--by feature)", "sum(count)", "feature"),
     Metric("feature_success_rate", "customer experience", "ratio", "Success rate per feature (--by feature)",
            _ratio("ok", "count"), "feature"),
@@ -176,7 +185,16 @@ _METRICS = (
     Metric("nps", "customer experience", "score", "Net promoter score: % promoters (9-10) - % detractors (0-6)",
            "if(sum(nps_promoters + nps_passives + nps_detractors) = 0, nan, "
            "100 * (sum(nps_promoters) - sum(nps_detractors)) / sum(nps_promoters + nps_passives + nps_detractors))"),
+    Metric("nps_answers", "customer experience", "answers", "NPS answers (0-10)",
+           "sum(nps_promoters + nps_passives + nps_detractors)"),
+    Metric("nps_promoters", "customer experience", "answers", "NPS answers of 9 or 10", "sum(nps_promoters)"),
+    Metric("nps_detractors", "customer experience", "answers", "NPS answers of 0 to 6", "sum(nps_detractors)"),
     Metric("csat", "customer experience", "score", "Mean CSAT score (1-5)", _ratio("csat_sum", "csat_count")),
+    Metric("csat_answers", "customer experience", "answers", "CSAT answers (1-5)", "sum(csat_count)"),
+    Metric("csat_points", "customer experience", "points", "Sum of CSAT scores (csat = csat_points / csat_answers)",
+           "sum(csat_sum)"),
+    Metric("csat_squares", "customer experience", "points", "Sum of squared CSAT scores (for the CSAT's variance)",
+           "sumIf(toUInt64(score) * score, kind = 'csat')", "feedback"),
     # post-launch support
     Metric("tickets_opened", "post-launch support", "tickets", "Support tickets opened", "sum(tickets_opened)"),
     Metric("tickets_resolved", "post-launch support", "tickets", "Support tickets resolved", "sum(tickets_resolved)"),
@@ -188,6 +206,7 @@ _METRICS = (
            "avgIf(dateDiff('millisecond', opened, resolved) / 3.6e6, resolved >= opened)", "tickets"),
     # performance
     Metric("requests", "performance", "requests", "Requests served", "sum(requests)"),
+    Metric("request_errors", "performance", "requests", "Failed requests (5xx or error set)", "sum(request_errors)"),
     Metric("error_rate", "performance", "ratio", "Failed requests (5xx or error set) / requests",
            _ratio("request_errors", "requests")),
     Metric("latency_mean_ms", "performance", "ms", "Mean request latency", _ratio("latency_ms_sum", "requests")),

@@ -1,8 +1,17 @@
-"""HTTP collector: ``POST /v1/events`` for services that do not speak Kafka.
+"""HTTP collector: ``POST /v1/events`` for services that do not speak Kafka, and the standards' routes.
 
 Modules: :mod:`.auth` (write keys), :mod:`.body` (decoding, parsing, limits),
 :mod:`.link` (the Kafka producer link), :mod:`.app` (the aiohttp app and server),
-:mod:`.errors` (what a refused request carries).
+:mod:`.errors` (what a refused request carries). The standards' routes map
+their bodies to the same events, then share the validation, authorization and
+produce path below: :mod:`.otlp` (``POST /v1/traces``), :mod:`.sentry`
+(``/api/<project>/envelope/`` and ``/store/``), :mod:`.segment` (``/v1/batch``
+and single calls), :mod:`.posthog` (``/batch/``, ``/capture/``, ``/e/``), with
+:mod:`.analytics` (the event-name mapping Segment and PostHog share),
+:mod:`.mapping` (defaults and the mapping file) and :mod:`.intake` (what a
+mapping hands the shared path). They answer every refusal below as
+``/v1/events`` does, and success with the status and body their SDKs expect
+(200), sent under the same rule as the 202. README: "Speaking the standards".
 
 What a client can rely on:
 
@@ -20,9 +29,12 @@ What a client can rely on:
   went away, or acked just after the deadline). Retrying is safe when the client
   sets ``event_id``: the worker counts an id once. Events without an id get a
   fresh one here, so their retries count twice.
+* **Rate limits, when set.** With ``collector_rate_limit_eps`` each product has
+  one token bucket shared by every route; a request over it is ``429`` with
+  ``Retry-After``, and nothing of it is produced (:mod:`.ratelimit`).
 * **Bounded work per request.** The body is at most ``collector_max_body_bytes``
   as sent (checked from ``Content-Length`` up front and again while reading),
-  at most 8x that after ``Content-Encoding: gzip``, and holds at most
+  at most 8x that after ``Content-Encoding: gzip`` (or ``br``), and holds at most
   ``collector_max_events`` events; beyond that the answer is ``413``. Events the
   worker would dead-letter anyway (over ``max_event_bytes`` encoded, or further
   than ``max_future_skew_s`` in the future) are refused with 400 here, where the

@@ -6,6 +6,8 @@ time and never appear in an error message or a log line.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 
 from pipeline.collector.errors import Rejected
@@ -43,8 +45,38 @@ def authorize(authorization: str | None, write_keys: dict[str, str]) -> frozense
     presented = presented.strip()
     if scheme.lower() != "bearer" or not presented:
         raise Rejected(401, "missing write key: send Authorization: Bearer <key>", "no_key", headers=_BEARER)
+    return products_for_key(presented, write_keys)
+
+
+def products_for_key(presented: str | None, write_keys: dict[str, str], how: str = "Bearer") -> frozenset[str]:
+    """The products a write key covers, however the route carries it; 401 for a missing or unknown key.
+
+    ``how`` only words the 401 (``Bearer``, ``Basic``, ``api_key``): every
+    route checks a key against the same table, in constant time.
+    """
+    challenge = {"WWW-Authenticate": f'{"Basic" if how == "Basic" else "Bearer"} realm="pulse"'}
+    if not presented:
+        raise Rejected(401, f"missing write key ({how})", "no_key", headers=challenge)
     given = presented.encode()
     products = frozenset(p for p, key in write_keys.items() if hmac.compare_digest(given, key.encode()))
     if not products:
-        raise Rejected(401, "unknown write key", "bad_key", headers=_BEARER)
+        raise Rejected(401, "unknown write key", "bad_key", headers=challenge)
     return products
+
+
+def basic_user(authorization: str | None) -> str | None:
+    """The user of an ``Authorization: Basic`` header (Segment's SDKs send the write key as user, no password)."""
+    scheme, _, encoded = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "basic" or not encoded.strip():
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.partition(":")[0] or None
+
+
+def bearer_key(authorization: str | None) -> str | None:
+    """The key of an ``Authorization: Bearer`` header, or None."""
+    scheme, _, presented = (authorization or "").strip().partition(" ")
+    return presented.strip() or None if scheme.lower() == "bearer" else None

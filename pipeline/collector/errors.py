@@ -15,14 +15,24 @@ class CollectorError(PulseError):
 
 @dataclass(frozen=True, slots=True)
 class EventError:
-    """What is wrong with one event of a request; ``field`` is a dotted path such as ``request.latency_ms``."""
+    """What is wrong with one event of a request; ``field`` is a dotted path such as ``request.latency_ms``.
+
+    ``item`` names the source's own item when the event was mapped from a
+    standard's body (``batch[3]``, ``resourceSpans[0].scopeSpans[0].spans[2]``),
+    so a client finds the span or message it sent; ``index`` is then the
+    position of the mapped event in the request.
+    """
 
     index: int
     field: str | None
     message: str
+    item: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"index": self.index, "field": self.field, "message": self.message}
+        body: dict[str, Any] = {"index": self.index, "field": self.field, "message": self.message}
+        if self.item is not None:
+            body["item"] = self.item
+        return body
 
 
 class Rejected(CollectorError):

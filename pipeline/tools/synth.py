@@ -52,7 +52,8 @@ SCENARIOS: dict[str, str] = {
     "steady": "all products healthy and stable: diurnal traffic with baseline crash, latency and satisfaction",
     "regression_and_decay": (
         "the 2nd product ships a mid-span release that crashes ~5x more with ~2x latency; "
-        "the 3rd product decays: users fall to ~40%, NPS drops, tickets per session triple, feature success falls"
+        "the 3rd product decays after its first ~20% of the span: users fall to ~40%, NPS drops, tickets per "
+        "session triple, feature success falls"
     ),
 }
 
@@ -80,6 +81,9 @@ _TICKET_MEDIAN_RESOLVE_S = 6 * _HOUR_S
 _REGRESSION_CRASH_FACTOR = 5.0
 _REGRESSION_LATENCY_FACTOR = 2.0
 _REGRESSION_SERVER_ERROR_FACTOR = 2.0
+# The decay begins after the first 20% of the span (about 3 healthy days of a fortnight): a product is judged
+# against its own healthy level, so a story of decline starts from one.
+_DECAY_START = 0.2
 _DECAY_FINAL_USERS = 0.4
 _DECAY_NPS_DROP = 3.0
 _DECAY_CSAT_DROP = 1.5
@@ -280,8 +284,12 @@ class _ProductWorld:
                 return version
         return self.releases[0][1]
 
+    def decay(self, progress: float) -> float:
+        """How far the decay has gone (0 -> 1) at ``progress`` through the span; 0 for a healthy product."""
+        return max(0.0, (progress - _DECAY_START) / (1.0 - _DECAY_START)) if self.decays else 0.0
+
     def active_users(self, progress: float) -> int:
-        share = 1.0 - (1.0 - _DECAY_FINAL_USERS) * progress if self.decays else 1.0
+        share = 1.0 - (1.0 - _DECAY_FINAL_USERS) * self.decay(progress)
         return max(1, round(len(self.lags) * share))
 
 
@@ -386,7 +394,7 @@ class _SessionPlan:
     t0: float
     duration: float
     regressing: bool
-    decay: float  # 0 for healthy products, else the span progress (0 -> 1)
+    decay: float  # 0 for healthy products, else how far the decay has gone (0 -> 1)
     status: str
 
     def moment(self, rng: random.Random) -> float:
@@ -502,7 +510,7 @@ def _session(rng: random.Random, cfg: TrafficConfig, world: _ProductWorld, t0: f
         t0=t0,
         duration=min(rng.lognormvariate(math.log(150.0), 0.8) + 20.0, 2 * _HOUR_S),
         regressing=regressing,
-        decay=progress if world.decays else 0.0,
+        decay=world.decay(progress),
         status=_session_status(rng, regressing),
     )
     platform = world.platforms[user]

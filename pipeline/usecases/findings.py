@@ -68,7 +68,7 @@ def demo_findings(client: Client, settings: Settings, start: datetime, end: date
     store_scorecards(client, db, cards, end)
     store_verdicts(client, db, release_verdicts(client, db, end), end)
     candidate_rows = [
-        (card.product, ", ".join(card.dimensions_below), _why(card.evidence))
+        (card.product, ", ".join(card.dimensions_below), " ".join(card.sentences))
         for card in cards
         if card.redesign_candidate
     ]
@@ -82,15 +82,3 @@ def demo_findings(client: Client, settings: Settings, start: datetime, end: date
 
 def _hours(delta: timedelta) -> str:
     return f"{delta.total_seconds() / 3600:.1f} h"
-
-
-def _why(evidence: tuple[dict[str, Any], ...]) -> str:
-    """The evidence in a line: the reasons, then each dimension below floor with its weakest signals."""
-    parts: list[str] = []
-    for item in evidence:
-        if item.get("kind") == "redesign_candidate":
-            parts += item.get("reasons", [])
-        elif item.get("kind") == "dimension_below_floor":
-            signals = ", ".join(f"{s['signal']} {s['value']} vs baseline {s['baseline']}" for s in item["signals"][:3])
-            parts.append(f"{item['dimension']} {item['score']}/{item['floor']} ({signals})")
-    return "; ".join(parts)

@@ -1,5 +1,9 @@
 """Redesign scorecards on a real chDB store filled with two weeks of the ``regression_and_decay`` scenario.
 
+The decaying product is healthy for its first days (the scenario's decay starts after 30% of the span): a
+product is scored against its own healthy level - its earliest two weeks, or for a store this young its first
+four days - so its decline is measured from there.
+
 The store also holds a crafted product, ``slowpoke``: healthy traffic whose request latencies are 20x - far
 over its SLO on every day - and nothing else wrong. It is bad on one dimension only, so it is not a candidate.
 """
@@ -57,8 +61,11 @@ def test_decaying_product_and_no_healthy_one_is_a_candidate(sc: Scenario) -> Non
     for e in named.values():
         assert e["score"] < e["floor"] and e["days_below"] >= 1 and e["trend_per_day"] < 0
         assert e["signals"] and all({"signal", "value", "baseline", "score"} <= set(s) for s in e["signals"])
+        assert e["score_ci"][1] < e["floor"] or e["declining"]  # confidently below, or under it and falling
     summary = doc["evidence"][0]
-    assert summary["kind"] == "redesign_candidate" and summary["reasons"]
+    assert summary["kind"] == "redesign_candidate" and summary["reasons"] and summary["sentences"]
+    assert doc["sentences"][0].startswith(f"{decaying} is a redesign candidate")
+    assert "daily active users fell from" in " ".join(doc["sentences"])
     json.dumps(doc)  # what `pulse scorecard --format json` prints must be JSON
 
 
@@ -78,8 +85,11 @@ def test_json_shape_for_the_cli(sc: Scenario) -> None:
         assert isinstance(doc["redesign_candidate"], bool) and isinstance(doc["evidence"], list)
         assert set(doc["dimensions"]) == set(DIMENSIONS)
         for d in doc["dimensions"].values():
-            assert {"score", "floor", "below_floor"} <= set(d)
-            assert d["below_floor"] == (d["score"] is not None and d["score"] < d["floor"])
+            assert {"score", "score_ci", "floor", "below_floor"} <= set(d)
+            # Below floor is a claim of the interval (or of a falling trend), never of a point score alone.
+            if d["below_floor"]:
+                assert d["score"] < d["floor"] and (d["score_ci"][1] < d["floor"] or d["declining"])
+        assert doc["sentences"] and all(isinstance(s, str) for s in doc["sentences"])
 
 
 def test_only_data_before_now_counts(sc: Scenario) -> None:

@@ -98,6 +98,7 @@ def _truth_by_product(events: list[dict[str, Any]], partitions: int, lateness_s:
             "conversions": len(conv),
             "revenue": sum(e["value"] for e in conv),
             "conversion_rate": _ratio(len(conv), len(ended)),
+            "crashed_sessions": len(crashed),
             "crash_free_sessions": 1 - _ratio(len(crashed), len(ended)),
             "crash_rate": _ratio(len(crashed), len(ended)),
             "errored_sessions_rate": _ratio(
@@ -105,6 +106,14 @@ def _truth_by_product(events: list[dict[str, Any]], partitions: int, lateness_s:
             ),
             "crash_free_users": 1 - _ratio(len(crashed_users), len(session_users)),
             "task_success_rate": _ratio(sum(e["success"] for e in feats), len(feats)),
+            "feature_uses_total": len(feats),
+            "feature_successes_total": sum(e["success"] for e in feats),
+            "nps_answers": len(nps),
+            "nps_promoters": sum(s >= 9 for s in nps),
+            "nps_detractors": sum(s <= 6 for s in nps),
+            "csat_answers": len(csat),
+            "csat_points": sum(csat),
+            "csat_squares": sum(s * s for s in csat),
             "nps": 100 * _ratio(sum(s >= 9 for s in nps) - sum(s <= 6 for s in nps), len(nps)),
             "csat": _ratio(sum(csat), len(csat)),
             "tickets_opened": len(opened),
@@ -115,6 +124,7 @@ def _truth_by_product(events: list[dict[str, Any]], partitions: int, lateness_s:
                 (resolved[t] - opened[t]).total_seconds() / 3600 for t in resolved if t in opened
             ),
             "requests": len(reqs),
+            "request_errors": len(failed),
             "error_rate": _ratio(len(failed), len(reqs)),
             "latency_mean_ms": _ratio(sum(lat), len(lat)),
             "latency_p50_ms": q(0.5),
@@ -166,7 +176,9 @@ def test_every_catalog_metric_equals_ground_truth(settings, start_worker):
     truth = _truth_by_product(events, settings.topic_partitions, settings.allowed_lateness_s)
     checked: set[str] = set()
     with clickhouse.opened(settings) as client:
-        per_product = [m.name for m in catalog.CATALOG.values() if m.source in ("minute", "users", "tickets")]
+        per_product = [
+            m.name for m in catalog.CATALOG.values() if m.source in ("minute", "users", "tickets", "feedback")
+        ]
         per_product.remove("release_adoption")
         cols, rows = catalog.query(client, "pulse", per_product, since)
         for row in rows:

@@ -94,7 +94,18 @@ def test_gzip_inflating_past_the_cap_is_413():
 def test_broken_gzip_is_400_and_unknown_encoding_415():
     assert rejected(decode_body, b"not gzip", "gzip", 1 << 20).status == 400
     assert rejected(decode_body, gzip.compress(b"[1, 2, 3]" * 100)[:-20], "gzip", 1 << 20).status == 400
-    assert rejected(decode_body, b"[]", "br", 1 << 20).status == 415
+    assert rejected(decode_body, b"[]", "zstd", 1 << 20).status == 415
+
+
+def test_brotli_as_sentry_sdk_sends_it_under_the_same_cap():
+    import brotli
+
+    assert decode_body(brotli.compress(b" " * 1000), "br", 1000) == b" " * 1000
+    assert rejected(decode_body, brotli.compress(b" " * 1001), "br", 1000).status == 413
+    bomb = brotli.compress(b" " * (64 << 20))  # a few hundred bytes
+    assert len(bomb) < 1000 and rejected(decode_body, bomb, "br", 8 << 20).status == 413
+    assert rejected(decode_body, brotli.compress(b"[1, 2, 3]" * 1000)[:-5], "br", 1 << 20).status == 400
+    assert rejected(decode_body, b"not brotli at all", "br", 1 << 20).status == 400
 
 
 # --- parsing and validation ------------------------------------------------------------
