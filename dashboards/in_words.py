@@ -43,7 +43,7 @@ def readable(name: str) -> str:
 
 
 def _label(signal: str) -> str:
-    names = sorted(CATALOG)
+    names = [n for n in sorted(CATALOG) if readable(n) != n.replace("_", " ")]  # the rest: underscores as spaces
     return (
         f"transform({signal}, [{', '.join(repr(n) for n in names)}], "
         f"[{', '.join(repr(readable(n)) for n in names)}], replaceAll({signal}, '_', ' '))"
