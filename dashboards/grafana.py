@@ -18,7 +18,7 @@ from typing import Any
 
 from dashboards.model import Annotation, Dashboard, Link, Panel, Query, Step, Variable
 from dashboards.registry import DEFAULT_DATABASE, all_dashboards
-from dashboards.sql import unit_of
+from dashboards.sql import partial_bucket_note, unit_of
 
 CLICKHOUSE = {"type": "grafana-clickhouse-datasource", "uid": "pulse-clickhouse"}
 PROMETHEUS = {"type": "prometheus", "uid": "pulse-prometheus"}
@@ -135,7 +135,7 @@ def panel_json(d: Dashboard, panel: Panel, panel_id: int) -> dict[str, Any]:
         defaults["links"] = [_link_json(link) for link in panel.links if not link.column]
     out: dict[str, Any] = {
         "datasource": ds,
-        "description": panel.description,
+        "description": " ".join(t for t in (panel.description, partial_bucket_note(panel.queries)) if t),
         "fieldConfig": {"defaults": defaults, "overrides": _overrides(panel)},
         "gridPos": {"h": panel.grid.h, "w": panel.grid.w, "x": panel.grid.x, "y": panel.grid.y},
         "id": panel_id,

@@ -30,7 +30,7 @@ from dashboards.model import Dashboard, Link, Panel, Query, Step
 from dashboards.portfolio import portfolio
 from dashboards.product import product_detail
 from dashboards.releases import release_health
-from dashboards.sql import complete_buckets, products_query, unit_of, versions_query
+from dashboards.sql import partial_bucket_note, products_query, unit_of, versions_query
 from pipeline import dashboard_uids
 
 if TYPE_CHECKING:
@@ -175,11 +175,8 @@ def _has_values(data: Data, n_keys: int) -> bool:
 
 def _partial_note(panel: Panel) -> str:
     """Says why a line stops before the right edge: its queries leave the partial bucket out (sql.complete_buckets)."""
-    if any(complete_buckets("day") in q.text for q in panel.queries):
-        return '<p class="muted partial">Complete UTC days only: today (partial) is left out.</p>'
-    if any(q.format == "timeseries" and "< $__timeInterval($__toTime)" in q.text for q in panel.queries):
-        return '<p class="muted partial">Complete buckets only: the current one (partial) is left out.</p>'
-    return ""
+    note = partial_bucket_note(panel.queries)
+    return f'<p class="muted partial">{escape(note)}</p>' if note else ""
 
 
 def render_panel(panel: Panel, data: Data) -> str:

@@ -78,6 +78,15 @@ def complete_buckets(column: str) -> str:
     return f"{column} < $__timeInterval($__toTime)"
 
 
+def partial_bucket_note(queries: tuple[Query, ...]) -> str:
+    """What a reader is told about a series that stops short of now: which partial bucket is left out ("" if none)."""
+    if any(complete_buckets("day") in q.text for q in queries):
+        return "Complete UTC days only: today (partial) is left out."
+    if any(q.format == "timeseries" and "< $__timeInterval($__toTime)" in q.text for q in queries):
+        return "Complete buckets only: the current one (partial) is left out."
+    return ""
+
+
 def _time_interval(column: str) -> str:
     return f"$__timeInterval({column})"
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from alerts.scorecard_config import load_config
-from dashboards import grafana, thresholds
+from dashboards import grafana, macros, thresholds
 from dashboards.errors import DashboardError
 from dashboards.model import Dashboard, GridPos, Link, Panel
 from dashboards.registry import all_dashboards
@@ -259,3 +259,18 @@ def test_a_link_to_a_missing_column_is_refused() -> None:
         Dashboard(board.uid, board.title, board.description, board.datasource, (bad,) + board.panels[1:])
     with pytest.raises(DashboardError, match="needs thresholds"):
         Dashboard("pulse-x", "x", "", "clickhouse", (Panel("p", "stat", (), GridPos(0, 0, 8, 2)),))
+
+
+def test_catalog_time_series_leave_the_partial_bucket_out_and_say_so() -> None:
+    checked = 0
+    for uid, board in _load().items():
+        for panel in board["panels"]:
+            sqls = [t.get("rawSql", "") for t in panel["targets"]]
+            if panel["type"] != "timeseries" or uid == "pulse-pipeline" or "product_scorecards" in " ".join(sqls):
+                continue
+            for sql in sqls:
+                assert "day < toDate($__toTime, 'UTC')" in sql or " < $__timeInterval($__toTime)" in sql, (uid, sql)
+                assert not macros.check(sql), (uid, panel["title"])  # $__toTime alone, as the plugin parses it
+            assert "(partial) is left out" in panel["description"], (uid, panel["title"])
+            checked += 1
+    assert checked >= 15
