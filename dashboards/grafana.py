@@ -16,9 +16,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dashboards.model import Annotation, Dashboard, Panel, Query, Variable
+from dashboards.model import Annotation, Dashboard, Link, Panel, Query, Step, Variable
 from dashboards.registry import DEFAULT_DATABASE, all_dashboards
-from dashboards.sql import unit_of
+from dashboards.sql import partial_bucket_note, unit_of
 
 CLICKHOUSE = {"type": "grafana-clickhouse-datasource", "uid": "pulse-clickhouse"}
 PROMETHEUS = {"type": "prometheus", "uid": "pulse-prometheus"}
@@ -59,8 +59,34 @@ def _prom_target(q: Query, ref: str) -> dict[str, Any]:
     }
 
 
+def thresholds_json(steps: tuple[Step, ...]) -> dict[str, Any]:
+    """Grafana's absolute thresholds (the base step's value is null: from minus infinity)."""
+    return {"mode": "absolute", "steps": [{"color": color, "value": value} for value, color in steps]}
+
+
+def link_url(link: Link) -> str:
+    """``/d/<uid>?var-<name>=${__data.fields.<column>}&...&${__url_time_range}`` (the row's values, same time)."""
+    query = "&".join(f"var-{name}=${{__data.fields.{column}}}" for name, column in link.variables)
+    return f"/d/{link.uid}?{query}&${{__url_time_range}}"
+
+
+def _link_json(link: Link) -> dict[str, Any]:
+    return {"targetBlank": False, "title": link.title, "url": link_url(link)}
+
+
 def _overrides(panel: Panel) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
+    links = [link for link in panel.links if link.column]
+    for column in dict.fromkeys(link.column for link in links):
+        out.append({"matcher": {"id": "byName", "options": column}, "properties": [
+            {"id": "links", "value": [_link_json(link) for link in links if link.column == column]},
+        ]})  # fmt: skip
+    for column, steps in panel.column_thresholds:
+        out.append({"matcher": {"id": "byName", "options": column}, "properties": [
+            {"id": "thresholds", "value": thresholds_json(steps)},
+            {"id": "color", "value": {"mode": "thresholds"}},
+            {"id": "custom.cellOptions", "value": {"type": "color-text"}},
+        ]})  # fmt: skip
     if panel.kind == "table":
         columns = [c for q in panel.queries for c in q.values]
         for column in columns:
@@ -101,10 +127,16 @@ def _options(panel: Panel) -> dict[str, Any]:
 def panel_json(d: Dashboard, panel: Panel, panel_id: int) -> dict[str, Any]:
     ds = _datasource(d)
     target = ch_target if d.datasource == "clickhouse" else _prom_target
+    defaults: dict[str, Any] = {"noValue": panel.empty, "unit": panel.unit}
+    if panel.thresholds:
+        defaults["thresholds"] = thresholds_json(panel.thresholds)
+        defaults["color"] = {"mode": "thresholds"}
+    if any(not link.column for link in panel.links):
+        defaults["links"] = [_link_json(link) for link in panel.links if not link.column]
     out: dict[str, Any] = {
         "datasource": ds,
-        "description": panel.description,
-        "fieldConfig": {"defaults": {"noValue": panel.empty, "unit": panel.unit}, "overrides": _overrides(panel)},
+        "description": " ".join(t for t in (panel.description, partial_bucket_note(panel.queries)) if t),
+        "fieldConfig": {"defaults": defaults, "overrides": _overrides(panel)},
         "gridPos": {"h": panel.grid.h, "w": panel.grid.w, "x": panel.grid.x, "y": panel.grid.y},
         "id": panel_id,
         "options": _options(panel),

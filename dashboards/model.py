@@ -54,13 +54,33 @@ class GridPos:
         return {(x, y) for x in range(self.x, self.x + self.w) for y in range(self.y, self.y + self.h)}
 
 
+Step = tuple[float | None, str]  # a colour threshold: (from this value up, colour); the first value is None
+
+
+@dataclass(frozen=True)
+class Link:
+    """A data link: a click on ``column`` opens dashboard ``uid`` with its variables set from the clicked row.
+
+    ``variables`` pairs the target's variable with the column whose value it takes
+    (``var-product=${__data.fields.product}``); ``column`` empty puts the link on
+    every value field (a bar or a stat). The time range goes along.
+    """
+
+    column: str
+    title: str
+    uid: str
+    variables: tuple[tuple[str, str], ...]
+
+
 @dataclass(frozen=True)
 class Panel:
     """A panel: what it shows (``kind``), its queries, unit and place on the grid.
 
     ``labels`` maps value columns to readable names; ``highlight`` names a 0/1
     column whose 1 marks a row (the redesign candidates), ``description`` is
-    shown as the panel's help text.
+    shown as the panel's help text. ``thresholds`` colour a stat's value (a
+    single step: one neutral colour), ``column_thresholds`` a table's columns;
+    ``links`` lead to another dashboard (:class:`Link`).
     """
 
     title: str
@@ -72,6 +92,9 @@ class Panel:
     labels: tuple[tuple[str, str], ...] = ()
     highlight: str = ""
     empty: str = "No data in this time range."
+    thresholds: tuple[Step, ...] = ()
+    column_thresholds: tuple[tuple[str, tuple[Step, ...]], ...] = ()
+    links: tuple[Link, ...] = ()
 
     def label(self, column: str) -> str:
         return dict(self.labels).get(column, column.removeprefix("metric_").replace("_", " "))
@@ -123,6 +146,14 @@ class Dashboard:
                 if cell in taken:
                     raise DashboardError(f"{self.uid}: panels {taken[cell]!r} and {panel.title!r} overlap at {cell}")
                 taken[cell] = panel.title
+        for panel in self.panels:
+            if panel.kind == "stat" and not panel.thresholds:
+                raise DashboardError(f"{self.uid}: stat {panel.title!r} needs thresholds (one step: a neutral colour)")
+            columns = {c for q in panel.queries for c in q.columns}
+            for link in panel.links:
+                missing = [c for c in (link.column, *(f for _, f in link.variables)) if c and c not in columns]
+                if missing:
+                    raise DashboardError(f"{self.uid}: link on {panel.title!r} reads columns it lacks: {missing}")
         titles = [p.title for p in self.panels]
         if len(set(titles)) != len(titles):
             raise DashboardError(f"{self.uid}: panel titles must be unique")

@@ -6,6 +6,7 @@ worker, the collector and the evaluator; ``$instance`` selects processes.
 
 from __future__ import annotations
 
+from dashboards import thresholds
 from dashboards.model import Dashboard, Grid, Panel, Query, Variable
 
 UID = "pulse-pipeline"
@@ -65,7 +66,8 @@ def operations() -> Dashboard:
             _q(_rate("pulse_alert_evaluations_total", "group"), "{{group}}"),
             _q(_rate("pulse_alert_evaluation_failures_total", "group"), "{{group}} failed")), g.place(8, 8), "ops"),
         Panel("Seconds since last evaluation", "stat",
-              (_q(f"time() - max(pulse_alert_last_evaluation_timestamp_seconds{{{SEL}}})"),), g.place(8, 8), "s"),
+              (_q(f"time() - max(pulse_alert_last_evaluation_timestamp_seconds{{{SEL}}})"),), g.place(8, 8), "s",
+              thresholds=thresholds.for_evaluator_age()),
         Panel("Notifications / s", "timeseries",
               (_q(_rate("pulse_notifications_total", "notifier, result"), "{{notifier}} {{result}}"),),
               g.place(8, 8), "ops"),
@@ -73,7 +75,8 @@ def operations() -> Dashboard:
               (_q(_rate("pulse_collector_requests_total", "status"), "{{status}}"),), g.place(8, 8), "reqps"),
         Panel("Events consumed / s by topic", "timeseries",
               (_q(_rate("pulse_events_consumed_total", "topic"), "{{topic}}"),), g.place(8, 8), "ops"),
-        Panel("Targets up", "stat", (_q(f"sum(up{{{SEL}}})"),), g.place(8, 8), "short"),
+        Panel("Targets up", "stat", (_q(f"sum(up{{{SEL}}})"),), g.place(8, 8), "short",
+              thresholds=thresholds.for_metric("up")),
     )  # fmt: skip
     return Dashboard(
         UID,

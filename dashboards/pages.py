@@ -15,8 +15,6 @@ inline); it refreshes itself every 30 seconds; an empty panel says why.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,11 +26,12 @@ from urllib.parse import quote, unquote
 from dashboards import svg
 from dashboards.errors import NotFound
 from dashboards.macros import ALL, VarValue, bind
-from dashboards.model import Dashboard, Panel, Query
+from dashboards.model import Dashboard, Link, Panel, Query, Step
 from dashboards.portfolio import portfolio
 from dashboards.product import product_detail
 from dashboards.releases import release_health
-from dashboards.sql import products_query, unit_of, versions_query
+from dashboards.sql import partial_bucket_note, products_query, unit_of, versions_query
+from pipeline import dashboard_uids
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -82,18 +81,34 @@ def _product_link(name: object) -> str:
     return f'<a href="/products/{escape(quote(str(name), safe=""))}">{text}</a>'
 
 
-def _cell(panel: Panel, column: str, value: object) -> str:
+def _href(link: Link, row: Mapping[str, object]) -> str | None:
+    """The built-in page a Grafana data link stands for (same dashboard, same variables), or None."""
+    values = {name: str(row[column]) for name, column in link.variables}
+    product = quote(values.get("product", ""), safe="")
+    if link.uid == dashboard_uids.PRODUCT and product:
+        version = values.get("version")
+        return f"/products/{product}" + (f"?version={quote(version, safe='')}" if version else "")
+    if link.uid == dashboard_uids.RELEASES:
+        return f"/releases?product={product}" if product else "/releases"
+    if link.uid == dashboard_uids.PORTFOLIO:
+        return "/"
+    return None
+
+
+def _cell(panel: Panel, column: str, value: object, row: Mapping[str, object]) -> str:
     if column == "product":
         return _product_link(value)
-    if column == "evidence" and isinstance(value, str):
-        with contextlib.suppress(ValueError):  # not JSON: shown as written
-            value = json.dumps(json.loads(value), sort_keys=True)
-        return f"<code>{escape(str(value))}</code>"
+    link = next((link for link in panel.links if link.column == column), None)
+    href = _href(link, row) if link else None
+    if href is not None:
+        return f'<a href="{escape(href)}">{escape(svg.fmt(value, unit_of(column) or panel.unit))}</a>'
     if column == panel.highlight:
         flagged = value == 1
         word = "REDESIGN CANDIDATE" if column == "redesign_candidate" else "SEVERE"
         return f'<span class="badge">{word}</span>' if flagged else '<span class="ok">no</span>'
-    return escape(svg.fmt(value, unit_of(column) or panel.unit))
+    text = escape(svg.fmt(value, unit_of(column) or panel.unit))
+    css = colour(dict(panel.column_thresholds).get(column, ()), value)
+    return f'<span style="color:{css}">{text}</span>' if css else text
 
 
 def _table(panel: Panel, data: Data) -> str:
@@ -102,7 +117,8 @@ def _table(panel: Panel, data: Data) -> str:
     flag_at = data.columns.index(panel.highlight) if panel.highlight in data.columns else -1
     for row in data.rows:
         cls = ' class="flagged"' if flag_at >= 0 and row[flag_at] == 1 else ""
-        cells = "".join(f"<td>{_cell(panel, c, v)}</td>" for c, v in zip(data.columns, row, strict=True))
+        named = dict(zip(data.columns, row, strict=True))
+        cells = "".join(f"<td>{_cell(panel, c, v, named)}</td>" for c, v in named.items())
         body.append(f"<tr{cls}>{cells}</tr>")
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
@@ -122,9 +138,25 @@ def series_of(data: Data, keys: Sequence[str]) -> list[tuple[str, list[svg.Point
     return list(groups.items())
 
 
+_COLOURS = {"green": "#2e7d32", "orange": "#d35400", "red": "#c0392b"}
+
+
+def colour(steps: Sequence[Step], value: object) -> str | None:
+    """The colour Grafana gives ``value`` under absolute thresholds (the last step it reaches), as CSS."""
+    if not isinstance(value, int | float) or math.isnan(value):
+        return None
+    found = None
+    for start, name in steps:
+        if start is None or value >= start:
+            found = name
+    return _COLOURS.get(found or "")
+
+
 def _stat(panel: Panel, data: Data) -> str:
-    values = [r[-1] for r in data.rows]
-    return f'<div class="stat">{escape(svg.fmt(values[-1], panel.unit))}</div>'
+    value = [r[-1] for r in data.rows][-1]
+    css = colour(panel.thresholds, value)
+    style = f' style="color:{css}"' if css else ""
+    return f'<div class="stat"{style}>{escape(svg.fmt(value, panel.unit))}</div>'
 
 
 def _bar(panel: Panel, data: Data) -> str:
@@ -141,12 +173,18 @@ def _has_values(data: Data, n_keys: int) -> bool:
     return False
 
 
+def _partial_note(panel: Panel) -> str:
+    """Says why a line stops before the right edge: its queries leave the partial bucket out (sql.complete_buckets)."""
+    note = partial_bucket_note(panel.queries)
+    return f'<p class="muted partial">{escape(note)}</p>' if note else ""
+
+
 def render_panel(panel: Panel, data: Data) -> str:
     n_keys = len(panel.queries[0].keys) if panel.queries else 0
     if not data.rows or (panel.kind != "table" and not _has_values(data, n_keys)):
         body = f'<p class="empty">{escape(panel.empty)}</p>'
     elif panel.kind == "timeseries":
-        body = svg.line_chart(series_of(data, panel.queries[0].keys), panel.unit)
+        body = svg.line_chart(series_of(data, panel.queries[0].keys), panel.unit) + _partial_note(panel)
     elif panel.kind == "stat":
         body = _stat(panel, data)
     elif panel.kind == "bar":

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dashboards import sql
-from dashboards.model import Annotation, Dashboard, Grid, Panel, Variable
+from dashboards import sql, thresholds
+from dashboards.model import Annotation, Dashboard, Grid, Link, Panel, Variable
+from pipeline import dashboard_uids
 
-UID = "pulse-portfolio"
+UID = dashboard_uids.PORTFOLIO
+TO_PRODUCT = Link("product", "Open ${__value.raw}'s dashboard", dashboard_uids.PRODUCT, (("product", "product"),))
 
 SCORE_LABELS = (
     ("business_impact", "Business impact"),
@@ -22,11 +24,12 @@ SCORE_LABELS = (
 
 def portfolio(database: str) -> Dashboard:
     g = Grid()
+    scores = sql.scorecard_query(database)  # values: the four dimensions' columns, then the composite
     panels = (
         Panel(
             "Dimension scores",
             "table",
-            (sql.scorecard_query(database),),
+            (scores,),
             g.place(24, 8),
             unit="none",
             description="Each product's newest scorecard: one score per dimension (0-100), the composite, and "
@@ -34,6 +37,11 @@ def portfolio(database: str) -> Dashboard:
             labels=SCORE_LABELS,
             highlight="redesign_candidate",
             empty="No scorecards yet: the alert evaluator writes them once it has run.",
+            column_thresholds=tuple(
+                (column, thresholds.for_score(dim))
+                for column, dim in zip(scores.values[:5], (*sql.DIMENSIONS, "composite"), strict=True)
+            ),
+            links=(TO_PRODUCT,),
         ),
         Panel(
             "Redesign candidates and evidence",
@@ -42,8 +50,9 @@ def portfolio(database: str) -> Dashboard:
             g.place(24, 8),
             unit="none",
             description="Products marked for redesign, the dimensions below their floor and the evaluator's evidence.",
-            labels=(("days_below", "Days below floor"), ("evidence", "Evidence")),
+            labels=(("days_below", "Days below floor"), ("in_words", "Evidence")),
             empty="No redesign candidates.",
+            links=(TO_PRODUCT,),
         ),
         Panel(
             "Daily active users",
@@ -88,6 +97,11 @@ def portfolio(database: str) -> Dashboard:
             sql.metric_queries(database, ["active_users"], product=True),
             g.place(12, 8),
             description="Distinct users in the selected time range (MAU over 30 days).",
+            links=(
+                Link(
+                    "", "Open ${__data.fields.product}'s dashboard", dashboard_uids.PRODUCT, (("product", "product"),)
+                ),
+            ),
         ),
         Panel(
             "Firing alerts",
@@ -96,6 +110,7 @@ def portfolio(database: str) -> Dashboard:
             g.place(12, 8),
             unit="none",
             empty="No alert is firing.",
+            links=(TO_PRODUCT,),
         ),
     )
     return Dashboard(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dashboards import sql
+from dashboards import sql, thresholds
 from dashboards.model import Annotation, Dashboard, Grid, Panel, Variable
 from pipeline import dashboard_uids
 
@@ -41,7 +41,14 @@ _SERIES = (
 def product_detail(database: str) -> Dashboard:
     g = Grid()
     panels = [
-        Panel(title, "stat", sql.metric_queries(database, [name], product=True, version=True), g.place(4, 4), unit)
+        Panel(
+            title,
+            "stat",
+            sql.metric_queries(database, [name], product=True, version=True),
+            g.place(4, 4),
+            unit,
+            thresholds=thresholds.for_metric(name),
+        )
         for title, name, unit in _STATS
     ]
     g.newline()

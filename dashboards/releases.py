@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from dashboards import sql
-from dashboards.model import Annotation, Dashboard, Grid, Panel, Variable
+from dashboards import sql, thresholds
+from dashboards.model import Annotation, Dashboard, Grid, Link, Panel, Variable
+from pipeline import dashboard_uids
 
-UID = "pulse-releases"
+UID = dashboard_uids.RELEASES
 BY_VERSION = ("product", "version")
+# A version opens the product's dashboard for that version; a release opens its verdicts (this dashboard, the
+# product chosen: the "Regression verdicts" table then lists that product's releases, each signal in words).
+TO_VERSION = Link("version", "${__data.fields.product} ${__value.raw} on the product dashboard", dashboard_uids.PRODUCT,
+                  (("product", "product"), ("version", "version")))  # fmt: skip
+TO_VERDICTS = Link("version", "Verdicts of ${__data.fields.product} releases", UID, (("product", "product"),))
+_COLOURED = ("crash_free_sessions", "crash_free_users", "latency_p95_ms", "error_rate")
 
 
 def release_health(database: str) -> Dashboard:
@@ -25,7 +32,9 @@ def release_health(database: str) -> Dashboard:
             g.place(24, 9),
             unit="none",
             description="Per version in the time range: its share of the product's sessions, crash-free rates, "
-            "p95 latency and error rate.",
+            "p95 latency and error rate. A version opens the product dashboard for it.",
+            column_thresholds=tuple((f"metric_{m}", thresholds.for_metric(m)) for m in _COLOURED),
+            links=(TO_VERSION,),
         ),
         Panel(
             "Regression verdicts",
@@ -35,6 +44,7 @@ def release_health(database: str) -> Dashboard:
             unit="none",
             description="Each release against its predecessor over equal bake time, one row per signal.",
             highlight="severe",
+            links=(TO_VERSION,),
             empty="No release verdicts yet: the evaluator writes them once a release has baked.",
         ),
         Panel(
@@ -65,7 +75,15 @@ def release_health(database: str) -> Dashboard:
             g.place(12, 8),
             unit="percentunit",
         ),
-        Panel("Releases", "table", (sql.releases_query(database),), g.place(24, 7), unit="none"),
+        Panel(
+            "Releases",
+            "table",
+            (sql.releases_query(database),),
+            g.place(24, 7),
+            unit="none",
+            description="Every announced release. A version opens its regression verdicts.",
+            links=(TO_VERDICTS,),
+        ),
     )
     return Dashboard(
         UID,

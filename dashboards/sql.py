@@ -31,6 +31,7 @@ the same one ``pulse metrics query`` and the alert rules run.
 from __future__ import annotations
 
 from dashboards.errors import DashboardError
+from dashboards.in_words import evidence_in_words
 from dashboards.model import Query
 from pipeline.catalog.metrics import CATALOG, SOURCES, Metric, select_sql
 
@@ -72,10 +73,34 @@ def metric_sql(
     source = SOURCES[metrics[0].source]
     where = ["$__dateFilter(day)" if source.time == "day" else f"$__timeFilter({source.time})"]
     where += _filters(product, version)
+    if series:
+        where.append(complete_buckets(source.time))
     try:
         return select_sql(database, metrics, by, where, _time_interval if series else None)
     except ValueError as exc:
         raise DashboardError(str(exc)) from None
+
+
+def complete_buckets(column: str) -> str:
+    """Only complete buckets: a series ends before the bucket holding the range's end (by default, now).
+
+    The last bucket of "now-14d to now" holds minutes, not hours (or a day), so it
+    reads as a drop in every count. Rows before the start of that bucket keep every
+    complete one; a daily source (``day``) ends at the day before the range's UTC day.
+    ``$__toTime`` sits right before a ``)`` or ``,`` so the plugin's parser reads it alone.
+    """
+    if column == "day":
+        return "day < toDate($__toTime, 'UTC')"
+    return f"{column} < $__timeInterval($__toTime)"
+
+
+def partial_bucket_note(queries: tuple[Query, ...]) -> str:
+    """What a reader is told about a series that stops short of now: which partial bucket is left out ("" if none)."""
+    if any(complete_buckets("day") in q.text for q in queries):
+        return "Complete UTC days only: today (partial) is left out."
+    if any(q.format == "timeseries" and "< $__timeInterval($__toTime)" in q.text for q in queries):
+        return "Complete buckets only: the current one (partial) is left out."
+    return ""
 
 
 def _time_interval(column: str) -> str:
@@ -159,13 +184,13 @@ def candidates_query(database: str) -> Query:
     """The redesign candidates' dimensions below floor (and composite), with the evaluator's evidence."""
     latest = _latest_scorecards(database)
     sql = (
-        "SELECT product, dimension, score, floor, days_below, trend, evidence "
+        f"SELECT product, dimension, score, floor, days_below, trend, {evidence_in_words()} AS in_words "
         f"FROM {database}.product_scorecards FINAL WHERE (product, at) IN ({latest}) "
         f"AND product IN (SELECT product FROM {database}.product_scorecards FINAL WHERE (product, at) IN ({latest}) "
         "GROUP BY product HAVING max(redesign_candidate) = 1) "
         "AND (below_floor = 1 OR dimension = 'composite') ORDER BY product, dimension"
     )
-    return Query(sql, "table", ("product", "dimension"), ("score", "floor", "days_below", "trend", "evidence"))
+    return Query(sql, "table", ("product", "dimension"), ("score", "floor", "days_below", "trend", "in_words"))
 
 
 def scorecard_trend_query(database: str) -> Query:

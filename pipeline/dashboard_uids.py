@@ -10,3 +10,9 @@ from __future__ import annotations
 
 PRODUCT = "pulse-product"
 """Product detail (variables ``product``, ``version``): where every product alert links to."""
+
+RELEASES = "pulse-releases"
+"""Release health (variable ``product``): versions side by side and the regression verdicts."""
+
+PORTFOLIO = "pulse-portfolio"
+"""Product portfolio (variable ``product``): every product's scorecard and the redesign candidates."""

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import yaml
 
-from dashboards import grafana
+from alerts.scorecard_config import load_config
+from dashboards import grafana, macros, thresholds
 from dashboards.errors import DashboardError
-from dashboards.model import Dashboard, GridPos, Panel
+from dashboards.model import Dashboard, GridPos, Link, Panel
 from dashboards.registry import all_dashboards
+from pipeline import dashboard_uids
 from pipeline.catalog import metrics as catalog
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,3 +146,132 @@ def test_a_catalog_change_reaches_every_dashboard(monkeypatch: pytest.MonkeyPatc
     after = {d.uid: grafana.render(d) for d in all_dashboards()}
     for uid in ("pulse-portfolio", "pulse-product", "pulse-releases"):
         assert "sum(request_errors) / 42" in after[uid] and after[uid] != before[uid]
+
+
+def _steps(thresholds: dict[str, Any]) -> list[tuple[float | None, str]]:
+    assert thresholds["mode"] == "absolute"
+    steps = [(s["value"], s["color"]) for s in thresholds["steps"]]
+    assert steps[0][0] is None  # the base step, from minus infinity
+    values = [v for v, _ in steps[1:]]
+    assert values == sorted(values) and all(isinstance(v, int | float) for v in values)
+    return steps
+
+
+def test_every_stat_panel_has_thresholds_that_mean_something() -> None:
+    """No stat is left with Grafana's default (red from 80): a policy's numbers, or one neutral colour."""
+    stats = {(uid, p["title"]): p["fieldConfig"]["defaults"] for uid, b in _load().items() for p in b["panels"]
+             if p["type"] == "stat"}  # fmt: skip
+    assert len(stats) >= 14
+    for key, defaults in stats.items():
+        steps = _steps(defaults["thresholds"])
+        assert defaults["color"] == {"mode": "thresholds"}, key
+        if len(steps) == 1:
+            assert steps[0][1] not in ("red", "orange", "green"), key  # a count is neither good nor bad
+        assert (80, "red") not in steps, key
+    product = {title: _steps(d["thresholds"]) for (uid, title), d in stats.items() if uid == "pulse-product"}
+    slo = yaml.safe_load((ROOT / "alerts" / "rules" / "slo.yaml").read_text())["groups"][0]["rules"][0]
+    objective = slo["burn_rate"]["objective"]
+    rules = {r["metric"]: r for r in yaml.safe_load((ROOT / "alerts" / "rules" / "performance.yaml").read_text())[
+        "groups"][0]["rules"]}  # fmt: skip
+    scorecard = load_config()
+    assert product["Crash-free sessions (window)"] == [(None, "red"), (objective, "orange"),
+                                                       (pytest.approx(0.995), "green")]  # fmt: skip
+    assert product["Crash-free users"] == product["Crash-free sessions (window)"]
+    assert product["Latency p95 (window)"] == [(None, "green"), (scorecard.latency_slo_ms, "orange"),
+                                               (rules["latency_p95_ms"]["threshold"], "red")]  # fmt: skip
+    assert product["Error rate (window)"] == [(None, "green"), (rules["error_rate"]["resolve_threshold"], "orange"),
+                                              (rules["error_rate"]["threshold"], "red")]  # fmt: skip
+    for counted in ("Active users", "Tickets opened", "Open tickets", "Revenue (window)"):
+        assert len(product[counted]) == 1, counted
+    pipeline = {title: _steps(d["thresholds"]) for (uid, title), d in stats.items() if uid == "pulse-pipeline"}
+    assert pipeline["Seconds since last evaluation"] == [(None, "green"), (300, "red")]  # PulseEvaluatorStalled
+    assert thresholds.evaluator_stalled_s() == thresholds.EVALUATOR_STALLED_S  # the fallback without deploy/
+
+
+def test_scores_are_coloured_against_the_scorecard_floors() -> None:
+    scorecard = load_config()
+    panel = next(p for p in _load()["pulse-portfolio"]["panels"] if p["title"] == "Dimension scores")
+    coloured = {o["matcher"]["options"]: _steps(prop["value"]) for o in panel["fieldConfig"]["overrides"]
+                for prop in o["properties"] if prop["id"] == "thresholds"}  # fmt: skip
+    for dim in scorecard.floors:
+        assert coloured[dim.replace(" ", "_").replace("-", "_")] == [(None, "red"), (scorecard.floors[dim], "green")]
+    composite_floor = sum(scorecard.floors[d] * scorecard.weights[d] for d in scorecard.floors) / sum(
+        scorecard.weights.values()
+    )
+    assert coloured["composite"] == [(None, "red"), (pytest.approx(composite_floor), "green")]
+
+
+def _links(panel: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(field the link sits on, link) for every data link of a panel ("" = every value field)."""
+    found = [("", link) for link in panel["fieldConfig"]["defaults"].get("links", [])]
+    for o in panel["fieldConfig"]["overrides"]:
+        for prop in o["properties"]:
+            if prop["id"] == "links":
+                found += [(o["matcher"]["options"], link) for link in prop["value"]]
+    return found
+
+
+def _columns(panel: dict[str, Any]) -> set[str]:
+    """The columns a panel's SQL returns, from its definition (tests elsewhere run them on the engine)."""
+    boards = {d.uid: d for d in all_dashboards()}
+    for d in boards.values():
+        for p in d.panels:
+            if p.title == panel["title"]:
+                return {c for q in p.queries for c in q.columns}
+    raise AssertionError(panel["title"])
+
+
+def test_data_links_open_existing_dashboards_with_their_variables() -> None:
+    boards = _load()
+    variables = {uid: {v["name"] for v in b["templating"]["list"]} for uid, b in boards.items()}
+    seen = set()
+    for uid, board in boards.items():
+        for panel in board["panels"]:
+            columns = _columns(panel) if uid != "pulse-pipeline" else set()
+            for field_name, link in _links(panel):
+                url = urlsplit(link["url"])
+                target = url.path.removeprefix("/d/")
+                assert url.path.startswith("/d/") and target in boards, (uid, panel["title"], link["url"])
+                query = parse_qsl(url.query, keep_blank_values=True)
+                assert ("${__url_time_range}", "") in query, link["url"]  # the time range goes along
+                params = [(k, v) for k, v in query if k != "${__url_time_range}"]
+                assert params, link["url"]
+                for key, value in params:
+                    assert key.startswith("var-") and key.removeprefix("var-") in variables[target], (uid, key)
+                    fields = re.fullmatch(r"\$\{__data\.fields\.(\w+)\}", value)
+                    assert fields and fields.group(1) in columns, (uid, panel["title"], value)
+                assert not field_name or field_name in columns, (uid, panel["title"], field_name)
+                seen.add((uid, panel["title"], target, tuple(k for k, _ in params)))
+    # The drill-downs a PM follows: portfolio -> a product, a version -> the product at that version,
+    # a release -> its verdicts.
+    portfolio = {(title, tuple(keys)) for u, title, t, keys in seen if u == "pulse-portfolio" and t == "pulse-product"}
+    assert {title for title, _ in portfolio} >= {"Dimension scores", "Redesign candidates and evidence",
+                                                 "Active users in range"}  # fmt: skip
+    assert all(keys == ("var-product",) for _, keys in portfolio)
+    assert ("pulse-releases", "Releases", "pulse-releases", ("var-product",)) in seen
+    assert ("pulse-releases", "Regression verdicts", "pulse-product", ("var-product", "var-version")) in seen
+    assert dashboard_uids.PRODUCT in boards and dashboard_uids.RELEASES in boards
+
+
+def test_a_link_to_a_missing_column_is_refused() -> None:
+    board = all_dashboards()[0]
+    bad = replace(board.panels[0], links=(Link("nope", "x", dashboard_uids.PRODUCT, (("product", "product"),)),))
+    with pytest.raises(DashboardError, match="columns it lacks"):
+        Dashboard(board.uid, board.title, board.description, board.datasource, (bad,) + board.panels[1:])
+    with pytest.raises(DashboardError, match="needs thresholds"):
+        Dashboard("pulse-x", "x", "", "clickhouse", (Panel("p", "stat", (), GridPos(0, 0, 8, 2)),))
+
+
+def test_catalog_time_series_leave_the_partial_bucket_out_and_say_so() -> None:
+    checked = 0
+    for uid, board in _load().items():
+        for panel in board["panels"]:
+            sqls = [t.get("rawSql", "") for t in panel["targets"]]
+            if panel["type"] != "timeseries" or uid == "pulse-pipeline" or "product_scorecards" in " ".join(sqls):
+                continue
+            for sql in sqls:
+                assert "day < toDate($__toTime, 'UTC')" in sql or " < $__timeInterval($__toTime)" in sql, (uid, sql)
+                assert not macros.check(sql), (uid, panel["title"])  # $__toTime alone, as the plugin parses it
+            assert "(partial) is left out" in panel["description"], (uid, panel["title"])
+            checked += 1
+    assert checked >= 15

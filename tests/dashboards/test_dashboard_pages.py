@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -206,3 +206,52 @@ def test_headless_chromium_renders_the_portfolio_with_its_data(store: Scenario, 
     assert float(shown[decaying][2]) < 55 and float(shown[decaying][4]) < 55  # below floor: the candidate's why
     firing = [row[:2] for row in dom.panels["Firing alerts"]["rows"][1:]]
     assert ["RedesignCandidate", decaying] in firing
+
+
+def test_redesign_evidence_reads_as_sentences(store: Scenario) -> None:
+    _, body = _get(store, "/")
+    evidence = _panels(body)["Redesign candidates and evidence"]
+    decaying = store.story["decaying_product"]
+    assert f"{decaying} is a redesign candidate: 2 dimensions below floor" in evidence
+    assert "crash free sessions is 94% against 98.5% in the reference week." in evidence
+    assert "{" not in evidence and "&quot;" not in evidence and "<code>" not in evidence  # no JSON
+
+
+def _x_labels(chart: str) -> list[str]:
+    return re.findall(r'<text x="[\d.]+" y="\d+" text-anchor="(?:start|end)">([^<]+)</text>', chart)
+
+
+def test_daily_lines_leave_the_partial_day_out(store: Scenario) -> None:
+    """Ending the range mid-day: the day's lines stop at yesterday, and the chart says why."""
+    end = store.cfg.start + store.cfg.span  # 13:00 UTC: today's DAU counts half a day of users
+    assert end.hour >= 1
+    status, _, body = render_page("/", {}, store.client, store.database, end)
+    assert status == 200
+    panels = _panels(body)
+    dau = panels["Daily active users"]
+    assert _x_labels(dau)[-1] == (end - timedelta(days=1)).strftime("%m-%d 00:00")
+    assert "today (partial) is left out" in dau
+    sessions = panels["Sessions"]
+    last = datetime.strptime(f"{end.year}-{_x_labels(sessions)[-1]}", "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+    assert last + timedelta(hours=3) <= end and "the current one (partial) is left out" in sessions
+
+
+def test_release_rows_link_to_the_product_version_and_the_verdicts(store: Scenario) -> None:
+    product, version = store.story["regressing_product"], store.story["regressing_version"]
+    _, body = _get(store, "/releases")
+    panels = _panels(body)
+    assert f'<a href="/products/{product}?version={version}">{version}</a>' in panels["Regression verdicts"]
+    assert f'<a href="/products/{product}?version={version}">{version}</a>' in panels["Versions side by side"]
+    assert f'<a href="/releases?product={product}">{version}</a>' in panels["Releases"]
+    status, _ = _get(store, "/releases", product=product)
+    assert status == 200
+
+
+def test_stats_and_scores_take_their_thresholds_colours(store: Scenario) -> None:
+    _, body = _get(store, f"/products/{store.story['regressing_product']}")
+    panels = _panels(body)
+    assert re.search(r'<div class="stat" style="color:#(2e7d32|d35400|c0392b)">', panels["Crash-free users"])
+    assert '<div class="stat">' in panels["Active users"]  # a count: no colour
+    _, portfolio_page = _get(store, "/")
+    scores = _panels(portfolio_page)["Dimension scores"]
+    assert '<span style="color:#c0392b">' in scores and '<span style="color:#2e7d32">' in scores  # below, above floor

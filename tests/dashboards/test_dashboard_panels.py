@@ -7,12 +7,15 @@ with two weeks of synthetic traffic by the worker's write path.
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from support.scenario_store import Scenario
 
+from dashboards.in_words import evidence_in_words
 from dashboards.macros import ALL, VarValue, expand_macros
 from dashboards.model import Dashboard, Query
 from dashboards.registry import all_dashboards
@@ -87,4 +90,59 @@ def test_redesign_candidate_is_the_decaying_product(store: Scenario) -> None:
     flagged = {r[0] for r in rows if r[columns.index("redesign_candidate")] == 1}
     assert flagged == {store.story["decaying_product"]}
     _, evidence = _run(store, d.panels[1].queries[0], {"product": ALL})
-    assert {r[0] for r in evidence} == flagged and all(r[-1].startswith("{") for r in evidence)
+    assert {r[0] for r in evidence} == flagged
+    words = {r[1]: r[-1] for r in evidence}
+    assert not any("{" in w or "[" in w for w in words.values()), words  # sentences, not JSON
+    decaying = store.story["decaying_product"]
+    assert words["composite"].startswith(
+        f"{decaying} is a redesign candidate: 2 dimensions below floor on >= 5 of the last 14 days: "
+        "customer experience, performance. composite score "
+    ), words["composite"]
+    for dim in ("customer experience", "performance"):
+        assert re.fullmatch(
+            rf"{dim} scores [\d.]+ against its floor of 55, below it on \d+ days of the period, falling 1.5 points "
+            r"a day\. crash free sessions is 94% against 98\.5% in the reference week\.",
+            words[dim],
+        ), words[dim]  # the signal scoring 100 (latency within its SLO) is not evidence
+
+
+def _in_words(store: Scenario, evidence: str, dimension: str) -> str:
+    row = (f"SELECT 'checkout' AS product, '{dimension}' AS dimension, 41.23 AS score, 70.0 AS floor, "
+           "3 AS days_below, nan AS trend, 1 AS redesign_candidate, {evidence:String} AS evidence")  # fmt: skip
+    return store.client.query(
+        f"SELECT {evidence_in_words()} FROM ({row})", parameters={"evidence": evidence}
+    ).result_rows[0][0]
+
+
+def test_stored_sentences_win_over_the_fallback(store: Scenario) -> None:
+    """Once the scorecard writes its own ``sentences`` (alerts/evidence.py), the table shows exactly those."""
+    sentences = json.dumps({"sentences": ["checkout is a redesign candidate.", "Latency rose from 200 to 900 ms."],
+                            "evidence": [{"kind": "redesign_candidate", "reasons": ["ignored"]}]})  # fmt: skip
+    assert (
+        _in_words(store, sentences, "composite") == "checkout is a redesign candidate. Latency rose from 200 to 900 ms."
+    )
+    fallback = _in_words(store, json.dumps({"signals": [{"signal": "latency_p95_ms", "value": 1520.4,
+                                                         "baseline": 1000, "score": 0}]}), "performance")  # fmt: skip
+    assert fallback == ("performance scores 41.2 against its floor of 70, below it on 3 days of the period. "
+                        "p95 latency is 1520 ms against its SLO of 1000 ms.")  # fmt: skip
+
+
+def test_series_end_at_the_last_complete_bucket(store: Scenario) -> None:
+    """The bucket holding the range's end is partial (it would read as a drop): no series returns it."""
+    end = store.cfg.start + store.cfg.span
+    to = end.replace(minute=0, second=0, microsecond=0) - timedelta(hours=5, minutes=-20)  # 20 min into an hour
+    d = next(d for d in CLICKHOUSE if d.uid == "pulse-portfolio")
+    panels = {p.title: p for p in d.panels}
+
+    def last_bucket(title: str, to: datetime) -> datetime:
+        q = panels[title].queries[0]
+        sql = expand_macros(q.text, to - timedelta(days=14), to, INTERVAL_S, {"product": ALL})
+        rows = store.client.query(sql).result_rows
+        assert rows, title
+        return max(r[0] for r in rows).replace(tzinfo=UTC)
+
+    hour = to.replace(minute=0)
+    assert last_bucket("Sessions", to) == hour - timedelta(hours=1)  # 14:00-15:00 complete, 15:00-15:20 left out
+    assert last_bucket("Sessions", hour + timedelta(hours=1)) == hour  # at 16:00 sharp, 15:00 is complete
+    day = datetime.combine(to.date(), datetime.min.time(), UTC)
+    assert last_bucket("Daily active users", to) == day - timedelta(days=1)  # today (partial) left out

@@ -43,7 +43,10 @@ def console_errors(log: str) -> list[str]:
 
 
 def test_worker_serves_every_dashboard_page_to_a_real_browser(settings, start_worker, tmp_path):
-    end = fixed_end()
+    # The traffic ends at today's 00:00 UTC (a fixed hour, so the same data whenever the test runs): yesterday is
+    # a complete day, today is the partial one the pages leave out - as on a live system, seen in the README's
+    # screenshot.
+    end = fixed_end() + timedelta(hours=11)
     scenario = open_scenario(settings.data_dir, users_per_product=150, end=end)
     # The evaluator as the worker's leader timer runs it, over the last two hours: it stores alert states,
     # scorecards and release verdicts - what the pages read.
@@ -82,6 +85,18 @@ def test_worker_serves_every_dashboard_page_to_a_real_browser(settings, start_wo
     assert "profile" in card
     for healthy in ("checkout", "feed", "billing"):
         assert f"{healthy}</b> REDESIGN" not in portfolio
+    # The redesign evidence reads as sentences, not JSON, as Chromium shows it.
+    evidence = re.search(r'data-panel="Redesign candidates and evidence".*?</section>', portfolio, flags=re.S)
+    assert evidence, "no evidence panel"
+    text = re.sub(r"<[^>]+>", " ", evidence.group(0))
+    assert "profile is a redesign candidate:" in text and "against its floor of" in text, text[:2000]
+    assert "{" not in text and '"score"' not in text
+    # Daily active users end on the last complete UTC day (yesterday), and say that today is left out.
+    dau = re.search(r'data-panel="Daily active users".*?</section>', portfolio, flags=re.S)
+    assert dau and "today (partial) is left out" in dau.group(0)
+    assert re.findall(r'text-anchor="end">([^<]+)</text>', dau.group(0))[-1] == (end - timedelta(days=1)).strftime(
+        "%m-%d 00:00"
+    )
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 100_000
     ARTEFACTS.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from pipeline.tools import synth
 from support.scenario_store import Scenario, close_scenario, open_scenario, write_events
@@ -47,15 +48,30 @@ def _scorecards(products: list[str], decaying: str, end: datetime) -> list[list[
             n_below = sum(b for _, _, b, _ in scores)
             candidate = int(n_below >= 2)
             for dim, score, below, days_below in scores:
-                evidence = {"dimension": dim, "score": score, "floor": 55.0}
+                # The shape alerts/scorecard.py's store_scorecards writes: a dimension's DimensionScore.to_json().
+                evidence = {"product": product, "dimension": dim, "score": score, "floor": 55.0,
+                            "below_floor": bool(below), "days_below": days_below, "signals": []}  # fmt: skip
                 if below:
-                    evidence["signals"] = {"crash_free_sessions": 0.94, "latency_p95_ms": 870.0}
+                    evidence["signals"] = [
+                        {"signal": "crash_free_sessions", "value": 0.94, "baseline": 0.985, "score": 31.0},
+                        {"signal": "latency_p95_ms", "value": 870.0, "baseline": 1000.0, "score": 100.0},
+                    ]
                 rows.append([at, product, dim, score, 55.0, below, days_below, -1.5 if below else 0.1, candidate,
                              json.dumps(evidence)])  # fmt: skip
             composite = sum(s for _, s, _, _ in scores) / 4
             rows.append([at, product, "composite", composite, 60.0, int(composite < 60), 0, 0.0, candidate,
-                         json.dumps({"dimensions_below_floor": n_below, "sustained_days": 7})])  # fmt: skip
+                         json.dumps(_composite_evidence(product, scores, candidate))])  # fmt: skip
     return rows
+
+
+def _composite_evidence(product: str, scores: list[tuple[str, float, int, int]], candidate: int) -> dict[str, Any]:
+    """The composite row's evidence as the evaluator stores it (a Scorecard.to_json(), trimmed)."""
+    below = [dim for dim, _, b, _ in scores if b]
+    evidence: list[dict[str, Any]] = [{"kind": "dimension_below_floor", "dimension": d} for d in below]
+    if candidate:
+        reason = f"{len(below)} dimensions below floor on >= 5 of the last 14 days: " + ", ".join(below)
+        evidence.insert(0, {"kind": "redesign_candidate", "reasons": [reason], "dimensions": below})
+    return {"product": product, "redesign_candidate": bool(candidate), "evidence": evidence}
 
 
 def fill_evaluator_tables(sc: Scenario, extra_products: list[str]) -> None:
