@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from alerts.notify.delivery import DeliveryQueue, post_json, target_of
+from alerts.notify.delivery import DeliveryQueue, batches, post_json, target_of
 from alerts.notify.message import Notification, rfc3339
 from alerts.notify.sanitize import clean_annotations, clean_labels
 
@@ -92,20 +92,26 @@ def webhook_bodies(
     out = []
     for key, members in groups.items():
         group_labels = dict(key)
-        shown = members[:max_alerts] if max_alerts > 0 else members
-        out.append({
-            "version": VERSION,
-            "groupKey": f"{{}}:{_label_set(group_labels)}",
-            "truncatedAlerts": len(members) - len(shown),
-            "status": "firing" if any(n.status == "firing" for n in members) else "resolved",
-            "receiver": receiver,
-            "groupLabels": group_labels,
-            "commonLabels": _common([n.labels for n in members]),
-            "commonAnnotations": _common([n.annotations for n in members]),
-            "externalURL": external_url,
-            "alerts": [webhook_alert(n) for n in shown],
-        })  # fmt: skip
+        shown_all = members[:max_alerts] if max_alerts > 0 else members
+        for shown in batches(shown_all):  # a burst (500 versions at once) is many bounded POSTs, not one
+            out.append(_body(group_labels, members, shown, len(members) - len(shown_all), receiver, external_url))
     return out
+
+
+def _body(group_labels: dict[str, str], members: Sequence[Notification], shown: Sequence[Notification],
+          truncated: int, receiver: str, external_url: str) -> dict[str, Any]:  # fmt: skip
+    return {
+        "version": VERSION,
+        "groupKey": f"{{}}:{_label_set(group_labels)}",
+        "truncatedAlerts": truncated,
+        "status": "firing" if any(n.status == "firing" for n in members) else "resolved",
+        "receiver": receiver,
+        "groupLabels": group_labels,
+        "commonLabels": _common([n.labels for n in members]),
+        "commonAnnotations": _common([n.annotations for n in members]),
+        "externalURL": external_url,
+        "alerts": [webhook_alert(n) for n in shown],
+    }
 
 
 class WebhookNotifier:

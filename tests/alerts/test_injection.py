@@ -20,7 +20,7 @@ import pytest
 from alerts.evaluator import Evaluator
 from alerts.notify.message import Notification
 from alerts.notify.sanitize import clean_annotations, clean_labels, clean_text
-from alerts.notify.webhook import webhook_body
+from alerts.notify.webhook import webhook_alert
 from alerts.rules import load_rules
 from alerts.sample import Sample
 
@@ -87,7 +87,7 @@ def test_the_transition_log_line_quotes_the_version(
 @pytest.mark.parametrize("version", HOSTILE_VERSIONS, ids=["newline", "nul", "rlo", "mixed"])
 def test_notification_bodies_carry_no_control_or_bidi_characters(tmp_path: Path, version: str) -> None:
     (notification,) = evaluate(tmp_path, version)
-    for body in (notification.to_alertmanager(), webhook_body([notification])["alerts"][0]):  # type: ignore[index]
+    for body in (notification.to_alertmanager(), webhook_alert(notification)):  # type: ignore[index]
         text = json.dumps(body, ensure_ascii=False)
         assert not any(ch in text for ch in BAD), text
         labels, annotations = body["labels"], body["annotations"]
