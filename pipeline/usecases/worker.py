@@ -8,6 +8,8 @@ mounts the read API and the built-in dashboards as the worker's pages.
 
 from __future__ import annotations
 
+import threading
+
 from clickhouse_connect.driver.client import Client
 
 from alerts.evaluator import Evaluator, build_evaluator
@@ -38,8 +40,9 @@ class Evaluation:
         """A term of leadership starts (the worker's event loop); the first term keeps the evaluator built."""
         self._terms += 1
         if self._terms > 1:
-            self.evaluator.close()
-            self.evaluator = build_evaluator(self.settings)
+            old, self.evaluator = self.evaluator, build_evaluator(self.settings)
+            # Its notifiers flush what they still hold (up to seconds): not on the worker's event loop.
+            threading.Thread(target=old.close, name="evaluator-close", daemon=True).start()
 
     def evaluate(self, client: Client) -> object:
         return self.evaluator.evaluate(client)
