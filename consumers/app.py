@@ -121,7 +121,24 @@ def create_app(
 
 
 def _schedule(app: faust.App, sink: ClickHouseSink, timer: LeaderTimer) -> None:
+    """Run ``timer`` every interval while this worker leads the group; tell it when a term of leadership starts.
+
+    Faust's ``on_leader=True`` skips the run on other workers but does not say when leadership came back, so the
+    tick asks :meth:`faust.App.is_leader` itself: a worker that led, lost the lead (a rebalance) and leads again
+    calls ``timer.on_elected`` first, and a job that keeps state in memory (the alert evaluator) reads it again
+    instead of acting on what it knew before the other leader's term. Runs of one timer never overlap (each tick
+    awaits its run).
+    """
+    leading = False
+
     async def tick() -> None:
+        nonlocal leading
+        if not app.is_leader():
+            leading = False
+            return
+        if not leading and timer.on_elected is not None:
+            timer.on_elected()
+        leading = True
         started = time.monotonic()
         try:
             await sink.run(timer.run, sink.client)
@@ -132,7 +149,7 @@ def _schedule(app: faust.App, sink: ClickHouseSink, timer: LeaderTimer) -> None:
         else:
             log.info("event=timer_done timer=%s seconds=%.3f", timer.name, time.monotonic() - started)
 
-    app.timer(timer.interval_s, on_leader=True, name=timer.name)(tick)
+    app.timer(timer.interval_s, name=timer.name)(tick)
 
 
 def _dlq_sender(topic: faust.TopicT, source_topic: str) -> Callable[[Sequence[DeadLetter]], Awaitable[None]]:

@@ -26,6 +26,9 @@ class LeaderTimer:
     name: str
     interval_s: float
     run: Callable[[Client], object]  # blocking; runs on the ClickHouse thread; an exception is logged, not fatal
+    # Called on the event loop when this worker becomes the leader, before its first run of that term: state
+    # the job keeps in memory may be stale, another worker led meanwhile (and wrote to the store).
+    on_elected: Callable[[], None] | None = None
 
 
 class Reply(NamedTuple):
