@@ -4,9 +4,8 @@ It passed 2 of 4 runs when written: in the other two the surviving workers stopp
 partitions they kept or got back after the rebalance (no error logged), so the group never drained.
 Run it by hand to chase the stall: ``PYTHONPATH=$PWD:$PWD/tests .venv/bin/python -m pytest
 tests/faults/many_workers_stall.py``. Rename it back to ``test_many_workers.py`` once it is green repeatedly.
-"""
 
-"""Faults: three workers in one consumer group on one ClickHouse server; the leader is SIGKILLed mid-stream.
+Faults: three workers in one consumer group on one ClickHouse server; the leader is SIGKILLed mid-stream.
 
 The scale-out shape of production on this machine: three ``pulse worker``
 processes, one group, one topic prefix, 12 partitions, each with its own data
