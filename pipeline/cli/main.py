@@ -95,7 +95,7 @@ def cmd_release(args: argparse.Namespace) -> int:
         "commit": args.commit,
     }
     with Emitter(settings) as em:
-        em.release(release)
+        em.release(release).result(timeout=settings.collector_ack_timeout_s + 20)  # acked, or an error: not "announced"
     print(f"announced {args.product} {args.version} on {settings.releases_topic}")
     return 0
 

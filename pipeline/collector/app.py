@@ -23,7 +23,14 @@ from kafka.errors import KafkaError, MessageSizeTooLargeError
 from pipeline import telemetry
 from pipeline.collector import otlp, posthog, segment, sentry
 from pipeline.collector.auth import authorize, basic_user, bearer_key, parse_write_keys, products_for_key
-from pipeline.collector.body import DECOMPRESSED_FACTOR, ParsedBody, decode_body, parse_events, validate_items
+from pipeline.collector.body import (
+    DECOMPRESSED_FACTOR,
+    ParsedBody,
+    decode_body,
+    parse_events,
+    parse_releases,
+    validate_items,
+)
 from pipeline.collector.errors import EventError, Rejected
 from pipeline.collector.intake import Intake
 from pipeline.collector.link import RETRY, EmitterFactory, KafkaLink, connect_emitter, send_and_wait
@@ -174,6 +181,39 @@ class Collector:
             outcome.route,
         )
         return response
+
+    async def post_releases(self, request: web.Request) -> web.Response:
+        """``POST /v1/releases``: what ``pulse release`` does, for a CI job that has a write key and no Kafka."""
+        return await self._handle(request, "releases", "pulse", self._collect_releases)
+
+    async def _collect_releases(self, request: web.Request, outcome: _Outcome) -> web.Response:
+        """A release object or an array of them; ``released_at`` defaults to now. All or nothing, 202 once acked."""
+        allowed = authorize(request.headers.get("Authorization"), self.write_keys)
+        outcome.products = sorted(allowed)
+        raw = await self._read_body(request, outcome)
+        releases = parse_releases(self._inflate(raw, request.headers.get("Content-Encoding")))
+        outcome.events = len(releases)
+        foreign = [EventError(i, "product", f"this write key does not cover product {r.product!r}")
+                   for i, r in enumerate(releases) if r.product not in allowed]  # fmt: skip
+        if foreign:
+            raise Rejected(403, "write key does not cover these releases", "forbidden_product", details=foreign)
+        emitter = await self.kafka.get()
+        deadline = time.monotonic() + self.settings.collector_ack_timeout_s
+
+        def send() -> None:
+            for future in [emitter.release_now(r) for r in releases]:
+                future.get(timeout=max(0.0, deadline - time.monotonic()))
+
+        try:
+            await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(self.kafka_pool, send),
+                                   self.settings.collector_ack_timeout_s + 1.0)  # fmt: skip
+        except (KafkaError, TimeoutError, OSError) as exc:
+            log.warning("event=release_produce_failed error=%s", type(exc).__name__)
+            self.kafka.discard(emitter)
+            raise Rejected(503, f"releases not acknowledged by Kafka ({type(exc).__name__}); retry later",
+                           "kafka_failed", headers=RETRY) from None  # fmt: skip
+        outcome.products = sorted({r.product for r in releases})
+        return web.json_response({"accepted": len(releases)}, status=202)
 
     async def _collect(self, request: web.Request, outcome: _Outcome) -> web.Response:
         """Authenticate, read, decode, validate, authorize, produce and wait for acks - in that order."""
@@ -400,6 +440,7 @@ def create_app(settings: Settings, emitter_factory: EmitterFactory = connect_emi
         app.router.add_post(path, collector.post_posthog)
     app.router.add_post("/api/{project}/envelope/", collector.sentry_handler(store=False))
     app.router.add_post("/api/{project}/store/", collector.sentry_handler(store=True))
+    app.router.add_post("/v1/releases", collector.post_releases)
     app.router.add_get("/healthz", collector.healthz)
     app.router.add_get("/readyz", collector.readyz)
     app.router.add_get("/metrics", _metrics)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
+from pipeline import schema
 from pipeline.collector.errors import EventError, Rejected
-from pipeline.events import EVENT_ADAPTER, Event, encode_event, partition_key
+from pipeline.events import EVENT_ADAPTER, RELEASE_ADAPTER, Event, Release, encode_event, partition_key
 
 DECOMPRESSED_FACTOR = 8  # a gzip body may inflate to this many times collector_max_body_bytes
 ERRORS_PER_EVENT = 5
@@ -173,8 +174,79 @@ def validate_items(
 
 
 def _event_errors(index: int, exc: ValidationError, label: str | None = None) -> Iterator[EventError]:
-    for err in exc.errors(include_url=False, include_input=False)[:ERRORS_PER_EVENT]:
+    for err in exc.errors(include_url=False)[:ERRORS_PER_EVENT]:
         loc = ".".join(str(p) for p in err["loc"])
         if not loc and err["type"].startswith("union_tag"):
             loc = "type"
-        yield EventError(index, loc or None, err["msg"], label)
+        yield EventError(index, loc or None, in_our_words(err), label)
+
+
+EVENT_TYPES = ", ".join(schema.EVENT_TYPES)
+
+
+def in_our_words(err: Mapping[str, Any]) -> str:
+    """A validation error said as the contract says it (README "Emitting events"), not in pydantic's wording."""
+    kind, ctx = err["type"], err.get("ctx") or {}
+    given = err.get("input")
+    shown = repr(given)[:60] if isinstance(given, str | int | float) else None
+    words = {
+        "union_tag_not_found": f'every event needs a "type": one of {EVENT_TYPES}',
+        "union_tag_invalid": f"{str(ctx.get('tag'))[:60]!r} is not an event type: one of {EVENT_TYPES}",
+        "missing": "is required",
+        "extra_forbidden": "is not a field of this event type (free text goes in properties)",
+        "string_pattern_mismatch": f"{shown} has characters an identifier may not: ASCII letters, digits and "
+        ". _ : / @ + -, starting with a letter or digit (docs/events.schema.json)",
+        "string_too_long": f"is longer than {ctx.get('max_length')} characters",
+        "string_too_short": f"must hold at least {ctx.get('min_length')} character(s)",
+        "greater_than_equal": f"must be at least {ctx.get('ge')}",
+        "less_than_equal": f"must be at most {ctx.get('le')}",
+        "literal_error": f"{shown} is not one of {ctx.get('expected')}",
+        "timezone_aware": "must be a time with a timezone, e.g. 2026-11-25T10:00:00Z",
+        "datetime_from_date_parsing": "must be an ISO 8601 time with a timezone, e.g. 2026-11-25T10:00:00Z",
+        "datetime_parsing": "must be an ISO 8601 time with a timezone, e.g. 2026-11-25T10:00:00Z",
+        "datetime_type": "must be an ISO 8601 time with a timezone, e.g. 2026-11-25T10:00:00Z",
+        "uuid_parsing": "must be a UUID, e.g. 0b8f6a3e-5d1c-4f2a-9e7b-2c4d6e8f0a1b",
+        "uuid_type": "must be a UUID string",
+        "float_parsing": "must be a number",
+        "float_type": "must be a number",
+        "finite_number": "must be a finite number",
+        "int_parsing": "must be a whole number",
+        "int_type": "must be a whole number",
+        "int_from_float": "must be a whole number",
+        "bool_parsing": "must be true or false",
+        "bool_type": "must be true or false",
+        "string_type": "must be a string",
+        "dict_type": "must be a JSON object",
+        "model_type": "must be a JSON object",
+    }
+    return words.get(kind, err["msg"])
+
+
+def parse_releases(body: bytes, *, now: datetime | None = None) -> list[Release]:
+    """A release object or an array of them (``POST /v1/releases``); ``released_at`` defaults to ``now``.
+
+    All or nothing: any invalid release is a 400 naming its index and field, and none is returned.
+    """
+    try:
+        doc = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise Rejected(400, f"body is not valid JSON: {exc}", "bad_json") from None
+    items = doc if isinstance(doc, list) else [doc]
+    if not items or not all(isinstance(i, dict) for i in items):
+        raise Rejected(400, "body must be a release object or an array of them", "bad_shape")
+    if len(items) > MAX_RELEASES:
+        raise Rejected(413, f"{len(items)} releases in one request; the limit is {MAX_RELEASES}", "too_many_events")
+    stamp = (now or datetime.now(UTC)).isoformat()
+    releases: list[Release] = []
+    errors: list[EventError] = []
+    for index, item in enumerate(items):
+        try:
+            releases.append(RELEASE_ADAPTER.validate_python({"released_at": stamp, **item, "type": "release"}))
+        except ValidationError as exc:
+            errors.extend(_event_errors(index, exc))
+    if errors:
+        raise Rejected(400, "invalid releases", "invalid_events", details=errors)
+    return releases
+
+
+MAX_RELEASES = 100

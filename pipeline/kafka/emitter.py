@@ -269,6 +269,14 @@ class Emitter(TypedEvents):
         """Send bytes unvalidated (tools and tests that need malformed input), through the same queue."""
         return self._put_raw(_Raw(topic, key, value))
 
+    def release_now(self, release: Release) -> FutureRecordMetadata:
+        """Send one validated release right away in the caller's thread (the collector's ``POST /v1/releases``,
+        which answers 202 only once it is acked: wait on the future). Needs a connected producer."""
+        producer = self._producer
+        if producer is None:
+            raise EmitFailed("release_now needs a connected producer (pass producer=...)")
+        return producer.send(self.settings.releases_topic, key=release.product.encode(), value=encode_event(release))
+
     def send_now(self, encoded: list[tuple[bytes, bytes]]) -> list[FutureRecordMetadata]:
         """Send already validated (key, event) pairs right away, packed per partition, in the caller's thread.
 
