@@ -145,7 +145,7 @@ def test_the_collector_answers_400_naming_the_field(value: str) -> None:
     assert parsed.events == []
     (error,) = parsed.errors
     assert (error.index, error.field) == (1, "request.version")
-    assert "pattern" in error.message
+    assert "characters an identifier may not" in error.message  # in our words, not pydantic's
 
 
 @pytest.mark.parametrize("field", ["product", "version"])
