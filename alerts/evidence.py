@@ -1,4 +1,12 @@
-"""A scorecard's evidence in sentences a product manager reads (pure; no I/O).
+"""Evidence in sentences: the one place verdicts and scorecards are put into words (pure; no I/O).
+
+Every place a person reads evidence - the CLI, the built-in view, Grafana's
+tables, notifications and pages - shows the sentences written here: the
+writers store them with the evidence (``sentences`` in a scorecard row,
+``sentence`` in a verdict row), and the readers print what is stored.
+
+:func:`verdict_sentence` says a release verdict with its numbers: both values,
+the predecessor mix, the comparison, the ratio's bound and the volumes.
 
 :func:`scorecard_sentences` takes a scorecard's JSON (``Scorecard.to_json()``,
 what ``pulse scorecard --format json`` and ``/api/scorecard`` return) or the
@@ -11,6 +19,7 @@ clears. Numbers are in the signal's own unit (%, points, ms or s, hours).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -59,6 +68,15 @@ def _signal(s: Mapping[str, Any], level: str) -> str | None:
         return f"{label} is {fmt(value)} against its {fmt(base)} SLO{ci}"
     verb = "fell" if value < base else "rose" if value > base else "held"
     return f"{label} {verb} from {fmt(base)} to {fmt(value)}{ci}"
+
+
+def _level(doc: Mapping[str, Any]) -> str:
+    return f"{100 * doc.get('policy', {}).get('level', 0.95):.0f}%"
+
+
+def dimension_sentence(name: str, d: Mapping[str, Any], doc: Mapping[str, Any]) -> str:
+    """One dimension (``DimensionScore.to_json()``) in a sentence; ``doc`` gives the policy and reference quoted."""
+    return _dimension(name, d, doc, _level(doc))
 
 
 def _dimension(name: str, d: Mapping[str, Any], doc: Mapping[str, Any], level: str) -> str:
@@ -112,7 +130,7 @@ def scorecard_sentences(card: Any) -> list[str]:
     """The scorecard in sentences: the verdict and its reasons, each dimension below floor, how the flag clears."""
     doc: Mapping[str, Any] = card if isinstance(card, Mapping) else card.to_json()
     policy = doc.get("policy", {})
-    level = f"{100 * policy.get('level', 0.95):.0f}%"
+    level = _level(doc)
     product = doc["product"]
     dims: Mapping[str, Mapping[str, Any]] = doc.get("dimensions", {})
     evidence = {e.get("kind"): e for e in doc.get("evidence", [])}
@@ -168,3 +186,27 @@ def scorecard_sentences(card: Any) -> list[str]:
     if (missing := _missing_sentence(doc)) is not None:
         out.append(missing)
     return out
+
+
+_VERDICT_SIGNALS = {"crash_rate": "crash rate", "error_rate": "error rate", "latency": "p95 latency"}
+
+
+def verdict_sentence(v: Any) -> str:
+    """A release verdict (:class:`alerts.regression.Verdict`) in words, with the numbers on-call decides on."""
+    unit, fmt = ("ms", "{:.0f}") if v.signal == "latency" else ("", "{:.2%}")
+    name = _VERDICT_SIGNALS[v.signal]
+    mix = ", ".join(f"{version} ({share:.0%})" for version, share in v.baseline_mix) or v.baseline_version
+    how = "same hours (canary)" if v.comparison == "canary" else f"the {v.baseline_window_days()} before"
+    if v.verdict == "insufficient_data":
+        return f"{name}: no traffic to compare yet on one side ({v.candidate_volume} vs {v.baseline_volume})"
+    text = (f"{name} {fmt.format(v.candidate_value)}{unit} on {v.version} vs "
+            f"{fmt.format(v.baseline_value)}{unit} on {mix}, {how}")  # fmt: skip
+    lo, hi = v.bounds
+    if math.isfinite(lo) and lo > 0 or math.isfinite(hi):
+        text += f"; ratio {_x(lo)} to {_x(hi)} (always-valid {1 - v.details.get('alpha', 0.01):.0%} CI)"
+    text += f"; n = {v.candidate_volume} vs {v.baseline_volume}; {v.verdict.replace('_', ' ')}"
+    return text + (" - severe" if v.severe else "")
+
+
+def _x(r: float) -> str:
+    return "x0" if r <= 0 else ("xinf" if not math.isfinite(r) else f"x{r:.2g}")

@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from alerts.evidence import verdict_sentence
 from alerts.sample import Sample
 from alerts.sequential import p_value, rate_evidence, ratio_bounds, tail_evidence
 from alerts.traffic import Announcement, Arrival, ProductTraffic, Window, arrivals, load_traffic
@@ -146,20 +147,8 @@ class Verdict:
         )  # fmt: skip
 
     def sentence(self) -> str:
-        """The verdict in words, with the numbers: what on-call and PMs read."""
-        unit, fmt = ("ms", "{:.0f}") if self.signal == "latency" else ("", "{:.2%}")
-        name = {"crash_rate": "crash rate", "error_rate": "error rate", "latency": "p95 latency"}[self.signal]
-        mix = ", ".join(f"{v} ({s:.0%})" for v, s in self.baseline_mix) or self.baseline_version
-        how = "same hours (canary)" if self.comparison == "canary" else f"the {self.baseline_window_days()} before"
-        if self.verdict == "insufficient_data":
-            return f"{name}: no traffic to compare yet on one side ({self.candidate_volume} vs {self.baseline_volume})"
-        text = (f"{name} {fmt.format(self.candidate_value)}{unit} on {self.version} vs "
-                f"{fmt.format(self.baseline_value)}{unit} on {mix}, {how}")  # fmt: skip
-        lo, hi = self.bounds
-        if math.isfinite(lo) and lo > 0 or math.isfinite(hi):
-            text += f"; ratio {_x(lo)} to {_x(hi)} (always-valid {1 - self.details.get('alpha', 0.01):.0%} CI)"
-        text += f"; n = {self.candidate_volume} vs {self.baseline_volume}; {self.verdict.replace('_', ' ')}"
-        return text + (" - severe" if self.severe else "")
+        """The verdict in words, with the numbers: what on-call and PMs read (see alerts.evidence)."""
+        return verdict_sentence(self)
 
     def baseline_window_days(self) -> str:
         lo, hi = self.baseline_window.split("/")
@@ -197,10 +186,6 @@ class Verdict:
             "severe": self.severe,
             **self.evidence(),
         }
-
-
-def _x(r: float) -> str:
-    return "x0" if r <= 0 else ("xinf" if not math.isfinite(r) else f"x{r:.2g}")
 
 
 def ratio(candidate: float, baseline: float) -> float:

@@ -91,7 +91,7 @@ from statistics import median
 from typing import TYPE_CHECKING, Any
 
 from alerts.estimates import ESTIMATORS
-from alerts.evidence import missing_signals, scorecard_sentences
+from alerts.evidence import dimension_sentence, missing_signals, scorecard_sentences
 from alerts.intervals import Estimate, z_of
 from alerts.regression import released_versions
 from alerts.sample import Sample
@@ -639,10 +639,14 @@ def store_scorecards(client: Client, database: str, scorecards: Sequence[Scoreca
     rows: list[list[Any]] = []
     at = _aware(at)
     for card in scorecards:
+        doc = card.to_json()
         for name, d in [*card.dimensions.items(), (COMPOSITE, card.composite)]:
-            evidence = (
-                card.to_json() if name == COMPOSITE else {"product": card.product, "dimension": name, **d.to_json()}
-            )
+            if name == COMPOSITE:
+                evidence = doc
+            else:  # the dimension's facts, and them in a sentence: what the table's rows print
+                evidence = {"product": card.product, "dimension": name, **doc["dimensions"][name]}
+                if d.score is not None:
+                    evidence["sentences"] = [dimension_sentence(name, doc["dimensions"][name], doc)]
             rows.append([
                 at, card.product, name, d.score if d.score is not None else math.nan, d.floor, int(d.below_floor),
                 d.days_below, d.trend if d.trend is not None else math.nan, int(card.redesign_candidate),

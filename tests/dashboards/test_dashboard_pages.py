@@ -212,8 +212,8 @@ def test_redesign_evidence_reads_as_sentences(store: Scenario) -> None:
     _, body = _get(store, "/")
     evidence = _panels(body)["Redesign candidates and evidence"]
     decaying = store.story["decaying_product"]
-    assert f"{decaying} is a redesign candidate: 2 dimensions below floor" in evidence
-    assert "crash free sessions is 94% against 98.5% in the reference week." in evidence
+    assert f"{decaying} is a redesign candidate since " in evidence
+    assert "crash-free sessions fell from 98.50% to 94.00%." in evidence  # a dimension row's stored sentence
     assert "{" not in evidence and "&quot;" not in evidence and "<code>" not in evidence  # no JSON
 
 

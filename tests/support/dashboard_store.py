@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from alerts.evidence import dimension_sentence, scorecard_sentences
 from pipeline.tools import synth
 from support.scenario_store import Scenario, close_scenario, open_scenario, write_events
 
@@ -47,31 +48,43 @@ def _scorecards(products: list[str], decaying: str, end: datetime) -> list[list[
                 scores.append((dim, score, below, days_below))
             n_below = sum(b for _, _, b, _ in scores)
             candidate = int(n_below >= 2)
+            dims: dict[str, dict[str, Any]] = {}
             for dim, score, below, days_below in scores:
                 # The shape alerts/scorecard.py's store_scorecards writes: a dimension's DimensionScore.to_json().
-                evidence = {"product": product, "dimension": dim, "score": score, "floor": 55.0,
-                            "below_floor": bool(below), "days_below": days_below, "signals": []}  # fmt: skip
+                dims[dim] = {"score": score, "floor": 55.0, "below_floor": bool(below), "days_below": days_below,
+                             "declining": bool(below), "trend_per_day": -1.5 if below else 0.1,
+                             "signals": []}  # fmt: skip
                 if below:
-                    evidence["signals"] = [
+                    dims[dim]["signals"] = [
                         {"signal": "crash_free_sessions", "value": 0.94, "baseline": 0.985, "score": 31.0},
                         {"signal": "latency_p95_ms", "value": 870.0, "baseline": 1000.0, "score": 100.0},
                     ]
-                rows.append([at, product, dim, score, 55.0, below, days_below, -1.5 if below else 0.1, candidate,
+            doc = _composite_evidence(product, dims, candidate, at)
+            for dim, score, below, days_below in scores:
+                # Each row carries its sentence from the one renderer, as store_scorecards writes it.
+                evidence = {"product": product, "dimension": dim, **dims[dim],
+                            "sentences": [dimension_sentence(dim, dims[dim], doc)]}  # fmt: skip
+                rows.append([at, product, dim, score, 55.0, below, days_below, dims[dim]["trend_per_day"], candidate,
                              json.dumps(evidence)])  # fmt: skip
             composite = sum(s for _, s, _, _ in scores) / 4
             rows.append([at, product, "composite", composite, 60.0, int(composite < 60), 0, 0.0, candidate,
-                         json.dumps(_composite_evidence(product, scores, candidate))])  # fmt: skip
+                         json.dumps(doc)])  # fmt: skip
     return rows
 
 
-def _composite_evidence(product: str, scores: list[tuple[str, float, int, int]], candidate: int) -> dict[str, Any]:
-    """The composite row's evidence as the evaluator stores it (a Scorecard.to_json(), trimmed)."""
-    below = [dim for dim, _, b, _ in scores if b]
+def _composite_evidence(product: str, dims: dict[str, dict[str, Any]], candidate: int, at: datetime) -> dict[str, Any]:
+    """The composite row's evidence as the evaluator stores it (a Scorecard.to_json(), trimmed), with its sentences."""
+    below = [name for name, d in dims.items() if d["below_floor"]]
     evidence: list[dict[str, Any]] = [{"kind": "dimension_below_floor", "dimension": d} for d in below]
     if candidate:
-        reason = f"{len(below)} dimensions below floor on >= 5 of the last 14 days: " + ", ".join(below)
-        evidence.insert(0, {"kind": "redesign_candidate", "reasons": [reason], "dimensions": below})
-    return {"product": product, "redesign_candidate": bool(candidate), "evidence": evidence}
+        entered = {"dimensions": below, "days_below": {n: dims[n]["days_below"] for n in below}, "of_days": 14}
+        evidence.insert(0, {"kind": "redesign_candidate", "dimensions": below, "since": at.date().isoformat(),
+                            "entered": entered})  # fmt: skip
+    reference = [(at - timedelta(days=42)).date().isoformat(), (at - timedelta(days=28)).date().isoformat()]
+    doc = {"product": product, "redesign_candidate": bool(candidate), "evidence": evidence, "dimensions": dims,
+           "reference": reference, "policy": {"level": 0.95, "period_days": 14, "min_days_below": 5,
+                                              "min_dimensions_below": 2, "exit_margin": 5}}  # fmt: skip
+    return {**doc, "sentences": scorecard_sentences(doc)}
 
 
 def fill_evaluator_tables(sc: Scenario, extra_products: list[str]) -> None:
