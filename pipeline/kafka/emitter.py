@@ -181,7 +181,7 @@ class Emitter(TypedEvents):
             "max_request_size": 2 * 1024 * 1024,
             "delivery_timeout_ms": 120_000,
             # Both only ever block the background thread; short, so it notices close() and reports the outage.
-            "bootstrap_timeout_ms": 2_000,
+            "bootstrap_timeout_ms": 5_000,  # a refused port fails at once; 5 s is for a slow handshake
             "max_block_ms": 10_000,
             "client_id": "pulse-emitter",
             **kafka_python_config(settings),

@@ -127,7 +127,7 @@ def test_releases_and_raw_messages_resolve_their_futures(settings):
 SENDS_AND_EXITS = """
 import sys
 from pipeline.kafka.emitter import Emitter
-em = Emitter.from_env(product="checkout", version="1.0", linger_ms=60_000)  # packs linger past the exit
+em = Emitter.from_env(product="checkout", version="1.0", linger_ms=60_000, **KWARGS)  # packs linger past the exit
 for i in range(300):
     event = em.session_started(user_id=f"u-{i}", session_id="s")
     print(event.event_id)
@@ -143,22 +143,19 @@ def run_script(settings: Settings, script: str) -> tuple[subprocess.CompletedPro
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    reason="OPEN BUG: in a fresh-clone CI run none of the 300 events reached the topic at exit (it passed in the "
-    "worktree where it was written); the atexit flush is not proven",
-    strict=False,
-)
 def test_events_still_lingering_at_interpreter_exit_are_sent(settings):
-    done, _ = run_script(settings, SENDS_AND_EXITS)
+    # The exit budget raised from its 5 s: this proves that the hook sends what lingers (the bound is the next
+    # test's), and on a loaded CI machine the producer once took longer than 5 s to connect.
+    done, _ = run_script(settings, SENDS_AND_EXITS.replace("**KWARGS", "exit_timeout_s=30"))
     assert done.returncode == 0, done.stderr[-3000:]
     ids = done.stdout.split()
     assert len(ids) == 300
     got = events_of(read_topic(settings, settings.events_topic, want=1))
-    assert sorted(str(EVENT_ADAPTER.validate_json(v).event_id) for v in got) == sorted(ids)
+    assert sorted(str(EVENT_ADAPTER.validate_json(v).event_id) for v in got) == sorted(ids), done.stderr[-3000:]
 
 
 def test_the_exit_flush_is_bounded_when_kafka_is_down():
-    done, seconds = run_script(dead_broker(), SENDS_AND_EXITS)
+    done, seconds = run_script(dead_broker(), SENDS_AND_EXITS.replace("**KWARGS", ""))  # the default budget
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(done.stdout.split()) == 300
     assert seconds < 5 + 10  # the 5 s exit flush, plus the interpreter's start on a busy machine
