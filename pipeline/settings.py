@@ -301,6 +301,18 @@ class CollectorSettings(BaseModel):
     collector_rate_burst_s: float = Field(
         10.0, gt=0, description="seconds of the rate limit a product may send at once (at least one full request)"
     )
+    collector_max_in_flight: int = Field(
+        256,
+        ge=1,
+        description="requests the collector works on at once; beyond, 503 with Retry-After at once, before the body "
+        "is read (load is shed instead of queued: memory and latency stay bounded)",
+    )
+    collector_max_in_flight_per_key: int = Field(
+        64,
+        ge=1,
+        description="of those, requests one sender (one Authorization header) may have at once; beyond, 503: one "
+        "flooding sender cannot take the others' share",
+    )
     collector_mapping_file: Path | None = Field(
         None,
         description="YAML file that overrides how the standards' routes (OTLP, Segment, PostHog) map to events: "

@@ -98,6 +98,8 @@ class Collector:
         self.kafka_pool = ThreadPoolExecutor(KAFKA_THREADS, thread_name_prefix="pulse-collector-kafka")
         self.kafka = KafkaLink(settings, emitter_factory, self.kafka_pool)
         self.kafka_probe = Probe("kafka", KafkaProbe(settings))
+        self.in_flight = 0  # requests between _handle's start and its answer (all on the event loop: no lock)
+        self.in_flight_by_sender: Counter[str] = Counter()
 
     async def on_startup(self, app: web.Application) -> None:
         self.kafka.connect_soon()
@@ -159,7 +161,11 @@ class Collector:
         """Run one route's ``collect`` and log one line; every route answers refusals the same way."""
         started = time.perf_counter()
         outcome = _Outcome(route=route)
+        sender = _sender(request)
+        self.in_flight += 1
+        self.in_flight_by_sender[sender] += 1
         try:
+            self._shed(sender)
             response = await collect(request, outcome)
         except Rejected as rejected:
             outcome.reason = rejected.reason
@@ -168,6 +174,11 @@ class Collector:
             log.exception("event=collect_crashed route=%s", route)
             outcome.reason = "internal_error"
             response = web.json_response({"error": "internal error"}, status=500)
+        finally:
+            self.in_flight -= 1
+            self.in_flight_by_sender[sender] -= 1
+            if not self.in_flight_by_sender[sender]:
+                del self.in_flight_by_sender[sender]
         telemetry.COLLECTOR_REQUESTS.labels(str(response.status)).inc()
         log.log(
             logging.WARNING if response.status >= 500 else logging.INFO,
@@ -181,6 +192,18 @@ class Collector:
             outcome.route,
         )
         return response
+
+    def _shed(self, sender: str) -> None:
+        """503 before the body is read (nothing read, nothing produced) when the collector, or this sender, has
+        as many requests in flight as it may: overload is shed, not queued, so memory and latency stay bounded,
+        and a sender flooding the collector is shed before it takes the others' share."""
+        cap, per_sender = self.settings.collector_max_in_flight, self.settings.collector_max_in_flight_per_key
+        if self.in_flight_by_sender[sender] > per_sender:
+            raise Rejected(503, f"this sender has {per_sender} requests in flight already; retry later",
+                           "overloaded_sender", headers=RETRY)  # fmt: skip
+        if self.in_flight > cap:
+            raise Rejected(503, f"the collector has {cap} requests in flight already; retry later", "overloaded",
+                           headers=RETRY)  # fmt: skip
 
     async def post_releases(self, request: web.Request) -> web.Response:
         """``POST /v1/releases``: what ``pulse release`` does, for a CI job that has a write key and no Kafka."""
@@ -412,6 +435,11 @@ class Collector:
                 "kafka_failed",
                 headers=RETRY,
             ) from None
+
+
+def _sender(request: web.Request) -> str:
+    """Who sends, for fair shedding only (not authentication): the credential header as sent, else the peer."""
+    return request.headers.get("Authorization") or request.headers.get("X-Sentry-Auth") or request.remote or "unknown"
 
 
 def _only(products: frozenset[str]) -> str:
