@@ -2,6 +2,10 @@
 
 It passed 2 of 4 runs when written: in the other two the surviving workers stopped fetching and committing
 partitions they kept or got back after the rebalance (no error logged), so the group never drained.
+The symptom matches open faust-streaming reports of partitions that get no fetch requests after a rebalance,
+with nothing logged (faust-streaming/faust#629, #175; aiokafka 0.12). A watchdog cannot see it from the
+consumer's own state (a partition that is never fetched keeps a stale high watermark): it needs end offsets
+from a client of its own, as the readiness probe's Kafka client could list them.
 Run it by hand to chase the stall: ``PYTHONPATH=$PWD:$PWD/tests .venv/bin/python -m pytest
 tests/faults/many_workers_stall.py``. Rename it back to ``test_many_workers.py`` once it is green repeatedly.
 
