@@ -78,6 +78,10 @@ class Window:
     failed: int
     latency: np.ndarray  # counts per bucket
 
+    def plus(self, other: Window) -> Window:
+        return Window(self.sessions + other.sessions, self.crashed + other.crashed, self.requests + other.requests,
+                      self.failed + other.failed, self.latency + other.latency)  # fmt: skip
+
     def minus(self, other: Window) -> Window:
         return Window(self.sessions - other.sessions, self.crashed - other.crashed, self.requests - other.requests,
                       self.failed - other.failed, self.latency - other.latency)  # fmt: skip

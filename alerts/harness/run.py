@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from alerts.harness.scenario import Product, Scenario, Truth, library
-from alerts.harness.simulate import simulate
+from alerts.harness.simulate import Arriving, arriving, simulate
 from alerts.regression import RegressionConfig, choose_sides, judge_sides
 from alerts.traffic import Arrival, ProductTraffic, arrivals
 
@@ -53,12 +53,17 @@ def looks(arrival_h: int, hours: int, cfg: RegressionConfig) -> Iterable[int]:
     return [*dense, *sparse]
 
 
-def first_page(traffic: ProductTraffic, arrival: Arrival, cfg: RegressionConfig) -> tuple[int | None, set[str]]:
+def first_page(traffic: ProductTraffic | Arriving, arrival: Arrival, cfg: RegressionConfig
+               ) -> tuple[int | None, set[str]]:  # fmt: skip
+    """The first look that pages, and the comparisons used; each look sees the events that had arrived by then."""
     seen: set[str] = set()
-    for t in looks(arrival.hour, traffic.hours, cfg):
-        sides = choose_sides(traffic, arrival, t, cfg)
+    view = traffic.as_of if isinstance(traffic, Arriving) else (lambda t: traffic)
+    hours = traffic.final.hours if isinstance(traffic, Arriving) else traffic.hours
+    for t in looks(arrival.hour, hours, cfg):
+        at_t = view(t)
+        sides = choose_sides(at_t, arrival, t, cfg)
         seen.add(sides.comparison)
-        if any(r["severe"] for r in judge_sides(sides, traffic.bucket0, cfg).values()):
+        if any(r["severe"] for r in judge_sides(sides, at_t.bucket0, cfg).values()):
             return t, seen
     return None, seen
 
@@ -78,7 +83,8 @@ def expected(scenario: Scenario, product: Product, seeds: int = 8) -> ProductTra
 
 def run_product(scenario: Scenario, product: Product, seed: int, cfg: RegressionConfig,
                 least: bool = False) -> list[Outcome]:  # fmt: skip
-    traffic = simulate(scenario, product, seed)
+    seen = arriving(scenario, product, seed)
+    traffic = seen.final  # arrivals are found on all the events (late ones move a first hour by hours at most)
     found: dict[tuple[str, int], Arrival] = {}
     for a in arrivals(traffic):
         found.setdefault((a.version, a.hour // 24), a)
@@ -92,7 +98,7 @@ def run_product(scenario: Scenario, product: Product, seed: int, cfg: Regression
         paged = least_h = None
         comparisons: set[str] = set()
         if arrival is not None:
-            t, comparisons = first_page(traffic, arrival, cfg)
+            t, comparisons = first_page(seen, arrival, cfg)
             paged = None if t is None else t - r.day * 24
             if mean is not None:
                 m_arrival = next((a for a in arrivals(mean) if a.version == r.version and abs(a.hour // 24 - day) <= 1),

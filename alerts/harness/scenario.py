@@ -58,6 +58,12 @@ class Product(BaseModel):
     latency_sigma: float = Field(0.5, gt=0)  # of the lognormal
     latency_creep: float = Field(1.0, gt=0)  # latency multiplier reached at the end (geometric; no release)
     adopt_hours: float = Field(6.0, gt=0)  # users move to a new version with this time constant
+    # Late events: this share of each hour's events (of late_fields) reaches the store only 2..6 h later (each
+    # delay in late_hours equally likely); the judge at a look sees what had arrived by then.
+    late_share: float = Field(0.0, ge=0, lt=1)
+    late_hours: tuple[int, int] = (2, 6)
+    late_fields: list[Literal["sessions", "crashed", "requests", "failed"]] = [
+        "sessions", "crashed", "requests", "failed"]  # fmt: skip
     releases: list[Release]
 
     def truth(self, i: int) -> Truth:

@@ -8,17 +8,22 @@ the day, the weekend dip and holidays), split over versions by the rollout
 lognormal around the median x effect x creep, in the catalog's histogram
 buckets. The result is a :class:`~alerts.traffic.ProductTraffic`, the same
 object the judge reads from the store.
+
+Late events (a product's ``late_share``): :func:`arriving` moves that share of
+each hour's events to arrive ``late_hours`` later, and its
+:meth:`Arriving.as_of` is the store as a look at hour ``t`` sees it.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
 from alerts.harness.scenario import Product, Scenario
-from alerts.traffic import Announcement, ProductTraffic, traffic_of
+from alerts.traffic import Announcement, Counts, ProductTraffic, Window, traffic_of
 from pipeline.catalog.histogram import GAMMA
 
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday: weekdays and weekends fall where the scenario says
@@ -57,6 +62,15 @@ def effects(product: Product, hours: int) -> dict[str, tuple[float, float, float
 
 
 def simulate(scenario: Scenario, product: Product, seed: int) -> ProductTraffic:
+    """The product's traffic once every event arrived (what the store holds in the end)."""
+    versions, announced = _hourly(scenario, product, seed)
+    return traffic_of(product.name, START, scenario.days * 24, BUCKET0, versions, announced)
+
+
+Hourly = dict[str, tuple[dict[str, np.ndarray], np.ndarray]]  # per version: counts per field, latency histograms
+
+
+def _hourly(scenario: Scenario, product: Product, seed: int) -> tuple[Hourly, dict[str, Announcement]]:
     rng = np.random.default_rng(seed)
     hours = scenario.days * 24
     h = np.arange(hours)
@@ -72,7 +86,7 @@ def simulate(scenario: Scenario, product: Product, seed: int) -> ProductTraffic:
     split = np.stack([rng.multinomial(n, p[i]) for i, n in enumerate(sessions)]) if hours else np.zeros((0, 0))
     creep = product.latency_creep ** (h / max(hours - 1, 1))
     mults = effects(product, hours)
-    versions = {}
+    versions: Hourly = {}
     for j, v in enumerate(names):
         crash, errors, latency = mults[v]
         s = np.asarray(split[:, j], dtype=np.int64)
@@ -89,7 +103,87 @@ def simulate(scenario: Scenario, product: Product, seed: int) -> ProductTraffic:
                                 else r.rollout[0][1])
         for r in product.releases if r.announced and r.day > 0
     }  # fmt: skip
-    return traffic_of(product.name, START, hours, BUCKET0, versions, announced)
+    return versions, announced
+
+
+@dataclass
+class Seen(Counts):
+    """Counts as the store holds them at look ``t``: those on time, plus the late ones that arrived by then."""
+
+    late: tuple[tuple[int, Counts], ...] = ()  # (delay in hours, the counts that arrive that late)
+    t: int = 0
+
+    def window(self, a: int, b: int) -> Window:
+        w = super().window(a, b)
+        for delay, counts in self.late:
+            w = w.plus(counts.window(a, min(b, self.t - delay)))  # hour h arrived by t if h + delay < t
+        return w
+
+
+@dataclass
+class Arriving:
+    """A simulated product as each look sees it: :attr:`final` once all arrived, :meth:`as_of` at hour ``t``."""
+
+    final: ProductTraffic
+    on_time: ProductTraffic | None = None  # None: no late events
+    late: tuple[tuple[int, ProductTraffic], ...] = ()
+
+    def as_of(self, t: int) -> ProductTraffic:
+        if self.on_time is None:
+            return self.final
+        f, on = self.final, self.on_time
+
+        def seen(name: str | None) -> Seen:
+            base = on.total if name is None else on.versions[name]
+            late = tuple((d, lt.total if name is None else lt.versions[name]) for d, lt in self.late)
+            return Seen(base.sessions, base.crashed, base.requests, base.failed, base.latency, late, t)
+
+        return ProductTraffic(f.product, f.start, f.hours, f.bucket0, {v: seen(v) for v in on.versions}, seen(None),
+                              f.announced)  # fmt: skip
+
+
+def arriving(scenario: Scenario, product: Product, seed: int) -> Arriving:
+    """The product's traffic with its late events (``late_share`` of each hour, ``late_hours`` late).
+
+    The split draws from a generator of its own, so a product without late
+    events simulates exactly as :func:`simulate` does. Late requests carry
+    their latencies: the histograms are split, and the late request counts are
+    their sums.
+    """
+    versions, announced = _hourly(scenario, product, seed)
+    hours = scenario.days * 24
+    final = traffic_of(product.name, START, hours, BUCKET0, versions, announced)
+    if product.late_share <= 0:
+        return Arriving(final)
+    rng = np.random.default_rng((seed, 0x1A7E))
+    delays = list(range(product.late_hours[0], product.late_hours[1] + 1))
+    on_time: Hourly = {}
+    late: list[Hourly] = [{} for _ in delays]
+    for v, (fields, hist) in versions.items():
+        left = {f: np.asarray(a, dtype=np.int64).copy() for f, a in fields.items()}
+        left_hist = hist.copy()
+        parts: list[tuple[dict[str, np.ndarray], np.ndarray]] = [({}, np.zeros_like(hist)) for _ in delays]
+        for i in range(len(delays)):
+            p = product.late_share / len(delays) / (1 - product.late_share * i / len(delays))  # sequential split
+            for f in product.late_fields:
+                if f == "requests":
+                    continue
+                parts[i][0][f] = rng.binomial(left[f], p)
+                left[f] -= parts[i][0][f]
+            if "requests" in product.late_fields:
+                h = rng.binomial(left_hist, p)
+                left_hist -= h
+                parts[i] = (parts[i][0] | {"requests": h.sum(axis=1)}, h)
+                left["requests"] -= parts[i][0]["requests"]
+        on_time[v] = (left, left_hist)
+        for i, (part, h) in enumerate(parts):
+            zeros = np.zeros(hours, dtype=np.int64)
+            late[i][v] = ({f: part.get(f, zeros) for f in ("sessions", "crashed", "requests", "failed")}, h)
+    return Arriving(
+        final,
+        traffic_of(product.name, START, hours, BUCKET0, on_time, announced),
+        tuple((d, traffic_of(product.name, START, hours, BUCKET0, late[i], announced)) for i, d in enumerate(delays)),
+    )
 
 
 def _latencies(rng: np.random.Generator, requests: np.ndarray, median: np.ndarray, sigma: float) -> np.ndarray:

@@ -67,6 +67,15 @@ def test_severe_regressions_page_in_time(outcomes: list[Outcome]) -> None:
         assert len(delays) == 3 and all(d is not None and d <= 72 for d in delays), (effect, delays)
 
 
+def test_late_events_neither_page_nor_hide_a_bad_release(outcomes: list[Outcome]) -> None:
+    # 30% of all events 2-6 h late, or half the crash reports 2-12 h late: the thin newest hours page no A/A
+    # release (the test above counts them) and hide no severe one
+    late = [o for o in outcomes if o.scenario == "late-events"]
+    assert len([o for o in late if o.effect == "A/A"]) >= 20
+    severe = [o for o in late if o.truth == "severe"]
+    assert len(severe) == 5 and all(o.paged_after_h is not None and o.paged_after_h <= 36 for o in severe), severe
+
+
 def test_rollbacks_and_hotfixes_do_not_page(outcomes: list[Outcome]) -> None:
     fixes = [o for o in outcomes if o.truth == "healthy" and o.effect != "A/A"]
     assert fixes and all(o.paged_after_h is None for o in fixes)
