@@ -5,9 +5,12 @@ broker's PKCS12 keystore and truststore with the JDK's ``keytool``, creates the
 SCRAM users when it formats the storage (``kafka-storage format --add-scram``,
 KRaft's way: no ZooKeeper, no running broker needed), and starts one KRaft node
 on 127.0.0.1. Each :class:`SecureKafka` gets its own folder (fresh keys and
-users) and a free port pair, so it runs beside the session's broker (9092),
-the fault tests' cluster (19092-19097) and the script's default (19192).
-Starting is bounded (the script waits 60 s at most); :meth:`stop` ends the JVM.
+users) and the script's port, 19192 (controller 19193), beside the session's
+broker (9092) and the fault tests' cluster (19092-19097). :meth:`start` first
+stops a broker an aborted run left on that port (the script finds it by its
+pid file, named by port), as the cluster helper does; if something else holds
+the port, a free pair is used instead. Starting is bounded (the script waits
+60 s at most); :meth:`stop` ends the JVM.
 """
 
 from __future__ import annotations
@@ -27,6 +30,19 @@ KAFKA_SH = Path(__file__).resolve().parents[2] / "deploy" / "local" / "kafka.sh"
 MECHANISM = "SCRAM-SHA-512"
 
 
+DEFAULT_PORT = 19192
+
+
+def _pair_free(port: int) -> bool:
+    for p in (port, port + 1):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                return False
+    return True
+
+
 def _free_port_pair() -> int:
     """A port p with p and p+1 free (the SASL_SSL listener on p, the KRaft controller on p+1)."""
     for _ in range(50):
@@ -44,15 +60,18 @@ class SecureKafka:
     def __init__(self, folder: Path, user: str = "pulse", port: int | None = None) -> None:
         self.folder = folder
         self.user = user
-        self.port = port or _free_port_pair()
-        self.env = {
-            **os.environ,
-            "PULSE_KAFKA_SECURE_PORT": str(self.port),
-            "PULSE_KAFKA_SECURE_DATA": str(folder),
-            "PULSE_KAFKA_SECURE_USER": user,
-        }
+        self.port = port or DEFAULT_PORT
         self.info: dict[str, str] = {}
         self.started_in_s = 0.0
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "PULSE_KAFKA_SECURE_PORT": str(self.port),
+            "PULSE_KAFKA_SECURE_DATA": str(self.folder),
+            "PULSE_KAFKA_SECURE_USER": self.user,
+        }
 
     def run(self, action: str, timeout_s: float = 120) -> str:
         done = subprocess.run(
@@ -65,6 +84,9 @@ class SecureKafka:
 
     def start(self) -> SecureKafka:
         started = time.monotonic()
+        self.run("stop")  # a broker an aborted run left on this port, whatever its folder
+        if not _pair_free(self.port):
+            self.port = _free_port_pair()
         out = self.run("start")
         self.started_in_s = time.monotonic() - started
         self.info = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
