@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.errors import PulseError
+
 DEFAULT_DATA_DIR = Path(".pulse-data")
 _SECTION = ConfigDict(frozen=True, extra="ignore")
 _WILDCARDS = ("0.0.0.0", "::", "")
@@ -39,7 +41,10 @@ class KafkaSettings(BaseModel):
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_cafile: Path | None = Field(
+        None,
+        description="PEM file of the CA(s) that signed the brokers' certificates (SSL, SASL_SSL); unset: the system's",
+    )
     kafka_ssl_certfile: Path | None = None
     kafka_ssl_keyfile: Path | None = None
 
@@ -74,10 +79,14 @@ class KafkaSettings(BaseModel):
     @model_validator(mode="after")
     def _security_is_complete(self) -> KafkaSettings:
         proto = self.kafka_security_protocol
-        if proto.startswith("SASL") and (self.kafka_sasl_mechanism is None or not self.kafka_sasl_username):
+        # All three, or a client would connect without credentials (kafka-python asserts, aiokafka sends an
+        # empty password) and fail at the broker with a less clear message.
+        if proto.startswith("SASL") and (
+            self.kafka_sasl_mechanism is None or not self.kafka_sasl_username or self.kafka_sasl_password is None
+        ):
             raise ValueError(
                 f"PULSE_KAFKA_SECURITY_PROTOCOL={proto} needs PULSE_KAFKA_SASL_MECHANISM (PLAIN, SCRAM-SHA-256 or "
-                "SCRAM-SHA-512) and PULSE_KAFKA_SASL_USERNAME (and PULSE_KAFKA_SASL_PASSWORD)"
+                "SCRAM-SHA-512), PULSE_KAFKA_SASL_USERNAME and PULSE_KAFKA_SASL_PASSWORD"
             )
         for name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile"):
             path = getattr(self, name)
@@ -408,6 +417,14 @@ def describe_invalid(exc: ValidationError) -> list[str]:
         message = str(err["msg"]).removeprefix("Value error, ")
         lines.append(f"{name}{message}{shown if not isinstance(given, dict) else ''}")
     return lines
+
+
+class InvalidSettings(PulseError, ValueError):
+    """Settings that failed validation, as one line per problem (``describe_invalid``), joined by "; "."""
+
+    @classmethod
+    def of(cls, exc: ValidationError) -> InvalidSettings:
+        return cls("invalid settings: " + "; ".join(describe_invalid(exc)))
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -5,6 +5,7 @@
 #   deploy/local/kafka.sh cluster start|stop|status           a cluster of PULSE_KAFKA_NODES brokers (default 3)
 #   deploy/local/kafka.sh cluster kill ID                     SIGKILL node ID (1..N), as a crash would
 #   deploy/local/kafka.sh cluster start ID | stop ID          start (again) or stop one node
+#   deploy/local/kafka.sh secure start|stop|status            one broker whose only client listener is SASL_SSL
 #
 # Jars come from Maven Central (deploy/local/kafka/pom.xml) into a cache folder
 # outside the repo; storage is formatted on first start. start and stop are
@@ -20,6 +21,15 @@
 # Every node is broker and controller (combined KRaft mode), so the controller quorum is
 # the same majority as the brokers: losing one of three keeps both; losing two stops
 # leader elections until one comes back. Each JVM gets -Xmx512m.
+# Secure mode (the security tests; its own ports and folder, beside the others):
+#   PULSE_KAFKA_SECURE_PORT      SASL_SSL listener port (default 19192; controller on port+1, PLAINTEXT,
+#                                loopback, KRaft quorum only)
+#   PULSE_KAFKA_SECURE_DATA      folder (default $PULSE_KAFKA_HOME/secure-$PORT): tls/ (a CA made with keytool,
+#                                the broker's PKCS12 keystore and truststore, ca.pem for clients), data/
+#   PULSE_KAFKA_SECURE_USER      SCRAM-SHA-512 client user created at format time (default pulse)
+#   PULSE_KAFKA_SECURE_PASSWORD  its password (default: random, kept in $PULSE_KAFKA_SECURE_DATA/client.password)
+# Brokers talk to each other over the same SASL_SSL listener as user 'broker'. `secure start` prints
+# bootstrap=, cafile=, user= and password_file= lines for clients.
 set -euo pipefail
 
 KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$(dirname "$0")/kafka/pom.xml")
@@ -29,6 +39,7 @@ LIBS=$HOME_DIR/libs
 HEAP="-Xms256m -Xmx1g"
 # The node this invocation acts on; single mode is node 1 of a cluster of one (set_single / set_node).
 NODE_ID=1 NODES=1 PORT= CONTROLLER_PORT= DATA= PIDFILE= LOG= CONF= VOTERS= EXTRA=
+LISTENER=PLAINTEXT FORMAT_ARGS=()  # the client listener's name (= its protocol); extra StorageTool format options
 
 set_single() {
   PORT=${PULSE_KAFKA_PORT:-9092}
@@ -99,11 +110,11 @@ write_config() {
 process.roles=broker,controller
 node.id=$NODE_ID
 controller.quorum.voters=$VOTERS
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+listeners=$LISTENER://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
+advertised.listeners=$LISTENER://127.0.0.1:$PORT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,$LISTENER:$LISTENER
+inter.broker.listener.name=$LISTENER
 log.dirs=$DATA
 num.partitions=12
 offsets.topic.replication.factor=1
@@ -132,7 +143,8 @@ launch() {
   write_config
   if [ ! -f "$DATA/meta.properties" ]; then
     log "formatting storage in $DATA"
-    java_run kafka.tools.StorageTool format -t "${1:-$(java_run kafka.tools.StorageTool random-uuid)}" -c "$CONF" >/dev/null
+    java_run kafka.tools.StorageTool format -t "${1:-$(java_run kafka.tools.StorageTool random-uuid)}" -c "$CONF" \
+        ${FORMAT_ARGS[@]+"${FORMAT_ARGS[@]}"} >/dev/null
   fi
   log "starting node $NODE_ID on 127.0.0.1:$PORT (log: $LOG)"
   # shellcheck disable=SC2086 # HEAP is two options
@@ -230,6 +242,98 @@ cluster() {
   esac
 }
 
+SECURE_PORT=${PULSE_KAFKA_SECURE_PORT:-19192}
+SECURE_DATA=${PULSE_KAFKA_SECURE_DATA:-$HOME_DIR/secure-$SECURE_PORT}
+
+set_secure() {
+  PORT=$SECURE_PORT
+  CONTROLLER_PORT=$((PORT + 1))
+  DATA=$SECURE_DATA/data
+  PIDFILE=$HOME_DIR/secure-$PORT.pid
+  LOG=$HOME_DIR/secure-$PORT.log
+  CONF=$HOME_DIR/secure-$PORT.properties
+  VOTERS="1@127.0.0.1:$CONTROLLER_PORT"
+  HEAP="-Xms128m -Xmx512m"
+  LISTENER=SASL_SSL
+}
+
+# make_tls DIR: a CA and a broker certificate it signed (SAN 127.0.0.1 and localhost, so clients verify the
+# host name), in PKCS12 stores made with the JDK's keytool; ca.pem is what clients trust. Kept once made.
+make_tls() {
+  local dir=$1 pw
+  if [ -f "$dir/keystore.p12" ] && [ -f "$dir/ca.pem" ]; then return 0; fi
+  rm -rf "$dir"; mkdir -p "$dir"; chmod 700 "$dir"
+  pw=$(head -c 18 /dev/urandom | base64 | tr -d '+/=\n')
+  echo "$pw" > "$dir/store.password"
+  local kt=(keytool -storetype PKCS12 -storepass "$pw" -keyalg RSA -keysize 2048 -validity 30)
+  "${kt[@]}" -genkeypair -alias ca -keystore "$dir/ca.p12" -dname "CN=ProductPulse local test CA" \
+      -ext bc:c -ext ku:c=keyCertSign,cRLSign 2>/dev/null
+  keytool -exportcert -rfc -alias ca -keystore "$dir/ca.p12" -storepass "$pw" -file "$dir/ca.pem" 2>/dev/null
+  "${kt[@]}" -genkeypair -alias broker -keystore "$dir/keystore.p12" -dname "CN=127.0.0.1" 2>/dev/null
+  keytool -certreq -alias broker -keystore "$dir/keystore.p12" -storepass "$pw" -file "$dir/broker.csr" 2>/dev/null
+  keytool -gencert -rfc -alias ca -keystore "$dir/ca.p12" -storepass "$pw" -validity 30 \
+      -ext SAN=ip:127.0.0.1,dns:localhost -ext ku:c=digitalSignature,keyEncipherment -ext eku=serverAuth \
+      -infile "$dir/broker.csr" -outfile "$dir/broker.pem" 2>/dev/null
+  keytool -importcert -noprompt -alias ca -file "$dir/ca.pem" -keystore "$dir/keystore.p12" -storepass "$pw" 2>/dev/null
+  keytool -importcert -alias broker -file "$dir/broker.pem" -keystore "$dir/keystore.p12" -storepass "$pw" 2>/dev/null
+  keytool -importcert -noprompt -alias ca -file "$dir/ca.pem" -keystore "$dir/truststore.p12" -storetype PKCS12 \
+      -storepass "$pw" 2>/dev/null
+  rm -f "$dir/broker.csr"
+}
+
+secret() {  # secret FILE: the password kept in FILE, made (random) on first use
+  [ -s "$1" ] || { head -c 18 /dev/urandom | base64 | tr -d '+/=\n' > "$1"; chmod 600 "$1"; }
+  cat "$1"
+}
+
+secure() {
+  set_secure
+  case "${1:-}" in
+    start)
+      if running; then log "secure broker already running (pid $(cat "$PIDFILE")) on 127.0.0.1:$PORT"; secure_info; return 0; fi
+      mkdir -p "$SECURE_DATA" "$HOME_DIR"
+      make_tls "$SECURE_DATA/tls"
+      local user=${PULSE_KAFKA_SECURE_USER:-pulse} store_pw broker_pw client_pw
+      store_pw=$(cat "$SECURE_DATA/tls/store.password")
+      broker_pw=$(secret "$SECURE_DATA/broker.password")
+      if [ -n "${PULSE_KAFKA_SECURE_PASSWORD:-}" ]; then
+        printf '%s' "$PULSE_KAFKA_SECURE_PASSWORD" > "$SECURE_DATA/client.password"; chmod 600 "$SECURE_DATA/client.password"
+      fi
+      client_pw=$(secret "$SECURE_DATA/client.password")
+      if [[ "$user" =~ [^A-Za-z0-9._-] || "$client_pw" =~ [\],\"] ]]; then
+        log "PULSE_KAFKA_SECURE_USER may hold letters, digits, '.', '_' and '-'; the password no ']', ',' or '\"'"
+        return 2
+      fi
+      FORMAT_ARGS=(--add-scram "SCRAM-SHA-512=[name=broker,password=$broker_pw]"
+                   --add-scram "SCRAM-SHA-512=[name=$user,password=$client_pw]")
+      EXTRA="sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"broker\" password=\"$broker_pw\";
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$SECURE_DATA/tls/keystore.p12
+ssl.keystore.password=$store_pw
+ssl.key.password=$store_pw
+ssl.truststore.type=PKCS12
+ssl.truststore.location=$SECURE_DATA/tls/truststore.p12
+ssl.truststore.password=$store_pw
+ssl.client.auth=none"
+      launch
+      chmod 600 "$CONF"  # it holds the broker's password and the store password
+      wait_ready 60
+      secure_info ;;
+    stop) stop ;;
+    status) status ;;
+    *) echo "usage: $0 secure start|stop|status" >&2; exit 2 ;;
+  esac
+}
+
+secure_info() {
+  echo "bootstrap=127.0.0.1:$PORT"
+  echo "cafile=$SECURE_DATA/tls/ca.pem"
+  echo "user=${PULSE_KAFKA_SECURE_USER:-pulse}"
+  echo "password_file=$SECURE_DATA/client.password"
+}
+
 bootstrap() {
   local i
   for i in $(seq 1 "$NODES"); do printf '%s127.0.0.1:%d' "$([ "$i" -gt 1 ] && echo ,)" $((BASE + 2 * (i - 1))); done
@@ -242,5 +346,6 @@ case "${1:-}" in
   status) set_single; status ;;
   fetch) fetch ;;
   cluster) shift; cluster "$@" ;;
-  *) echo "usage: $0 start|stop|status|fetch | cluster start|stop|status [ID] | cluster kill ID" >&2; exit 2 ;;
+  secure) shift; secure "$@" ;;
+  *) echo "usage: $0 start|stop|status|fetch | cluster start|stop|status [ID] | cluster kill ID | secure start|stop|status" >&2; exit 2 ;;
 esac

@@ -36,6 +36,7 @@ from pipeline.collector.intake import Intake
 from pipeline.collector.link import RETRY, EmitterFactory, KafkaLink, connect_emitter, send_and_wait
 from pipeline.collector.mapping import load_mapping
 from pipeline.collector.ratelimit import RateLimits
+from pipeline.kafka.login import check_login
 from pipeline.probes import KafkaProbe, Probe
 from pipeline.settings import Settings
 
@@ -483,6 +484,9 @@ def run_collector(settings: Settings) -> None:
     logging.getLogger("kafka").setLevel(logging.WARNING)  # its per-connection INFO lines would drown the request log
     if settings.collector_write_keys is None:
         raise ValueError("no write keys: set PULSE_COLLECTOR_WRITE_KEYS=product=key[,product2=key2...]")
+    # A collector may start before Kafka (it answers 503 until it connects), but not with credentials the
+    # broker refuses: that never heals by waiting, so it ends here with one line (exit 2).
+    check_login(settings)
     app = create_app(settings)
     log.info(
         "event=collector_start host=%s port=%d topic=%s products=%s",

@@ -19,6 +19,7 @@ from pipeline.collector.errors import Rejected
 from pipeline.kafka.admin import ensure_topics
 from pipeline.kafka.config import kafka_python_config
 from pipeline.kafka.emitter import Emitter
+from pipeline.kafka.login import LoginRefused, login_watch
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,23 @@ def connect_emitter(settings: Settings) -> Emitter:
     """
     timeout_ms = max(1, int(settings.collector_ack_timeout_s * 1000))
     linger_ms = 2
-    producer = KafkaProducer(
+    with login_watch(settings):  # refused credentials: LoginRefused, not a bootstrap timeout
+        producer = _producer(settings, timeout_ms, linger_ms)
+    try:
+        try:
+            ensure_topics(settings, timeout_s=settings.collector_ack_timeout_s)
+        except LoginRefused:
+            raise
+        except Exception as exc:  # noqa: BLE001 - best effort: a collector may lack the right to create topics
+            log.warning("event=ensure_topics_failed error=%s detail=%r", type(exc).__name__, str(exc)[:200])
+        return Emitter(settings, linger_ms=linger_ms, producer=producer)
+    except BaseException:
+        producer.close(timeout=0)
+        raise
+
+
+def _producer(settings: Settings, timeout_ms: int, linger_ms: int) -> KafkaProducer:
+    return KafkaProducer(
         acks="all",
         enable_idempotence=True,
         retries=2**31 - 1,
@@ -75,15 +92,6 @@ def connect_emitter(settings: Settings) -> Emitter:
         client_id="pulse-collector",
         **kafka_python_config(settings),
     )
-    try:
-        try:
-            ensure_topics(settings, timeout_s=settings.collector_ack_timeout_s)
-        except Exception as exc:  # noqa: BLE001 - best effort: a collector may lack the right to create topics
-            log.warning("event=ensure_topics_failed error=%s detail=%r", type(exc).__name__, str(exc)[:200])
-        return Emitter(settings, linger_ms=linger_ms, producer=producer)
-    except BaseException:
-        producer.close(timeout=0)
-        raise
 
 
 def send_and_wait(emitter: Emitter, encoded: list[tuple[bytes, bytes]], deadline: float) -> None:

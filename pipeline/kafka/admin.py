@@ -16,6 +16,7 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from pipeline.kafka.config import kafka_python_config
+from pipeline.kafka.login import check_login, login_watch
 from pipeline.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -47,10 +48,14 @@ def ensure_topics(settings: KafkaSettings, timeout_s: float = 30.0) -> int:
     The broker count comes from the cluster metadata at the time of the call,
     so topics created while a broker of three is down get RF 1 (Kafka would
     refuse RF 3 on two live brokers anyway); existing topics are left as they are.
+    Refused SASL credentials raise :class:`~pipeline.kafka.login.LoginRefused`
+    (one line, within the bootstrap timeout), not a timeout that looks like an outage.
     """
-    admin = KafkaAdminClient(
-        client_id="pulse-admin", request_timeout_ms=int(timeout_s * 1000), **kafka_python_config(settings)
-    )
+    check_login(settings)
+    with login_watch(settings):
+        admin = KafkaAdminClient(
+            client_id="pulse-admin", request_timeout_ms=int(timeout_s * 1000), **kafka_python_config(settings)
+        )
     try:
         brokers = len(admin.describe_cluster().get("brokers") or ())
         rf, configs = topic_layout(settings.topic_replication, brokers)

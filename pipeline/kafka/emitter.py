@@ -30,6 +30,13 @@ which waits for the broker's acks and returns how many events are still
 pending. An emitter that was never closed flushes at interpreter exit
 (``atexit``, for ``exit_timeout_s``, 5 s by default), so a script that sends
 and ends loses nothing while Kafka is up, and never hangs while it is down.
+
+A broker that refuses the SASL credentials is not an outage: the emitter
+reports :class:`~pipeline.kafka.login.LoginRefused` once (one line naming
+broker, user and mechanism), fails what it holds and every later event at
+once (``send`` counts them in :attr:`Emitter.failed`, ``emit`` raises,
+``flush`` returns without waiting) and stops connecting; a new emitter with
+fixed settings starts over.
 """
 
 from __future__ import annotations
@@ -62,8 +69,9 @@ from pipeline.events import (
 )
 from pipeline.kafka import sdkmetrics
 from pipeline.kafka.config import kafka_python_config
+from pipeline.kafka.login import LoginRefused, login_watch
 from pipeline.kafka.typed_events import TypedEvents
-from pipeline.settings import KafkaSettings, Settings
+from pipeline.settings import InvalidSettings, KafkaSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +207,7 @@ class Emitter(TypedEvents):
         self._closing = False
         self._reported_drops = 0
         self._last_error: BaseException | None = None
+        self._refused: LoginRefused | None = None  # the broker refused our credentials: every event fails at once
         self._partitions: dict[bytes, int] = {}
         self._n_partitions = 0
         self._producer: KafkaProducer | None = producer
@@ -215,8 +224,16 @@ class Emitter(TypedEvents):
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> Emitter:
-        """An emitter configured from ``PULSE_*`` variables; returns at once, connecting in the background."""
-        return cls(Settings(), **kwargs)
+        """An emitter configured from ``PULSE_*`` variables; returns at once, connecting in the background.
+
+        Invalid variables (SASL without a password, say) raise :class:`~pipeline.settings.InvalidSettings`, one
+        line naming each variable, instead of pydantic's multi-line report.
+        """
+        try:
+            settings = Settings()
+        except ValidationError as exc:
+            raise InvalidSettings.of(exc) from None
+        return cls(settings, **kwargs)
 
     # --- what application code calls -----------------------------------------------------------------
     def send(self, event: Event | Mapping[str, Any]) -> Event | None:
@@ -381,7 +398,13 @@ class Emitter(TypedEvents):
     def _offer(self, item: tuple[bytes, bytes] | _Raw) -> bool:
         """Queue ``item`` if there is room (True); else count it as dropped (False). Never waits."""
         with self._lock:
-            if self._closing or len(self._queue) >= self.queue_size:
+            refused = self._refused is not None
+            if refused:  # counted as failed, not dropped: the refusal was reported (once), not a full queue
+                self._accepted += 1
+                self._settled += 1
+                self.failed += 1
+                dropped = False
+            elif self._closing or len(self._queue) >= self.queue_size:
                 self.dropped += 1
                 dropped = True
             else:
@@ -390,14 +413,18 @@ class Emitter(TypedEvents):
                 if len(self._queue) == 1:
                     self._wake.notify()
                 dropped = False
+        if refused:
+            sdkmetrics.count("failed")
         if dropped:
             sdkmetrics.count("dropped")
-        return not dropped
+        return not dropped and not refused
 
     def _put(self, item: tuple[bytes, bytes] | _Raw) -> None:
         """Queue ``item``, waiting up to ``block_timeout_s`` for room."""
         deadline = time.monotonic() + self.block_timeout_s
         with self._lock:
+            if self._refused is not None:
+                raise EmitFailed(str(self._refused))
             while len(self._queue) >= self.queue_size and not self._closing:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -406,6 +433,8 @@ class Emitter(TypedEvents):
                         f"(last error: {self._last_error!r})"
                     )
                 self._room.wait(left)
+            if self._refused is not None:
+                raise EmitFailed(str(self._refused))
             if self._closing:
                 raise EmitFailed("the emitter is closed")
             self._queue.append(item)
@@ -463,8 +492,12 @@ class Emitter(TypedEvents):
             producer = self._producer
             try:
                 if producer is None:
-                    producer = KafkaProducer(**self._producer_config)
+                    with login_watch(self.settings):
+                        producer = KafkaProducer(**self._producer_config)
                 n = len(producer.partitions_for(self.settings.events_topic) or ()) or 1
+            except LoginRefused as exc:  # a setting to fix: retrying would fail the same way, forever
+                self._refuse(exc)
+                return False
             except Exception as exc:  # noqa: BLE001 - broker down, metadata timeout: report and retry
                 if producer is not None:
                     producer.close(timeout=0)
@@ -485,6 +518,26 @@ class Emitter(TypedEvents):
             self._producer, self._n_partitions = producer, n
         self._connected.set()
         return True
+
+    def _refuse(self, exc: LoginRefused) -> None:
+        """Fail what is queued and, from now on, every event at once; report the refusal once."""
+        with self._lock:
+            self._refused = exc
+            lost = [item.value if isinstance(item, _Raw) else item[1] for item in self._queue]
+            raws = [item for item in self._queue if isinstance(item, _Raw)]
+            self._queue.clear()
+            self._settled += len(lost)
+            self.failed += len(lost)
+            self._settled_cond.notify_all()
+            self._room.notify_all()
+            waiters, self._room_waiters = self._room_waiters, []
+        for raw in raws:
+            raw.future.set_exception(EmitFailed(str(exc)))
+        for wake in waiters:
+            wake()
+        if lost:
+            sdkmetrics.count("failed", len(lost))
+        self._report(exc, lost)
 
     def _drain(self) -> None:
         """Move queued records into packs and packs into the producer, until closed."""

@@ -53,6 +53,7 @@ def test_env_overrides_are_parsed(monkeypatch):
     monkeypatch.setenv("PULSE_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
     monkeypatch.setenv("PULSE_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
     monkeypatch.setenv("PULSE_KAFKA_SASL_USERNAME", "svc")
+    monkeypatch.setenv("PULSE_KAFKA_SASL_PASSWORD", "s3cret")
     monkeypatch.setenv("pulse_allowed_lateness_s", "60")  # env names are case-insensitive
     s = Settings()
     assert s.kafka_bootstrap == "k1:9093,k2:9093"
@@ -228,8 +229,21 @@ def test_bootstrap_list_is_normalised():
 def test_sasl_without_a_mechanism_is_refused_for_every_client():
     with pytest.raises(ValidationError, match="PULSE_KAFKA_SASL_MECHANISM"):
         Settings(kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_username="u", kafka_sasl_password="p")
-    ok = Settings(kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_mechanism="PLAIN", kafka_sasl_username="u")
+    ok = Settings(
+        kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_mechanism="PLAIN", kafka_sasl_username="u",
+        kafka_sasl_password="p",
+    )  # fmt: skip
     assert ok.kafka_sasl_mechanism == "PLAIN"
+
+
+@pytest.mark.parametrize("missing", ["kafka_sasl_username", "kafka_sasl_password"])
+def test_sasl_without_credentials_is_refused_in_one_line(missing):
+    given = {"kafka_sasl_username": "u", "kafka_sasl_password": "p"}
+    del given[missing]
+    with pytest.raises(ValidationError) as info:
+        Settings(kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-512", **given)
+    (line,) = describe_invalid(info.value)
+    assert "PULSE_KAFKA_SASL_USERNAME and PULSE_KAFKA_SASL_PASSWORD" in line
 
 
 def test_missing_ssl_files_are_refused_at_start(tmp_path):
