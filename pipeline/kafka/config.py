@@ -10,11 +10,13 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+from pipeline.kafka import eof_fix
 from pipeline.settings import KafkaSettings
 
 
 def kafka_python_config(settings: KafkaSettings) -> dict[str, Any]:
-    """Connection keyword arguments for kafka-python clients."""
+    """Connection keyword arguments for kafka-python clients (and, once, kafka-python's end-of-file fix)."""
+    eof_fix.install()
     cfg: dict[str, Any] = {
         "bootstrap_servers": settings.kafka_bootstrap.split(","),
         "security_protocol": settings.kafka_security_protocol,
