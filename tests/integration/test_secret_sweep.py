@@ -23,6 +23,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -118,7 +119,8 @@ def test_a_running_collector_prints_no_secret(settings, tmp_path):
         answers = []
         deadline = time.monotonic() + 30
         event = {"type": "request", "product": "checkout", "version": "1.0.0", "user_id": "u1",
-                 "operation": "GET /", "latency_ms": 5.0, "status_code": 200}  # fmt: skip
+                 "operation": "GET /", "latency_ms": 5.0, "status_code": 200,
+                 "ts": datetime.now(UTC).isoformat()}  # fmt: skip
         for key in (WRITE_KEYS[0], WRITE_KEYS[1], WRITE_KEYS[0] + "x", None):
             while True:
                 try:
