@@ -9,7 +9,8 @@ malformed write-key list. The collector also runs for real and answers
 requests made with good, wrong and missing write keys. The worker runs at
 ``--loglevel debug`` (the only command with a log level; its running-worker
 case is in ``test_secrets_in_logs.py``). Commands run side by side, each
-with a timeout: a command still running at its timeout is stopped and its
+with a timeout (two failing ones also with ``--debug``, whose traceback is printed
+unscrubbed): a command still running at its timeout is stopped and its
 output checked all the same.
 """
 
@@ -54,6 +55,9 @@ def _commands(tmp: Path, closed: int) -> dict[str, tuple[list[str], float, dict[
         "collector, bad port": (["collector"], 20, {"PULSE_COLLECTOR_PORT": "http"}),
         "collector, broker refuses": (["collector", "--port", str(free_port())], 25, refused_broker),
         "db migrate": (["db", "migrate"], 30, {"PULSE_STORE_RETRY_TIMEOUT_S": "3"}),
+        "db migrate, traceback": (["db", "migrate", "--debug"], 30, {"PULSE_STORE_RETRY_TIMEOUT_S": "3"}),
+        "collector, bad write keys, traceback": (["collector", "--debug"], 20, {
+            "PULSE_COLLECTOR_WRITE_KEYS": f"checkout={WRITE_KEYS[0]},{WRITE_KEYS[1]}"}),
         "demo": (["demo", "--duration", "1"], 30, {}),
         "bench": (["bench", "--events", "1000"], 30, {}),
         "release": (["release", "--product", "checkout", "--version", "1.0.0"], 30, refused_broker),
@@ -99,6 +103,7 @@ def test_no_command_prints_a_secret(settings, tmp_path):
     for name, (_code, text) in outputs.items():  # every command got past its arguments
         assert name == "help" or "usage: pulse" not in text, text
     assert outputs["db migrate"][0] != 0
+    assert "Traceback" in outputs["db migrate, traceback"][1]
     shown = {row["setting"]: row for row in json.loads(outputs["config show json"][1])}
     assert shown["PULSE_CLICKHOUSE_DSN"]["value"].startswith("http://pulse:***@127.0.0.1:")
     assert shown["PULSE_CLICKHOUSE_DSN"]["source"] == "env"
