@@ -83,12 +83,12 @@ def aggregate_decoded(
     if n < len(batch.results):
         for j, r in enumerate(batch.results):
             if type(r) is DecodeError:
-                dead.append((j, DeadLetter(batch.messages[batch.owner[j]], batch.index[j], batch.payload(j), r)))
+                dead.append((j, batch.dead_letter(j, r)))
 
     def refuse(rows: np.ndarray, error: Callable[[int], Rejection]) -> None:
         for v in rows.tolist():
             j = batch.valid[v]
-            dead.append((j, DeadLetter(batch.messages[batch.owner[j]], batch.indices[v], batch.payload(j), error(v))))
+            dead.append((j, batch.dead_letter(j, error(v))))
 
     def when(v: int) -> str:
         return utc_datetime(batch.micros[v]).isoformat()

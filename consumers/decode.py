@@ -22,9 +22,10 @@ from typing import Any
 import pyarrow as pa
 from msgspec import UNSET
 
-from consumers.records import Message, Position, payloads, unpack
+from consumers.records import DeadLetter, Message, Position, Rejection, payloads, unpack
 from consumers.rows import raw_record_batch
 from pipeline.events import DecodeError, decode_many, is_pack, position_event_id
+from pipeline.pii import Pseudonymizer
 
 
 @dataclass(eq=False)
@@ -49,16 +50,26 @@ class DecodedBatch:
     partitions: list[int] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
     indices: list[int] = field(default_factory=list)  # index in pack
+    pii: Pseudonymizer | None = None  # set: the events' ids are hashed, and so are the dead letters' (pipeline.pii)
     _arrow: pa.RecordBatch | None = None
 
     def position(self, v: int) -> Position:
         return self.partitions[v], self.offsets[v], self.indices[v]
 
     def payload(self, j: int) -> bytes | None:
-        """The bytes of payload ``j`` (cut again from its message when the batch travelled without them)."""
+        """The bytes of payload ``j`` (cut again from its message when the batch travelled without them), as sent."""
         if self.raws:
             return self.raws[j]
         return unpack(self.messages[self.owner[j]])[self.index[j]]
+
+    def dead_letter(self, j: int, error: Rejection) -> DeadLetter:
+        """Payload ``j`` as a dead letter: every dead letter of the worker's events is made here, so with a PII
+        key its payload and key carry hashed ids only (:meth:`pipeline.pii.Pseudonymizer.payload`)."""
+        message, value = self.messages[self.owner[j]], self.payload(j)
+        if self.pii is not None:
+            message = message._replace(key=self.pii.message_key(message.key))
+            value = self.pii.payload(value)
+        return DeadLetter(message, self.index[j], value, error)
 
     def arrow(self) -> pa.RecordBatch:
         """The valid events as one Arrow record batch in :data:`~consumers.rows.RAW_SCHEMA` (computed once)."""
@@ -107,20 +118,30 @@ def portable_messages(messages: Sequence[Message]) -> PortableMessages:
     )
 
 
-def decode_batch(messages: Sequence[Message], max_event_bytes: int, topic: str = "") -> DecodedBatch:
+def decode_batch(
+    messages: Sequence[Message], max_event_bytes: int, topic: str = "", pii: Pseudonymizer | None = None
+) -> DecodedBatch:
     """Decode and validate every event of a batch, in this process (see :class:`DecodedBatch`)."""
-    return decode_messages(portable_messages(messages), max_event_bytes, topic).attach(messages)
+    return decode_messages(portable_messages(messages), max_event_bytes, topic, pii).attach(messages)
 
 
-def decode_portable(messages: PortableMessages, max_event_bytes: int, topic: str = "") -> DecodedBatch:
+def decode_portable(
+    messages: PortableMessages, max_event_bytes: int, topic: str = "", pii: Pseudonymizer | None = None
+) -> DecodedBatch:
     """:func:`decode_messages` in a decode process: the answer is :meth:`DecodedBatch.portable`."""
-    return decode_messages(messages, max_event_bytes, topic).portable()
+    return decode_messages(messages, max_event_bytes, topic, pii).portable()
 
 
-def decode_messages(messages: PortableMessages, max_event_bytes: int, topic: str = "") -> DecodedBatch:
-    """Decode and validate every event of messages given as :func:`portable_messages` (no messages attached)."""
+def decode_messages(
+    messages: PortableMessages, max_event_bytes: int, topic: str = "", pii: Pseudonymizer | None = None
+) -> DecodedBatch:
+    """Decode and validate every event of messages given as :func:`portable_messages` (no messages attached).
+
+    With ``pii`` the events' ``user_id`` and ``session_id`` are hashed here, before the columns, the
+    partials or anything else reads them, and the batch hashes its dead letters (:meth:`DecodedBatch.dead_letter`).
+    """
     partitions, offsets, values, packs = messages
-    out = DecodedBatch(())
+    out = DecodedBatch((), pii=pii)
     if not any(packs):  # lone events only: payload j is message j
         out.raws, out.owner, out.index = list(values), list(range(len(values))), [0] * len(values)
     else:
@@ -136,6 +157,8 @@ def decode_messages(messages: PortableMessages, max_event_bytes: int, topic: str
         return out
     good: list[Any] = [results[j] for j in valid]
     events = out.events = list(map(itemgetter(0), good))
+    if pii is not None:
+        pii.events(events)
     out.ts = list(map(itemgetter(1), good))
     out.micros = list(map(itemgetter(2), good))
     owners = [out.owner[j] for j in valid]

@@ -22,6 +22,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from consumers.allocators import lean_allocators
 from consumers.decode import DecodedBatch, decode_portable, portable_messages
 from consumers.records import Message
+from pipeline.pii import Pseudonymizer
 
 PR_SET_PDEATHSIG = 1
 
@@ -36,11 +37,13 @@ def decoder(in_process: bool) -> Executor:
     return executor
 
 
-async def decode(executor: Executor, messages: list[Message], max_event_bytes: int, topic: str) -> DecodedBatch:
+async def decode(
+    executor: Executor, messages: list[Message], max_event_bytes: int, topic: str, pii: Pseudonymizer | None = None
+) -> DecodedBatch:
     """Decode a batch on ``executor``; the answer has the messages attached again."""
     loop = asyncio.get_running_loop()
     portable = portable_messages(messages)
-    decoded = await loop.run_in_executor(executor, decode_portable, portable, max_event_bytes, topic)
+    decoded = await loop.run_in_executor(executor, decode_portable, portable, max_event_bytes, topic, pii)
     return decoded.attach(messages)
 
 

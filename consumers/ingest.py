@@ -26,6 +26,7 @@ from consumers.sink import ClickHouseSink
 from pipeline import telemetry as m
 from pipeline.errors import PulseError
 from pipeline.events import RELEASE_ADAPTER, Release, describe_errors
+from pipeline.pii import pseudonymizer
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class Ingestor:
         self.owns = owns  # whether the consumer is assigned a partition of the events topic right now
         self.generation = 0  # bumped by every revocation: a batch begun before it writes nothing more
         self.on_step = on_step  # fault tests stop the process here (tests/support/stopping_worker.py)
+        self.pii = pseudonymizer(settings.pii_hash_key)  # None: ids are stored as sent
 
     def revoke_all(self) -> None:
         """A rebalance began: fence the batch in flight, and take every partition over afresh on its next batch."""
@@ -80,7 +82,7 @@ class Ingestor:
 
     def decode(self, messages: Sequence[Message]) -> DecodedBatch:
         """Decode a batch here (what :meth:`process` does when not handed one decoded ahead in the decode process)."""
-        return decode_batch(messages, self.settings.max_event_bytes, self.settings.events_topic).prepare()
+        return decode_batch(messages, self.settings.max_event_bytes, self.settings.events_topic, self.pii).prepare()
 
     async def process(self, messages: Sequence[Message], decoded: DecodedBatch | None = None) -> BatchResult:
         """Make one batch durable. The steps, in order:
@@ -180,7 +182,10 @@ class Ingestor:
             try:
                 releases.append(RELEASE_ADAPTER.validate_json(msg.value or b""))
             except ValidationError as exc:
-                dead.append(DeadLetter(msg, 0, msg.value, Rejection("invalid", describe_errors(exc))))
+                value = msg.value if self.pii is None else self.pii.payload(msg.value)  # releases name no user; but
+                # a bad one may be an event sent to the wrong topic
+                key = msg.key if self.pii is None else self.pii.message_key(msg.key)
+                dead.append(DeadLetter(msg._replace(key=key), 0, value, Rejection("invalid", describe_errors(exc))))
         await self._retry("releases", self.sink.write_releases, releases)
         if dead:
             await self._retry_async("dlq", self.send_dead, dead)

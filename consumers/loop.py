@@ -144,7 +144,7 @@ class IngestLoop:
         """Decode and validate a batch in the decode process (stage one; see :mod:`consumers.decode`)."""
         messages = [m for chunk in chunks for m in chunk.messages]
         return await decode_process.decode(
-            self.decoder, messages, self.settings.max_event_bytes, self.settings.events_topic
+            self.decoder, messages, self.settings.max_event_bytes, self.settings.events_topic, self.ingestor.pii
         )
 
     def commit(self, chunks: Sequence[Chunk]) -> None:

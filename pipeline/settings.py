@@ -138,6 +138,18 @@ class StoreSettings(BaseModel):
     max_event_age_days: int | None = Field(
         None, ge=1, description="older events (and any before 1970) go to the DLQ; unset = events_ttl_days"
     )
+    pii_hash_key: SecretStr | None = Field(
+        None,
+        description="when set, user_id and session_id are stored and dead-lettered as their keyed hash "
+        "(BLAKE2b, 32 hex characters; pipeline/pii.py); 16 to 64 bytes, e.g. `openssl rand -hex 24`; unset = as sent",
+    )
+
+    @field_validator("pii_hash_key")
+    @classmethod
+    def _pii_key_length(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not 16 <= len(v.get_secret_value().encode()) <= 64:
+            raise ValueError("must be 16 to 64 bytes (BLAKE2b's key), e.g. from `openssl rand -hex 24`")
+        return v
 
     @field_validator("clickhouse_database", "clickhouse_reader_user")
     @classmethod
@@ -411,7 +423,7 @@ def describe_invalid(exc: ValidationError) -> list[str]:
         given = err.get("input")
         shown = (
             ""
-            if not field or any(s in field for s in ("secret", "password", "dsn", "keys", "token"))
+            if not field or any(s in field for s in ("secret", "password", "dsn", "key", "token", "webhook"))
             else f" (got {given!r})"
         )
         message = str(err["msg"]).removeprefix("Value error, ")

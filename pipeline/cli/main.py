@@ -48,6 +48,19 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config_show(args: argparse.Namespace) -> int:
+    from pipeline.cli.table import print_json, render
+    from pipeline.masking import effective_settings
+
+    flags = {"kafka_bootstrap": args.bootstrap, "data_dir": args.data_dir, "topic_prefix": args.topic_prefix}
+    rows = effective_settings(_settings(args), os.environ, flags)
+    if args.format == "json":
+        print_json([{"setting": n, "value": v, "source": s} for n, v, s in rows])
+    else:
+        render(["setting", "value", "source"], [(n, "(unset)" if v is None else str(v), s) for n, v, s in rows])
+    return 0
+
+
 def cmd_db_migrate(args: argparse.Namespace) -> int:
     from pipeline.usecases.schema import migrate_store
 
@@ -405,6 +418,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(fn=cmd_worker)
 
+    config = sub.add_parser("config", help="the effective settings").add_subparsers(
+        dest="config_command", required=True
+    )
+    p = config.add_parser(
+        "show",
+        help="every PULSE_ setting, its value and where it came from (flag, env, default), secrets masked",
+        description="Prints every PULSE_ setting with the value this command would use and its source. Secrets "
+        "are never shown: passwords, tokens, keys and write keys as ***, a DSN as http://user:***@host/db, a "
+        "webhook URL as its scheme and host.",
+    )
+    _common(p)
+    p.add_argument("--format", default="table", choices=["table", "json"])
+    p.set_defaults(fn=cmd_config_show)
+
     db = sub.add_parser("db", help="ClickHouse schema").add_subparsers(dest="db_command", required=True)
     p = db.add_parser("migrate", help="apply pending schema migrations (idempotent)")
     _common(p)
@@ -670,19 +697,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:  # asked for what cannot be done as asked: argparse's form and exit code
         if args.debug:
             raise
-        print(f"pulse: error: {exc}", file=sys.stderr)
+        print(f"pulse: error: {_scrub(str(exc))}", file=sys.stderr)
         return 2
     except PulseError as exc:  # the project's own refusals: a clear message, no traceback
         if args.debug:
             raise
         problems = getattr(exc, "problems", None) or [str(exc)]
         for line in problems:  # e.g. every problem of every rule file, one line each
-            print(f"pulse: {line}", file=sys.stderr)
+            print(f"pulse: {_scrub(str(line))}", file=sys.stderr)
         return 2 if getattr(exc, "problems", None) else 1
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence prints, not a traceback
         if args.debug:
             raise
-        print(f"pulse: {type(exc).__name__}: {exc} (run with --debug for a traceback)", file=sys.stderr)
+        print(f"pulse: {type(exc).__name__}: {_scrub(str(exc))} (run with --debug for a traceback)", file=sys.stderr)
         return 1
+
+
+def _scrub(message: str) -> str:
+    """An error message with every configured secret masked: a client library's error may quote its DSN or URL."""
+    from pipeline.masking import redact
+
+    try:
+        return redact(message, load_settings())
+    except ValidationError:  # settings that do not load hold no secret this command used
+        return message

@@ -5,6 +5,8 @@ DEBUG, so the ``kafka`` and ``aiokafka`` loggers stay at INFO whatever the
 worker's level. A notifier that fails says so without the URL, which may carry
 a token. Both are checked on a real worker: one whose start fails against the
 broker (SASL asked of a PLAINTEXT listener), one that runs and fails to notify.
+Every other command, and the collector, are swept in ``test_secret_sweep.py``
+with the same known secrets (``support/known_secrets.py``).
 """
 
 from __future__ import annotations
@@ -15,14 +17,14 @@ import sys
 
 import pytest
 from pydantic import SecretStr
+from support.known_secrets import SASL_PASSWORD as PASSWORD
+from support.known_secrets import WEBHOOK_TOKEN, assert_clean
 from support.truth import emit_all, make_events
 
 from pipeline.tools.workerproc import WorkerProcess
 
 pytestmark = pytest.mark.integration
 
-PASSWORD = "sasl-Pw_4242xyz"
-WEBHOOK_TOKEN = "WHtoken_777abc"
 ALWAYS_FIRES = """
 groups:
   - name: probe
@@ -36,11 +38,6 @@ groups:
         labels: {severity: ticket}
         annotations: {summary: "{{ product }} has events"}
 """
-
-
-def _assert_clean(text: str) -> None:
-    assert PASSWORD not in text, "the SASL password reached the log"
-    assert WEBHOOK_TOKEN not in text, "the webhook token reached the log"
 
 
 def test_a_failing_start_at_debug_does_not_log_the_sasl_password(settings):
@@ -60,7 +57,7 @@ def test_a_failing_start_at_debug_does_not_log_the_sasl_password(settings):
     )  # fmt: skip
     assert done.returncode != 0
     assert "bootstrap" in (done.stdout + done.stderr).lower()  # it did try the broker, at debug
-    _assert_clean(done.stdout + done.stderr)
+    assert_clean(done.stdout + done.stderr)
 
 
 def test_a_running_worker_at_debug_logs_neither_password_nor_webhook_token(settings, tmp_path):
@@ -86,4 +83,4 @@ def test_a_running_worker_at_debug_logs_neither_password_nor_webhook_token(setti
         worker.stop()
     text = worker.log_text()
     assert "[DEBUG]" in text  # the worker did run at debug (Faust's log format)
-    _assert_clean(text)
+    assert_clean(text)
