@@ -205,6 +205,9 @@ def verdict_sentence(v: Any) -> str:
     if math.isfinite(lo) and lo > 0 or math.isfinite(hi):
         text += f"; ratio {_x(lo)} to {_x(hi)} (always-valid {1 - v.details.get('alpha', 0.01):.0%} CI)"
     text += f"; n = {v.candidate_volume} vs {v.baseline_volume}; {v.verdict.replace('_', ' ')}"
+    since = v.details.get("severe_since")
+    if v.severe and since:  # severe at an earlier look: a sequential test's rejection stands
+        return text + f" - severe since {since[:16].replace('T', ' ')} UTC"
     return text + (" - severe" if v.severe else "")
 
 

@@ -41,8 +41,12 @@ ratio is at least ``severe_rate_ratio`` (and at least ``severe_rate_abs``
 above the baseline rate), or more than 5% of requests are slower than
 ``severe_latency_ratio`` x the predecessor's p95 (the new p95 is at least
 that much higher), each at level ``page_alpha``. An improvement never pages.
+A severe verdict stands once an hourly look reached it (:func:`first_severe_look`):
+the page does not resolve and fire again as the evidence wobbles.
 
-Only data with event time before ``now`` is read. Cost per evaluation: one
+Only the complete hours before ``now`` are read: every look is an hourly one,
+which a later look (or a restarted leader) can make again from the counts.
+Cost per evaluation: one
 query of hourly totals per product and version, one read of ``releases``;
 the rest is arithmetic on cumulative counts.
 """
@@ -331,6 +335,12 @@ def judge_arrival(
     """The verdicts of one arrival at the look ``now_h`` (an hour index; data of hours below it is read)."""
     sides = choose_sides(traffic, arrival, now_h, cfg)
     results = judge_sides(sides, traffic.bucket0, cfg)
+    since = None if any(r["severe"] for r in results.values()) else first_severe_look(traffic, arrival, now_h, cfg)
+    if since is not None:
+        then = judge_sides(choose_sides(traffic, arrival, since, cfg), traffic.bucket0, cfg)
+        for signal, r in then.items():  # the test rejected then: a later look does not take it back
+            if r["severe"]:
+                results[signal] = {**results[signal], "verdict": "regression", "severe": True}
     released_at = (
         arrival.announcement.released_at
         if arrival.announcement is not None and arrival.how == "announced"
@@ -345,11 +355,13 @@ def judge_arrival(
         if bounds and "counts" in r:
             x1, n1, x0, n0 = r["counts"]
             cb = ratio_bounds(x1, n1, x0, n0, cfg.alpha)
-        details = {"alpha": cfg.alpha, "page_alpha": cfg.page_alpha}
+        details: dict[str, Any] = {"alpha": cfg.alpha, "page_alpha": cfg.page_alpha}
         if "severe_ratio" in r:
             details["severe_if_ratio_at_least"] = round(float(r["severe_ratio"]), 3)
         if "over_line" in r:
             details["over_severe_line"] = r["over_line"]
+        if since is not None and r["severe"]:
+            details["severe_since"] = traffic.at(since).isoformat()
         out.append(Verdict(
             traffic.product, arrival.version, baseline_version, released_at, sides.bake_h * 3600, signal,
             r["candidate"], r["baseline"], r["n1"], r["n0"],
@@ -357,6 +369,26 @@ def judge_arrival(
             f"{lo}/{hi}", sides.comparison, arrival.how, sides.mix, cb, sides.share, details,
         ))  # fmt: skip
     return out
+
+
+def first_severe_look(traffic: ProductTraffic, arrival: Arrival, now_h: int, cfg: RegressionConfig) -> int | None:
+    """The first hourly look before ``now_h`` at which a signal of the arrival was severe (None: none was).
+
+    The tests are sequential: a look at which the evidence reaches its bar
+    rejects the null, and Ville's inequality bounds the chance that this ever
+    happens under the null - not the chance that it holds at the latest look.
+    So a severe verdict stands once reached; a later look whose bound dipped
+    back (a baseline's p95 that moved, a canary that became a before/after)
+    does not resolve the page and fire it again. Stateless: the earlier looks
+    are recomputed from the counts, so a restart or a new leader agrees (late
+    events count as at the look that sees them now). At most ``max_bake`` looks
+    (later ones see the same capped window), each a few tests on window totals.
+    """
+    last = min(now_h - 1, arrival.hour + cfg.max_bake_s // 3600)
+    for h in range(arrival.hour + 1, last + 1):
+        if any(r["severe"] for r in judge_sides(choose_sides(traffic, arrival, h, cfg), traffic.bucket0, cfg).values()):
+            return h
+    return None
 
 
 def judge_product(traffic: ProductTraffic, now_h: int, cfg: RegressionConfig) -> list[Verdict]:
@@ -407,7 +439,7 @@ def release_verdicts(
     out: list[Verdict] = []
     for product in sorted(traffic):
         t = traffic[product]
-        now_h = math.ceil((now - t.start) / timedelta(hours=1))
+        now_h = math.floor((now - t.start) / timedelta(hours=1))  # complete hours: looks it can make again
         out.extend(judge_product(t, now_h, cfg))
     for v in out:
         log.info(
