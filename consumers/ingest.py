@@ -24,6 +24,7 @@ from consumers.failures import StoreGaveUp, classify
 from consumers.records import DeadLetter, Message, Position, Rejection
 from consumers.sink import ClickHouseSink
 from pipeline import telemetry as m
+from pipeline.clickhouse.tokens import dedup_token, offset_ranges
 from pipeline.errors import PulseError
 from pipeline.events import RELEASE_ADAPTER, Release, describe_errors
 from pipeline.settings import Settings
@@ -132,10 +133,12 @@ class Ingestor:
         if decoded is None:
             decoded = self.decode(messages)
         batch = self._aggregate(decoded)
+        # Names every insert of this batch, so ClickHouse drops a retry of one that landed (tokens module).
+        token = dedup_token(self.settings.events_topic, offset_ranges((msg.partition, msg.offset) for msg in messages))
         t_agg = time.perf_counter()
         self._step(3)
         self._fence(generation, first_offsets)
-        rejected = await self._retry("raw", self.sink.write_raw, batch.raw_rows)
+        rejected = await self._retry("raw", self.sink.write_raw, batch.raw_rows, token)
         if rejected:
             # Aggregate again from the same starting state, leaving the refused rows out of every row.
             self.watermarks.max_ts.clear()
@@ -143,10 +146,10 @@ class Ingestor:
             batch = self._aggregate(decoded, rejected)
         self._step(4)
         self._fence(generation, first_offsets)
-        await self._retry("errors", self.sink.write_errors, batch, self.settings.events_topic)
+        await self._retry("errors", self.sink.write_errors, batch, self.settings.events_topic, token)
         self._step(5)
         self._fence(generation, first_offsets)
-        await self._retry("partials", self.sink.write_partials, batch)
+        await self._retry("partials", self.sink.write_partials, batch, token)
         t_ch = time.perf_counter()
         self._step(6)
         self._fence(generation, first_offsets)
@@ -181,7 +184,9 @@ class Ingestor:
                 releases.append(RELEASE_ADAPTER.validate_json(msg.value or b""))
             except ValidationError as exc:
                 dead.append(DeadLetter(msg, 0, msg.value, Rejection("invalid", describe_errors(exc))))
-        await self._retry("releases", self.sink.write_releases, releases)
+        ranges = offset_ranges((msg.partition, msg.offset) for msg in messages)
+        token = dedup_token(self.settings.releases_topic, ranges) if ranges else None
+        await self._retry("releases", self.sink.write_releases, releases, token)
         if dead:
             await self._retry_async("dlq", self.send_dead, dead)
         log.info("event=releases_durable releases=%d dead=%d", len(releases), len(dead))
