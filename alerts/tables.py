@@ -85,5 +85,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             ORDER BY (product, version, signal)
             """,
         ),
+        # On a cluster (pipeline.clickhouse.cluster): an alert's rows, and so its newest row, on one shard.
+        shard_by={"alert_events": "cityHash64(fingerprint)"},
     ),
 )

@@ -204,8 +204,10 @@ def run_worker(
     # Faust's own topics (the leader topic) get the replication the broker count calls for, as ours do.
     settings = settings.model_copy(update={"topic_replication": ensure_topics(settings)})
     client = clickhouse.connect(settings)
-    clickhouse.migrate(client, settings.clickhouse_database, settings.events_ttl_days, migrations)
-    sink = ClickHouseSink(client, settings.clickhouse_database)
+    clickhouse.migrate(
+        client, settings.clickhouse_database, settings.events_ttl_days, migrations, cluster=settings.clickhouse_cluster
+    )
+    sink = ClickHouseSink(client, settings.clickhouse_database, settings.clickhouse_cluster)
     reads = None
     if pages and settings.web_port:
         limits = web.read_limits(settings.web_read_timeout_s, settings.web_read_max_rows)

@@ -24,6 +24,7 @@ from consumers.failures import StoreGaveUp, classify
 from consumers.records import DeadLetter, Message, Position, Rejection
 from consumers.sink import ClickHouseSink
 from pipeline import telemetry as m
+from pipeline.clickhouse.tokens import dedup_token, offset_ranges
 from pipeline.errors import PulseError
 from pipeline.events import RELEASE_ADAPTER, Release, describe_errors
 from pipeline.pii import pseudonymizer
@@ -134,10 +135,12 @@ class Ingestor:
         if decoded is None:
             decoded = self.decode(messages)
         batch = self._aggregate(decoded)
+        # Names every insert of this batch, so ClickHouse drops a retry of one that landed (tokens module).
+        token = dedup_token(self.settings.events_topic, offset_ranges((msg.partition, msg.offset) for msg in messages))
         t_agg = time.perf_counter()
         self._step(3)
         self._fence(generation, first_offsets)
-        rejected = await self._retry("raw", self.sink.write_raw, batch.raw_rows)
+        rejected = await self._retry("raw", self.sink.write_raw, batch.raw_rows, token)
         if rejected:
             # Aggregate again from the same starting state, leaving the refused rows out of every row.
             self.watermarks.max_ts.clear()
@@ -145,10 +148,10 @@ class Ingestor:
             batch = self._aggregate(decoded, rejected)
         self._step(4)
         self._fence(generation, first_offsets)
-        await self._retry("errors", self.sink.write_errors, batch, self.settings.events_topic)
+        await self._retry("errors", self.sink.write_errors, batch, self.settings.events_topic, token)
         self._step(5)
         self._fence(generation, first_offsets)
-        await self._retry("partials", self.sink.write_partials, batch)
+        await self._retry("partials", self.sink.write_partials, batch, token)
         t_ch = time.perf_counter()
         self._step(6)
         self._fence(generation, first_offsets)
@@ -186,7 +189,9 @@ class Ingestor:
                 # a bad one may be an event sent to the wrong topic
                 key = msg.key if self.pii is None else self.pii.message_key(msg.key)
                 dead.append(DeadLetter(msg._replace(key=key), 0, value, Rejection("invalid", describe_errors(exc))))
-        await self._retry("releases", self.sink.write_releases, releases)
+        ranges = offset_ranges((msg.partition, msg.offset) for msg in messages)
+        token = dedup_token(self.settings.releases_topic, ranges) if ranges else None
+        await self._retry("releases", self.sink.write_releases, releases, token)
         if dead:
             await self._retry_async("dlq", self.send_dead, dead)
         log.info("event=releases_durable releases=%d dead=%d", len(releases), len(dead))

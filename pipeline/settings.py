@@ -126,6 +126,11 @@ class StoreSettings(BaseModel):
         None, description="http(s)://user:pass@host:8123/db or chdb:///path; default embedded chDB under data_dir"
     )
     clickhouse_database: str = "pulse"
+    clickhouse_cluster: str | None = Field(
+        None,
+        description="a ClickHouse cluster (remote_servers) name: migrations create replicated local tables "
+        "ON CLUSTER and Distributed tables sharded by product; unset = single node",
+    )
     clickhouse_reader_user: str = Field(
         "pulse_reader", description="read-only ClickHouse user for Grafana (SELECT on the database only)"
     )
@@ -157,6 +162,22 @@ class StoreSettings(BaseModel):
         if not re.fullmatch(r"_*[A-Za-z][A-Za-z0-9_]{0,62}", v):
             raise ValueError("must be a plain ASCII identifier (letters, digits, underscore), e.g. pulse")
         return v
+
+    @field_validator("clickhouse_cluster")
+    @classmethod
+    def _cluster_name(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", v):
+            raise ValueError("must be a cluster name from remote_servers (letters, digits, '_', '.', '-')")
+        return v
+
+    @model_validator(mode="after")
+    def _cluster_needs_server(self) -> StoreSettings:
+        """Embedded chDB is one process's folder: it has no Keeper and no other shards to distribute to."""
+        if self.clickhouse_cluster is not None and self.embedded_clickhouse:
+            raise ValueError("PULSE_CLICKHOUSE_CLUSTER needs a ClickHouse server: set PULSE_CLICKHOUSE_DSN")
+        return self
 
     @property
     def clickhouse_url(self) -> str:

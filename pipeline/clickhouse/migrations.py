@@ -40,8 +40,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from clickhouse_connect.driver.client import Client
@@ -61,12 +61,25 @@ class Migration:
     An ``access`` migration manages users, roles or grants (:mod:`pipeline.clickhouse.access`):
     where the server does not allow that, or no reader password is set, it is skipped with one
     log line and left unrecorded, so a later run applies it.
+
+    ``shard_by`` names the Distributed sharding key of a table without a ``product`` column
+    (the cluster layout, :mod:`pipeline.clickhouse.cluster`); it is unused on a single node.
     """
 
     version: int
     name: str
     statements: tuple[str, ...]
     access: bool = False
+    shard_by: Mapping[str, str] = field(default_factory=dict)
+
+    def formatted(self, database: str, ttl_days: int, cluster: str | None = None) -> list[str]:
+        """The statements to run: as written on a single node, rewritten for ``cluster`` when one is set."""
+        plain = [s.format(db=database, ttl_days=int(ttl_days)) for s in self.statements]
+        if cluster is None:
+            return plain
+        from pipeline.clickhouse.cluster import cluster_statements
+
+        return [out for s in plain for out in cluster_statements(s, cluster, self.shard_by)]
 
 
 # The raw events table; its columns come from the event schema's table (pipeline.schema), in its order.
@@ -143,6 +156,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             ORDER BY (kafka_topic, kafka_partition, kafka_offset, pack_index)
             """,
         ),
+        # On a cluster: every copy of a dead letter comes from the same position, so the same partition.
+        shard_by={"ingestion_errors": "kafka_partition"},
     ),
 )
 
@@ -239,22 +254,32 @@ def migrate(
     ttl_days: int = 400,
     migrations: Sequence[Migration] = MIGRATIONS,
     reader: Reader | None = None,
+    cluster: str | None = None,
 ) -> list[int]:
     """Apply those of ``migrations`` not yet recorded; returns the versions applied now.
 
     ``migrations`` defaults to the core's tables; a store that also holds other
     rooms' tables is migrated with the composed list (``pipeline.usecases.schema``).
     ``reader`` is the read-only user an ``access`` migration creates (none: it is skipped).
+    ``cluster`` (``PULSE_CLICKHOUSE_CLUSTER``) creates the cluster layout instead:
+    replicated local tables and Distributed tables under the same names
+    (:mod:`pipeline.clickhouse.cluster`); unset, every statement runs exactly as written.
     """
     if not _IDENT.match(database):
         raise ValueError(f"database name {database!r} is not a plain identifier")
     check_versions(migrations)
-    client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
-    client.command(
-        f"CREATE TABLE IF NOT EXISTS {database}.schema_migrations "
-        "(version UInt32, name String, applied_at DateTime('UTC') DEFAULT now()) "
-        "ENGINE = ReplacingMergeTree ORDER BY version"
-    )
+    if cluster is None:
+        client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+        client.command(
+            f"CREATE TABLE IF NOT EXISTS {database}.schema_migrations "
+            "(version UInt32, name String, applied_at DateTime('UTC') DEFAULT now()) "
+            "ENGINE = ReplacingMergeTree ORDER BY version"
+        )
+    else:
+        from pipeline.clickhouse.cluster import bootstrap_statements
+
+        for statement in bootstrap_statements(database, cluster):
+            client.command(statement)
     done = {row[0] for row in client.query(f"SELECT version FROM {database}.schema_migrations").result_rows}
     applied = []
     for migration in migrations:
@@ -262,8 +287,8 @@ def migrate(
             continue
         if migration.access and not _apply_access(client, migration, database, reader):
             continue
-        for statement in () if migration.access else migration.statements:
-            client.command(statement.format(db=database, ttl_days=int(ttl_days)))
+        for statement in () if migration.access else migration.formatted(database, ttl_days, cluster):
+            client.command(statement)
         client.insert(
             f"{database}.schema_migrations", [[migration.version, migration.name]], column_names=["version", "name"]
         )

@@ -30,7 +30,12 @@ def reader(settings: Settings) -> access.Reader | None:
 def migrate(client: Client, settings: Settings) -> list[int]:
     """Apply every room's pending migrations to the configured database; returns the versions applied now."""
     return clickhouse.migrate(
-        client, settings.clickhouse_database, settings.events_ttl_days, MIGRATIONS, reader(settings)
+        client,
+        settings.clickhouse_database,
+        settings.events_ttl_days,
+        MIGRATIONS,
+        reader(settings),
+        settings.clickhouse_cluster,
     )
 
 
