@@ -14,6 +14,7 @@ read again. Pure asyncio: nothing here touches Faust.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -23,6 +24,8 @@ from faust.types import TP
 
 from consumers.records import Message
 from pipeline.events import is_pack
+
+log = logging.getLogger(__name__)
 
 PACK_EVENTS = 100  # what the SDK and the collector put in one pack: the batch budget counts a pack as its lines
 
@@ -93,6 +96,7 @@ class Batches:
                 if chunk.generation != generation() or chunk.epoch != self.epoch:
                     self._chunks.popleft()
                     self._events -= chunk.events
+                    _log_stale(chunk)
                     continue
                 if events + chunk.events > max_events:
                     room = max_events - events
@@ -117,6 +121,18 @@ class Batches:
                 await asyncio.wait_for(self._event().wait(), timeout)
             except TimeoutError:
                 return taken
+
+
+def _log_stale(chunk: Chunk) -> None:
+    """One line per stale chunk met by a take (only around rebalances; the seek after them reads it again)."""
+    log.info(
+        "event=stale_chunk_dropped topic=%s partition=%d offsets=%d-%d events=%d",
+        chunk.tp.topic,
+        chunk.tp.partition,
+        chunk.messages[0].offset,
+        chunk.messages[-1].offset,
+        chunk.events,
+    )
 
 
 def _split(chunks: deque[Chunk], room: int) -> None:

@@ -41,6 +41,12 @@ Faust behaviour relied on, and why
   ``app.consumer_generation_id``, the ``_buffered_partitions`` filter,
   ``app.monitor.track_tp_end_offset``, ``_to_message(tp, record)`` and
   ``perform_seek()`` when flow is inactive - for the records of other topics.
+* Across a rebalance: a fetch in progress waits it out and returns records of
+  the new assignment (aiokafka's ``Fetcher.fetched_records`` waits while a
+  reassignment is in progress), and Faust resumes the flow only after seeking
+  every partition to its committed offset (``Recovery._resume_streams``). So a
+  chunk's epoch is taken when its fetch *returned*: only chunks handed over
+  before a rebalance began are stale, and the seek reads those again.
 * ``Consumer._read_offset`` (a mapping TP -> last offset read, or None) and
   ``Consumer._add_gap(tp, offset_from, offset_to)`` (a coroutine): the drain
   loop's bookkeeping, kept per chunk so re-read records after a seek are
@@ -84,10 +90,16 @@ class BatchingConsumer(faust_aiokafka.Consumer):
     async def getmany(self, timeout: float) -> Any:  # an async generator, like the method it overrides
         """Faust's ``getmany``, except that records of batch topics leave as one chunk per partition."""
         routes = self.app.batch_routes
-        epochs = {b: b.epoch for b in routes.values()}  # before the fetch: a rebalance during it bumps them
         records, active_partitions = await self._wait_next_records(timeout)
         if records is None or self.should_stop:
             return
+        # The epochs after the fetch, not before it. A fetch that began before a rebalance waits it out
+        # (aiokafka's ``Fetcher.fetched_records`` waits for the new assignment) and returns records read from
+        # the new assignment, after the seek to the committed offsets: stamped with the epoch from before, they
+        # were dropped as stale with the read offset already past them, never read again - the partition
+        # stalled, nothing logged (issue 16). A rebalance that begins after this point still makes the chunks
+        # stale; records not yet chunked then are skipped untouched, and the seek after it reads them again.
+        epochs = {b: b.epoch for b in routes.values()}
         if routes and self.flow_active:
             generation = self.app.consumer_generation_id
             rest = {}
@@ -96,6 +108,8 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                 if batches is None:
                     rest[tp] = tp_records
                 elif active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
+                    if batches.epoch != epochs[batches]:
+                        continue  # a rebalance began during this hand-over: read again after its seek, untouched
                     chunk = await self._chunk(tp, tp_records, generation, epochs[batches])
                     if chunk is not None:
                         await batches.put(chunk)

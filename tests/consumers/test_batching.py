@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import pytest
@@ -142,3 +143,22 @@ def test_chunks_fetched_before_a_clear_are_never_taken():
         assert [c.epoch for c in await b.take(100, 0.05, lambda: 1)] == [b.epoch]
 
     run(go())
+
+
+def test_a_stale_chunk_is_dropped_with_a_log_line(caplog):
+    """Issue 16: chunks dropped without a word hid a stall; each drop now names its partition and offsets."""
+
+    async def go() -> None:
+        b = Batches({TOPIC}, max_buffered_events=1000)
+        stale = singles(3, 196, 5)
+        b.clear()
+        await b.put(stale)
+        fresh = singles(0, 0, 1, generation=2)
+        fresh.epoch = b.epoch  # fetched after the rebalance: taken
+        await b.put(fresh)
+        assert offsets(await asyncio.wait_for(b.take(100, 0.05, lambda: 2), 2.0)) == [(0, 0)]
+
+    with caplog.at_level(logging.INFO, logger="consumers.batching"):
+        run(go())
+    lines = [r.getMessage() for r in caplog.records if "stale_chunk_dropped" in r.getMessage()]
+    assert lines == [f"event=stale_chunk_dropped topic={TOPIC} partition=3 offsets=196-200 events=5"]

@@ -99,6 +99,27 @@ def test_wait_next_records_returns_records_and_active_partitions():
     assert want in str(hint), f"Consumer._wait_next_records: no longer returns (records, active_partitions): {hint}"
 
 
+def test_a_fetch_in_progress_waits_out_a_reassignment():
+    """aiokafka returns no records of the old assignment once a rebalance began: it waits for the new one."""
+    from aiokafka.consumer.fetcher import Fetcher
+
+    source = inspect.getsource(Fetcher.fetched_records)
+    assert "reassignment_in_progress" in source and "wait_for_assignment" in source, (
+        "Fetcher.fetched_records: no longer waits for the new assignment; re-check the epoch in getmany"
+    )
+
+
+def test_the_flow_resumes_only_after_the_seek_to_committed_offsets():
+    """Stale chunks are dropped because Faust seeks back to the committed offsets before any new fetch counts."""
+    from faust.tables.recovery import Recovery
+
+    source = inspect.getsource(Recovery._resume_streams)
+    assert "perform_seek" in source and "resume_flow" in source, "Recovery._resume_streams: changed"
+    assert source.index("perform_seek") < source.index("resume_flow"), (
+        "Recovery._resume_streams: resumes the flow before seeking; dropped stale chunks would be lost"
+    )
+
+
 def test_to_message_takes_a_tp_and_a_record():
     assert params(UPSTREAM._to_message) == ["self", "tp", "record"], "Consumer._to_message: its signature changed"
 
