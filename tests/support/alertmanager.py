@@ -111,7 +111,7 @@ def running_alertmanager(folder: Path, config: dict[str, Any]) -> Iterator[Alert
         [
             "prometheus-alertmanager", f"--config.file={folder / 'am.yml'}",
             f"--storage.path={folder / 'am-data'}", f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
+            "--cluster.listen-address=", "--log.level=debug",
         ],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
