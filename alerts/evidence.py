@@ -197,6 +197,8 @@ def verdict_sentence(v: Any) -> str:
     name = _VERDICT_SIGNALS[v.signal]
     mix = ", ".join(f"{version} ({share:.0%})" for version, share in v.baseline_mix) or v.baseline_version
     how = "same hours (canary)" if v.comparison == "canary" else f"the {v.baseline_window_days()} before"
+    if v.details.get("during") == "canary":  # a thin canary's week arm decided
+        how += " (during its canary)"
     if v.verdict == "insufficient_data":
         return f"{name}: no traffic to compare yet on one side ({v.candidate_volume} vs {v.baseline_volume})"
     text = (f"{name} {fmt.format(v.candidate_value)}{unit} on {v.version} vs "

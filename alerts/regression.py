@@ -14,7 +14,10 @@ served just before; the label names the largest one and the evidence the mix.
   hours, whatever the announced ``rollout_pct`` says): the new version
   against the other versions over the same hours, as Kayenta does. Same
   hours, same load, same season; it needs no waiting for volume the canary
-  will never have.
+  will never have. A fast ramp leaves the old versions few sessions over
+  those hours, so the rate signals are also tested before/after (below) and
+  page on it when the old versions over the same hours do not share the rise:
+  the same before/after test, looked at sooner (``details["during"]``).
 * **Before/after** - once the rollout is complete: the new version over its
   bake (up to ``max_bake``) against the predecessor mix over the
   ``baseline_days`` whole days before the arrival. Whole days keep the hours
@@ -221,6 +224,9 @@ class Sides:
     mix: tuple[tuple[str, float], ...]
     latency_baseline: Window | None = None  # before/after: latency's own, shorter sides (None: the rates')
     latency_candidate: Window | None = None
+    week: Window | None = None  # canary: the before/after baseline as well, for the rates (None: not a canary)
+    week_hours: tuple[int, int] = (0, 0)
+    week_mix: tuple[tuple[str, float], ...] = ()
 
 
 def choose_sides(traffic: ProductTraffic, arrival: Arrival, now_h: int, cfg: RegressionConfig) -> Sides:
@@ -234,20 +240,31 @@ def choose_sides(traffic: ProductTraffic, arrival: Arrival, now_h: int, cfg: Reg
     share = mine_recent / all_recent if all_recent else math.nan
     # Traffic decides, not the announcement: a rollout announced at 25% and then completed serves everyone.
     canary = share < cfg.canary_share and traffic.total.window(a, end).traffic > cand.traffic
-    lo, hi = (a, end) if canary else (a - 24 * cfg.baseline_days, a)
-    base = traffic.total.window(lo, hi).minus(mine.window(lo, hi))
-    shares = {
-        v: c.window(lo, hi).traffic for v, c in traffic.versions.items() if v != arrival.version
-    }  # fmt: skip
-    total = sum(shares.values())
-    mix = tuple((v, n / total) for v, n in sorted(shares.items(), key=lambda kv: -kv[1]) if n > 0 and n / total >= 0.01)
+    week_lo = a - 24 * cfg.baseline_days
+    lo, hi = (a, end) if canary else (week_lo, a)
+    base = _others(traffic, arrival.version, lo, hi)
+    week = _others(traffic, arrival.version, week_lo, a) if canary else None
     latency_cand = latency_base = None
     if not canary:  # latency drifts by itself: its first day against the day just before, not the week
         lend = min(end, a + cfg.latency_bake_h)
         latency_cand = mine.window(a, lend)
         latency_base = traffic.total.window(a - cfg.latency_bake_h, a).minus(mine.window(a - cfg.latency_bake_h, a))
-    return Sides(cand, base, "canary" if canary else "before/after", (max(lo, 0), hi), end - a, share, mix,
-                 latency_base, latency_cand)  # fmt: skip
+    return Sides(cand, base, "canary" if canary else "before/after", (max(lo, 0), hi), end - a, share,
+                 _mix(traffic, arrival.version, lo, hi), latency_base, latency_cand, week, (max(week_lo, 0), a),
+                 _mix(traffic, arrival.version, week_lo, a) if canary else ())  # fmt: skip
+
+
+def _others(traffic: ProductTraffic, version: str, lo: int, hi: int) -> Window:
+    """Every version but ``version`` over hours ``lo`` .. ``hi``: the predecessor's side."""
+    return traffic.total.window(lo, hi).minus(traffic.versions[version].window(lo, hi))
+
+
+def _mix(traffic: ProductTraffic, version: str, lo: int, hi: int) -> tuple[tuple[str, float], ...]:
+    """The predecessor's versions over hours ``lo`` .. ``hi`` with their shares (those of 1% or more)."""
+    shares = {v: c.window(lo, hi).traffic for v, c in traffic.versions.items() if v != version}
+    total = sum(shares.values())
+    ranked = sorted(shares.items(), key=lambda kv: -kv[1])
+    return tuple((v, n / total) for v, n in ranked if n > 0 and n / total >= 0.01)
 
 
 def _rate(x: int, n: int) -> float:
@@ -276,22 +293,21 @@ def judge_sides(sides: Sides, bucket0: int, cfg: RegressionConfig) -> dict[str, 
     bar = math.log(2 / cfg.alpha)
     page_bar = math.log(1 / cfg.page_alpha)
     out: dict[str, dict[str, Any]] = {}
-    for signal, (x1, n1, x0, n0) in {
-        "crash_rate": (c.crashed, c.sessions, b.crashed, b.sessions),
-        "error_rate": (c.failed, c.requests, b.failed, b.requests),
+    w = sides.week
+    for signal, (x1, n1, x0, n0, w0, m0) in {
+        "crash_rate": (c.crashed, c.sessions, b.crashed, b.sessions, w.crashed if w else 0, w.sessions if w else 0),
+        "error_rate": (c.failed, c.requests, b.failed, b.requests, w.failed if w else 0, w.requests if w else 0),
     }.items():
-        v1, v0 = _rate(x1, n1), _rate(x0, n0)
-        if n1 <= 0 or n0 <= 0:
-            out[signal] = _result(v1, v0, n1, n0, "insufficient_data", False, math.nan)
+        out[signal] = r = _rate_result(x1, n1, x0, n0, bar, page_bar, cfg)
+        if r["severe"] or m0 <= 0:  # no week arm (not a canary, or no week before it), or not needed
             continue
-        up, down = rate_evidence(x1, n1, x0, n0), rate_evidence(x1, n1, x0, n0, upward=False)
-        # The absolute floor as a ratio of a baseline rate that is never taken as exactly zero.
-        p0 = (x0 + 0.5) / (n0 + 1)
-        rho0 = max(cfg.severe_rate_ratio, 1 + cfg.severe_rate_abs / p0)
-        severe = rate_evidence(x1, n1, x0, n0, rho0) >= page_bar  # the bound alone decides: at least rho0 worse
-        verdict = "regression" if severe else _verdict(up, down, bar)
-        out[signal] = _result(v1, v0, n1, n0, verdict, severe, p_value(max(up, down) - math.log(2)),
-                              counts=(x1, n1, x0, n0), severe_ratio=rho0)  # fmt: skip
+        # A canary whose old versions are thin (a fast ramp leaves few of them) is also compared with the week
+        # before - the same test the release gets once rolled out, looked at sooner. It pages only if the old
+        # versions over the same hours do not share the rise (smoothed point ratio): a rise every version shows
+        # is not this release's.
+        week = _rate_result(x1, n1, w0, m0, bar, page_bar, cfg)
+        if week["severe"] and (x1 + 0.5) / (n1 + 1) >= week["severe_ratio"] * (x0 + 0.5) / (n0 + 1):
+            out[signal] = {**week, "comparison": "before/after"}
     b = sides.latency_baseline or b
     c = sides.latency_candidate or c
     n1, n0 = c.requests, b.requests
@@ -314,6 +330,22 @@ def judge_sides(sides: Sides, bucket0: int, cfg: RegressionConfig) -> dict[str, 
                              over_line={"line_ms": round(cfg.severe_latency_ratio * p0v, 1),
                                         "slower": slow})  # fmt: skip
     return out
+
+
+def _rate_result(x1: int, n1: int, x0: int, n0: int, bar: float, page_bar: float, cfg: RegressionConfig
+                 ) -> dict[str, Any]:  # fmt: skip
+    """One rate signal, ``x1`` of ``n1`` against ``x0`` of ``n0``: the verdict, severe, p-value and counts."""
+    v1, v0 = _rate(x1, n1), _rate(x0, n0)
+    if n1 <= 0 or n0 <= 0:
+        return _result(v1, v0, n1, n0, "insufficient_data", False, math.nan)
+    up, down = rate_evidence(x1, n1, x0, n0), rate_evidence(x1, n1, x0, n0, upward=False)
+    # The absolute floor as a ratio of a baseline rate that is never taken as exactly zero.
+    p0 = (x0 + 0.5) / (n0 + 1)
+    rho0 = max(cfg.severe_rate_ratio, 1 + cfg.severe_rate_abs / p0)
+    severe = rate_evidence(x1, n1, x0, n0, rho0) >= page_bar  # the bound alone decides: at least rho0 worse
+    verdict = "regression" if severe else _verdict(up, down, bar)
+    return _result(v1, v0, n1, n0, verdict, severe, p_value(max(up, down) - math.log(2)),
+                   counts=(x1, n1, x0, n0), severe_ratio=rho0)  # fmt: skip
 
 
 def _verdict(up: float, down: float, bar: float) -> VerdictName:
@@ -346,11 +378,14 @@ def judge_arrival(
         if arrival.announcement is not None and arrival.how == "announced"
         else traffic.at(arrival.hour)
     )
-    lo, hi = (traffic.at(h).isoformat() for h in sides.baseline_hours)
-    baseline_version = sides.mix[0][0] if sides.mix else "-"
+    baseline_version = sides.mix[0][0] if sides.mix else "-"  # one per release: its signals page as one alert
     out = []
     for signal in SIGNALS:
         r = results[signal]
+        comparison = r.get("comparison", sides.comparison)
+        week = comparison != sides.comparison  # a canary's before/after arm decided
+        hours, mix = (sides.week_hours, sides.week_mix) if week else (sides.baseline_hours, sides.mix)
+        lo, hi = (traffic.at(h).isoformat() for h in hours)
         cb: tuple[float, float] = (0.0, math.inf)
         if bounds and "counts" in r:
             x1, n1, x0, n0 = r["counts"]
@@ -362,11 +397,13 @@ def judge_arrival(
             details["over_severe_line"] = r["over_line"]
         if since is not None and r["severe"]:
             details["severe_since"] = traffic.at(since).isoformat()
+        if week:
+            details["during"] = sides.comparison
         out.append(Verdict(
             traffic.product, arrival.version, baseline_version, released_at, sides.bake_h * 3600, signal,
             r["candidate"], r["baseline"], r["n1"], r["n0"],
             "msprt_tail_share" if signal == "latency" else "msprt_rate_ratio", r["p"], r["verdict"], r["severe"],
-            f"{lo}/{hi}", sides.comparison, arrival.how, sides.mix, cb, sides.share, details,
+            f"{lo}/{hi}", comparison, arrival.how, mix, cb, sides.share, details,
         ))  # fmt: skip
     return out
 

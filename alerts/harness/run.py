@@ -63,8 +63,9 @@ def first_page(traffic: ProductTraffic | Arriving, arrival: Arrival, cfg: Regres
         at_t = view(t)
         sides = choose_sides(at_t, arrival, t, cfg)
         seen.add(sides.comparison)
-        if any(r["severe"] for r in judge_sides(sides, at_t.bucket0, cfg).values()):
-            return t, seen
+        severe = [r for r in judge_sides(sides, at_t.bucket0, cfg).values() if r["severe"]]
+        if severe:
+            return t, seen | {r.get("comparison", sides.comparison) for r in severe}
     return None, seen
 
 

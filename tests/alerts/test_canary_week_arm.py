@@ -1,0 +1,68 @@
+"""A canary whose old versions are thin is also judged against the week before (issue 15).
+
+A fast ramp leaves the old versions few sessions over the canary's hours, so the
+same-hours comparison alone cannot page a crash x10 for most of a day (at 200
+sessions a day it paged after a median 22.6 h in ``pulse eval``). The rate
+signals are then also compared with the predecessor's week before the arrival -
+the test the release gets once rolled out, looked at sooner - and page on it
+only if the old versions over the same hours do not share the rise: a rise that
+every version shows (an incident, a backend) is not the release's.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+
+from alerts.regression import RegressionConfig, choose_sides, judge_arrival
+from alerts.traffic import Counts, ProductTraffic, arrivals
+
+NEW = 8 * 24  # 1.0 serves alone for eight days, then 2.0 takes half the traffic
+HOURS = NEW + 24
+
+
+def _traffic(old_crash_every_h_during_canary: int) -> ProductTraffic:
+    """10 sessions an hour; 1.0 crashes once every 10 hours (1%); from NEW, 2.0 gets 5 of them and crashes
+    once every 2 hours (10%), while 1.0's 5 crash once every ``old_crash_every_h_during_canary`` hours."""
+    h = np.arange(HOURS)
+    zeros = np.zeros(HOURS, dtype=np.int64)
+    old_s = np.where(h < NEW, 10, 5).astype(np.int64)
+    new_s = np.where(h < NEW, 0, 5).astype(np.int64)
+    old_c = np.where(h < NEW, h % 10 == 0, (h - NEW) % old_crash_every_h_during_canary == 1).astype(np.int64)
+    new_c = np.where(h < NEW, 0, (h - NEW) % 2 == 0).astype(np.int64)
+
+    def counts(s: np.ndarray, c: np.ndarray) -> Counts:
+        return Counts.of({"sessions": s, "crashed": c, "requests": zeros, "failed": zeros},
+                         np.zeros((HOURS, 4), dtype=np.int64))  # fmt: skip
+
+    versions = {"1.0": counts(old_s, old_c), "2.0": counts(new_s, new_c)}
+    return ProductTraffic("p", datetime(2026, 1, 1, tzinfo=UTC), HOURS, 0, versions,
+                          counts(old_s + new_s, old_c + new_c))  # fmt: skip
+
+
+def _crash_verdict(traffic: ProductTraffic, look_h: int):  # type: ignore[no-untyped-def]
+    cfg = RegressionConfig()
+    (arrival,) = [a for a in arrivals(traffic) if a.version == "2.0"]
+    assert choose_sides(traffic, arrival, look_h, cfg).comparison == "canary"  # half the traffic: a canary
+    return {v.signal: v for v in judge_arrival(traffic, arrival, look_h, cfg)}["crash_rate"]
+
+
+def test_a_thin_canary_pages_on_the_week_before() -> None:
+    traffic = _traffic(old_crash_every_h_during_canary=1_000)  # 1.0 does not crash over the canary's hours
+    crash = _crash_verdict(traffic, NEW + 12)  # 6 crashes in 60 sessions, against 1.0's 0 in 60 and 19 in 1,920
+    assert (crash.verdict, crash.severe, crash.comparison) == ("regression", True, "before/after")
+    assert crash.details["during"] == "canary"
+    assert crash.baseline_window == f"{traffic.at(NEW - 7 * 24).isoformat()}/{traffic.at(NEW).isoformat()}"
+    assert crash.baseline_volume == 7 * 24 * 10 and crash.candidate_volume == 60
+    assert "1.0 (100%), the 7 days before (during its canary)" in crash.sentence()
+    # The same hours alone could not have said so yet: 6 of 60 against 0 of 60 is not severe.
+    early = _crash_verdict(_traffic(old_crash_every_h_during_canary=1_000), NEW + 4)
+    assert not early.severe
+
+
+def test_a_rise_every_version_shows_does_not_page_the_canary() -> None:
+    traffic = _traffic(old_crash_every_h_during_canary=2)  # 1.0 crashes at 10% over the same hours too
+    crash = _crash_verdict(traffic, NEW + 12)
+    assert not crash.severe and crash.comparison == "canary"
+    assert "during" not in crash.details
