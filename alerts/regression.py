@@ -14,10 +14,13 @@ served just before; the label names the largest one and the evidence the mix.
   hours, whatever the announced ``rollout_pct`` says): the new version
   against the other versions over the same hours, as Kayenta does. Same
   hours, same load, same season; it needs no waiting for volume the canary
-  will never have. A fast ramp leaves the old versions few sessions over
-  those hours, so the rate signals are also tested before/after (below) and
-  page on it when the old versions over the same hours do not share the rise:
-  the same before/after test, looked at sooner (``details["during"]``).
+  will never have. The rates are compared hour by hour (strata, see
+  :func:`alerts.sequential.rate_evidence`): a share that grows into an hour
+  that is bad for every version does not make the new version look worse. A
+  fast ramp leaves the old versions few sessions over those hours, so the
+  rate signals are also tested before/after (below) and page on it when the
+  old versions do not share the rise: the same before/after test, looked at
+  sooner (``details["during"]``).
 * **Before/after** - once the rollout is complete: the new version over its
   bake (up to ``max_bake``) against the predecessor mix over the
   ``baseline_days`` whole days before the arrival. Whole days keep the hours
@@ -224,6 +227,8 @@ class Sides:
     mix: tuple[tuple[str, float], ...]
     latency_baseline: Window | None = None  # before/after: latency's own, shorter sides (None: the rates')
     latency_candidate: Window | None = None
+    # canary: per hour, (x1, n1, x0, n0) of each rate signal - the tests compare the same hours hour by hour
+    strata: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] | None = None
     week: Window | None = None  # canary: the before/after baseline as well, for the rates (None: not a canary)
     week_hours: tuple[int, int] = (0, 0)
     week_mix: tuple[tuple[str, float], ...] = ()
@@ -250,8 +255,30 @@ def choose_sides(traffic: ProductTraffic, arrival: Arrival, now_h: int, cfg: Reg
         latency_cand = mine.window(a, lend)
         latency_base = traffic.total.window(a - cfg.latency_bake_h, a).minus(mine.window(a - cfg.latency_bake_h, a))
     return Sides(cand, base, "canary" if canary else "before/after", (max(lo, 0), hi), end - a, share,
-                 _mix(traffic, arrival.version, lo, hi), latency_base, latency_cand, week, (max(week_lo, 0), a),
+                 _mix(traffic, arrival.version, lo, hi), latency_base, latency_cand,
+                 _strata(traffic, arrival.version, a, end) if canary else None, week, (max(week_lo, 0), a),
                  _mix(traffic, arrival.version, week_lo, a) if canary else ())  # fmt: skip
+
+
+RATES = {"crash_rate": ("crashed", "sessions"), "error_rate": ("failed", "requests")}
+
+
+def _strata(traffic: ProductTraffic, version: str, a: int, b: int
+            ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:  # fmt: skip
+    """Per hour of ``a`` .. ``b``, each rate signal's events and exposure on ``version`` and on the others."""
+    mine, total = traffic.versions[version], traffic.total
+    n = len(total.sessions) - 1
+    a = max(0, min(a, n))
+    b = max(a, min(b, n))
+
+    def hourly(c: np.ndarray) -> np.ndarray:
+        return np.diff(np.asarray(c[a : b + 1], dtype=float))
+
+    out = {}
+    for signal, (events, exposure) in RATES.items():
+        x1, n1 = hourly(getattr(mine, events)), hourly(getattr(mine, exposure))
+        out[signal] = (x1, n1, hourly(getattr(total, events)) - x1, hourly(getattr(total, exposure)) - n1)
+    return out
 
 
 def _others(traffic: ProductTraffic, version: str, lo: int, hi: int) -> Window:
@@ -298,15 +325,20 @@ def judge_sides(sides: Sides, bucket0: int, cfg: RegressionConfig) -> dict[str, 
         "crash_rate": (c.crashed, c.sessions, b.crashed, b.sessions, w.crashed if w else 0, w.sessions if w else 0),
         "error_rate": (c.failed, c.requests, b.failed, b.requests, w.failed if w else 0, w.requests if w else 0),
     }.items():
-        out[signal] = r = _rate_result(x1, n1, x0, n0, bar, page_bar, cfg)
+        strata = sides.strata[signal] if sides.strata else None
+        out[signal] = r = _rate_result(x1, n1, x0, n0, bar, page_bar, cfg, strata)
         if r["severe"] or m0 <= 0:  # no week arm (not a canary, or no week before it), or not needed
             continue
         # A canary whose old versions are thin (a fast ramp leaves few of them) is also compared with the week
         # before - the same test the release gets once rolled out, looked at sooner. It pages only if the old
-        # versions over the same hours do not share the rise (smoothed point ratio): a rise every version shows
-        # is not this release's.
+        # versions do not share the rise: a rise every version shows (an incident) is not this release's. So
+        # the same hours, hour by hour, favour "the new version is worse", and the old versions' own counts
+        # over those hours favour "no rise" against their week (each a Bayes factor on the side of 1).
         week = _rate_result(x1, n1, w0, m0, bar, page_bar, cfg)
-        if week["severe"] and (x1 + 0.5) / (n1 + 1) >= week["severe_ratio"] * (x0 + 0.5) / (n0 + 1):
+        if not week["severe"]:
+            continue
+        worse = rate_evidence(*(strata or (x1, n1, x0, n0))) > 0
+        if worse and rate_evidence(x0, n0, w0, m0) < SHARED_RISE_BAR:
             out[signal] = {**week, "comparison": "before/after"}
     b = sides.latency_baseline or b
     c = sides.latency_candidate or c
@@ -332,20 +364,28 @@ def judge_sides(sides: Sides, bucket0: int, cfg: RegressionConfig) -> dict[str, 
     return out
 
 
-def _rate_result(x1: int, n1: int, x0: int, n0: int, bar: float, page_bar: float, cfg: RegressionConfig
+SHARED_RISE_BAR = 0.0  # log evidence: the old versions over a canary's hours favour "no rise" (Bayes factor < 1)
+
+
+def _rate_result(x1: int, n1: int, x0: int, n0: int, bar: float, page_bar: float, cfg: RegressionConfig,
+                 strata: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
                  ) -> dict[str, Any]:  # fmt: skip
-    """One rate signal, ``x1`` of ``n1`` against ``x0`` of ``n0``: the verdict, severe, p-value and counts."""
+    """One rate signal, ``x1`` of ``n1`` against ``x0`` of ``n0``: the verdict, severe, p-value and counts.
+
+    The tests read ``strata`` (the same counts per hour) when given, the totals otherwise."""
     v1, v0 = _rate(x1, n1), _rate(x0, n0)
     if n1 <= 0 or n0 <= 0:
         return _result(v1, v0, n1, n0, "insufficient_data", False, math.nan)
-    up, down = rate_evidence(x1, n1, x0, n0), rate_evidence(x1, n1, x0, n0, upward=False)
+    counts = strata or (x1, n1, x0, n0)
+    c1, e1, c0, e0 = counts
+    up, down = rate_evidence(c1, e1, c0, e0), rate_evidence(c1, e1, c0, e0, upward=False)
     # The absolute floor as a ratio of a baseline rate that is never taken as exactly zero.
     p0 = (x0 + 0.5) / (n0 + 1)
     rho0 = max(cfg.severe_rate_ratio, 1 + cfg.severe_rate_abs / p0)
-    severe = rate_evidence(x1, n1, x0, n0, rho0) >= page_bar  # the bound alone decides: at least rho0 worse
+    severe = rate_evidence(c1, e1, c0, e0, rho0) >= page_bar  # the bound alone decides: at least rho0 worse
     verdict = "regression" if severe else _verdict(up, down, bar)
     return _result(v1, v0, n1, n0, verdict, severe, p_value(max(up, down) - math.log(2)),
-                   counts=(x1, n1, x0, n0), severe_ratio=rho0)  # fmt: skip
+                   counts=counts, severe_ratio=rho0)  # fmt: skip
 
 
 def _verdict(up: float, down: float, bar: float) -> VerdictName:

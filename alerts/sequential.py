@@ -59,20 +59,35 @@ def _share(s: float, log_rho: np.ndarray | float) -> np.ndarray:
     return 1.0 / (1.0 + (1.0 - s) / s * np.exp(-np.asarray(log_rho, dtype=float)))
 
 
-def rate_evidence(x1: int, n1: float, x0: int, n0: float, rho0: float = 1.0, *, upward: bool = True) -> float:
+Counts = int | float | np.ndarray  # a total, or one per stratum (hour)
+
+
+def rate_evidence(x1: Counts, n1: Counts, x0: Counts, n0: Counts, rho0: float = 1.0, *, upward: bool = True
+                  ) -> float:  # fmt: skip
     """log evidence that the new rate is more than ``rho0`` x the baseline's (``upward``), or less (not ``upward``).
 
-    ``x`` events over ``n`` exposure on each side. 0 (no evidence) without
-    exposure on both sides or without events.
+    ``x`` events over ``n`` exposure on each side: totals, or arrays with one
+    entry per stratum. **Strata** (the hours of a canary): the conditional
+    likelihood is the product over hours, each with its own exposure share, so
+    a new version whose share grows into a bad hour for every version (an
+    incident during its ramp) is compared with the old versions hour by hour,
+    not blamed for when it served - the Mantel-Haenszel idea, in the multinomial
+    test. Strata without exposure on both sides or without events carry no
+    information. 0 (no evidence) when none is left.
     """
-    if n1 <= 0 or n0 <= 0 or x1 + x0 <= 0 or rho0 <= 0:
+    if rho0 <= 0:
         return 0.0
+    x1, n1, x0, n0 = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (x1, n1, x0, n0))
+    keep = (n1 > 0) & (n0 > 0) & (x1 + x0 > 0)
+    if not keep.any():
+        return 0.0
+    x1, n1, x0, n0 = x1[keep, None], n1[keep, None], x0[keep, None], n0[keep, None]
     s = n1 / (n1 + n0)
     base = math.log(rho0)
     grid = base + (_GRID if upward else -_GRID)
-    pi, pi0 = _share(s, grid), float(_share(s, base))
+    pi, pi0 = _share(s, grid), _share(s, base)
     with np.errstate(divide="ignore"):
-        llr = x1 * (np.log(pi) - math.log(pi0)) + x0 * (np.log1p(-pi) - math.log1p(-pi0))
+        llr = (x1 * (np.log(pi) - np.log(pi0)) + x0 * (np.log1p(-pi) - np.log1p(-pi0))).sum(axis=0)
     return _log_mix(np.nan_to_num(llr, neginf=-1e9))
 
 
@@ -91,7 +106,7 @@ def p_value(log_evidence: float) -> float:
     return min(1.0, math.exp(-log_evidence))
 
 
-def ratio_bounds(x1: int, n1: float, x0: int, n0: float, alpha: float) -> tuple[float, float]:
+def ratio_bounds(x1: Counts, n1: Counts, x0: Counts, n0: Counts, alpha: float) -> tuple[float, float]:
     """A confidence sequence for the rate ratio at level 1 - alpha (each side alpha / 2), valid at every look.
 
     The lower bound is the largest ``rho0`` that "ratio <= rho0" is rejected
@@ -99,7 +114,7 @@ def ratio_bounds(x1: int, n1: float, x0: int, n0: float, alpha: float) -> tuple[
     (inf when none is).
     """
     bar = math.log(2.0 / alpha)
-    if n1 <= 0 or n0 <= 0 or x1 + x0 <= 0:
+    if np.sum(n1) <= 0 or np.sum(n0) <= 0 or np.sum(x1) + np.sum(x0) <= 0:
         return 0.0, math.inf
     lower = _boundary(lambda r: rate_evidence(x1, n1, x0, n0, r, upward=True) >= bar, rising=True)
     upper = _boundary(lambda r: rate_evidence(x1, n1, x0, n0, r, upward=False) >= bar, rising=False)

@@ -45,6 +45,17 @@ class Release(BaseModel):
         return pct / 100.0
 
 
+class Incident(BaseModel):
+    """A rise that every version of the product shows (a backend, a dependency): not any release's doing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    day: float  # when it starts (days from the start)
+    hours: float = Field(gt=0)
+    crash: float = Field(1.0, gt=0)  # multipliers on every version's crash and error rates meanwhile
+    errors: float = Field(1.0, gt=0)
+
+
 class Product(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -64,6 +75,7 @@ class Product(BaseModel):
     late_hours: tuple[int, int] = (2, 6)
     late_fields: list[Literal["sessions", "crashed", "requests", "failed"]] = [
         "sessions", "crashed", "requests", "failed"]  # fmt: skip
+    incidents: list[Incident] = []
     releases: list[Release]
 
     def truth(self, i: int) -> Truth:

@@ -86,6 +86,11 @@ def _hourly(scenario: Scenario, product: Product, seed: int) -> tuple[Hourly, di
     split = np.stack([rng.multinomial(n, p[i]) for i, n in enumerate(sessions)]) if hours else np.zeros((0, 0))
     creep = product.latency_creep ** (h / max(hours - 1, 1))
     mults = effects(product, hours)
+    during = {"crash": np.ones(hours), "errors": np.ones(hours)}  # incidents: every version alike
+    for inc in product.incidents:
+        hit = (h >= inc.day * 24) & (h < inc.day * 24 + inc.hours)
+        during["crash"][hit] *= inc.crash
+        during["errors"][hit] *= inc.errors
     versions: Hourly = {}
     for j, v in enumerate(names):
         crash, errors, latency = mults[v]
@@ -94,9 +99,9 @@ def _hourly(scenario: Scenario, product: Product, seed: int) -> tuple[Hourly, di
         hist = _latencies(rng, requests, product.latency_ms * latency * creep, product.latency_sigma)
         versions[v] = ({
             "sessions": s,
-            "crashed": rng.binomial(s, min(1.0, product.crash_rate * crash)),
+            "crashed": rng.binomial(s, np.minimum(1.0, product.crash_rate * crash * during["crash"])),
             "requests": requests,
-            "failed": rng.binomial(requests, min(1.0, product.error_rate * errors)),
+            "failed": rng.binomial(requests, np.minimum(1.0, product.error_rate * errors * during["errors"])),
         }, hist)  # fmt: skip
     announced = {
         r.version: Announcement(r.version, START + timedelta(days=r.day), r.rollout[-1][1] if len(r.rollout) == 1

@@ -6,7 +6,8 @@ sessions a day it paged after a median 22.6 h in ``pulse eval``). The rate
 signals are then also compared with the predecessor's week before the arrival -
 the test the release gets once rolled out, looked at sooner - and page on it
 only if the old versions over the same hours do not share the rise: a rise that
-every version shows (an incident, a backend) is not the release's.
+every version shows (an incident, a backend) is not the release's. The harness
+side of it is ``tests/decisions/scenarios/incidents.yaml``.
 """
 
 from __future__ import annotations
@@ -66,3 +67,11 @@ def test_a_rise_every_version_shows_does_not_page_the_canary() -> None:
     crash = _crash_verdict(traffic, NEW + 12)
     assert not crash.severe and crash.comparison == "canary"
     assert "during" not in crash.details
+
+
+def test_old_versions_that_rose_too_veto_the_week_before() -> None:
+    # 1.0 at 5% over the canary's hours (3 of 60, against 1% in its week) and 2.0 at 10%: 2.0 is worse than
+    # 1.0 by more than the severe ratio, but 1.0 rose too - something both share - so the week is no baseline.
+    traffic = _traffic(old_crash_every_h_during_canary=4)
+    crash = _crash_verdict(traffic, NEW + 12)
+    assert not crash.severe and crash.comparison == "canary"

@@ -74,3 +74,20 @@ def test_bounds_cover_the_true_ratio() -> None:
 def test_bounds_of_a_clear_regression() -> None:
     lo, hi = ratio_bounds(60, 1000, 20, 2000, 0.01)  # 6% against 1%: x6
     assert 2.2 < lo < 6 < hi < 20
+
+
+def test_strata_compare_hour_by_hour() -> None:
+    """A new version whose share grows into a bad hour for every version: its totals look worse, its hours do not.
+
+    Three hours at 400 sessions each; the new version serves 5%, 10%, then 50%; the third hour is an incident
+    (every version at 20% against 1%). Both versions have the same rate in every hour."""
+    n1, n0 = np.array([20.0, 40.0, 200.0]), np.array([380.0, 360.0, 200.0])
+    rate = np.array([0.01, 0.01, 0.20])
+    x1, x0 = n1 * rate, n0 * rate  # expected counts: exactly equal rates
+    assert rate_evidence(x1.sum(), n1.sum(), x0.sum(), n0.sum()) > math.log(100)  # totals: "x3 worse"
+    assert rate_evidence(x1, n1, x0, n0) < 0  # hour by hour: no difference
+    # One stratum is the totals; strata without exposure on a side or without events carry nothing.
+    assert rate_evidence([10], [100], [14], [1400]) == rate_evidence(10, 100, 14, 1400)
+    assert rate_evidence([10, 3, 0], [100, 5, 7], [14, 0, 0], [1400, 0, 9]) == rate_evidence(10, 100, 14, 1400)
+    lo, hi = ratio_bounds(x1, n1, x0, n0, 0.01)
+    assert lo < 1 < hi

@@ -30,6 +30,7 @@ def test_the_library_holds_what_the_issue_asks(outcomes: list[Outcome]) -> None:
     volumes = {o.users_per_day for o in outcomes}
     assert min(volumes) <= 20 and max(volumes) >= 5000
     assert any(o.staged for o in aa) and any(not o.announced for o in aa)
+    assert any(o.scenario == "incidents" for o in aa)  # canaries through a rise every version shows
     assert {o.effect for o in outcomes if o.truth == "severe"} >= {"crash x2", "crash x5", "crash x20", "p95 x1.5",
                                                                    "p95 x3"}  # fmt: skip
 
