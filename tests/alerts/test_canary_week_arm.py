@@ -12,12 +12,11 @@ side of it is ``tests/decisions/scenarios/incidents.yaml``.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import numpy as np
+from support.session_traffic import two_versions
 
 from alerts.regression import RegressionConfig, choose_sides, judge_arrival
-from alerts.traffic import Counts, ProductTraffic, arrivals
+from alerts.traffic import ProductTraffic, arrivals
 
 NEW = 8 * 24  # 1.0 serves alone for eight days, then 2.0 takes half the traffic
 HOURS = NEW + 24
@@ -27,19 +26,11 @@ def _traffic(old_crash_every_h_during_canary: int) -> ProductTraffic:
     """10 sessions an hour; 1.0 crashes once every 10 hours (1%); from NEW, 2.0 gets 5 of them and crashes
     once every 2 hours (10%), while 1.0's 5 crash once every ``old_crash_every_h_during_canary`` hours."""
     h = np.arange(HOURS)
-    zeros = np.zeros(HOURS, dtype=np.int64)
     old_s = np.where(h < NEW, 10, 5).astype(np.int64)
     new_s = np.where(h < NEW, 0, 5).astype(np.int64)
     old_c = np.where(h < NEW, h % 10 == 0, (h - NEW) % old_crash_every_h_during_canary == 1).astype(np.int64)
     new_c = np.where(h < NEW, 0, (h - NEW) % 2 == 0).astype(np.int64)
-
-    def counts(s: np.ndarray, c: np.ndarray) -> Counts:
-        return Counts.of({"sessions": s, "crashed": c, "requests": zeros, "failed": zeros},
-                         np.zeros((HOURS, 4), dtype=np.int64))  # fmt: skip
-
-    versions = {"1.0": counts(old_s, old_c), "2.0": counts(new_s, new_c)}
-    return ProductTraffic("p", datetime(2026, 1, 1, tzinfo=UTC), HOURS, 0, versions,
-                          counts(old_s + new_s, old_c + new_c))  # fmt: skip
+    return two_versions((old_s, old_c), (new_s, new_c))
 
 
 def _crash_verdict(traffic: ProductTraffic, look_h: int):  # type: ignore[no-untyped-def]

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from support.scenario_store import Scenario, close_scenario, open_scenario
+from support.session_traffic import two_versions
 
 from alerts.regression import (
     RegressionConfig,
@@ -30,7 +31,7 @@ from alerts.regression import (
     regression_samples,
     release_verdicts,
 )
-from alerts.traffic import Counts, ProductTraffic, arrivals
+from alerts.traffic import ProductTraffic, arrivals
 
 
 @pytest.fixture(scope="module")
@@ -90,14 +91,7 @@ def _traffic(spike: int) -> ProductTraffic:
     old_s[:NEW], new_s[NEW:] = 100, 100
     old_c, new_c = zeros.copy(), zeros.copy()
     old_c[:NEW], new_c[NEW] = 1, spike
-
-    def counts(s: np.ndarray, c: np.ndarray) -> Counts:
-        return Counts.of({"sessions": s, "crashed": c, "requests": zeros, "failed": zeros},
-                         np.zeros((HOURS, 4), dtype=np.int64))  # fmt: skip
-
-    versions = {"1.0": counts(old_s, old_c), "2.0": counts(new_s, new_c)}
-    return ProductTraffic("p", datetime(2026, 1, 1, tzinfo=UTC), HOURS, 0, versions,
-                          counts(old_s + new_s, old_c + new_c))  # fmt: skip
+    return two_versions((old_s, old_c), (new_s, new_c))
 
 
 def test_a_verdict_severe_at_an_earlier_look_stands_when_the_evidence_fades() -> None:
