@@ -210,8 +210,14 @@ cluster() {
       # node's broker only starts once the controller quorum (a majority) is up.
       mkdir -p "$CLUSTER_DATA"
       fetch
-      # A cluster id is 16 random bytes in URL-safe base64 without padding (what StorageTool random-uuid prints).
-      [ -f "$CLUSTER_DATA/cluster.id" ] || head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' > "$CLUSTER_DATA/cluster.id"
+      # A cluster id is 16 random bytes in URL-safe base64 without padding (what StorageTool random-uuid prints),
+      # drawn again while it starts with "-": kafka-storage would read it as an option (1 start in 64 failed so;
+      # Kafka's own Uuid.randomUuid redraws for the same reason).
+      if [ ! -f "$CLUSTER_DATA/cluster.id" ]; then
+        local cid=-
+        while [ "${cid#-}" != "$cid" ]; do cid=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'); done
+        printf '%s' "$cid" > "$CLUSTER_DATA/cluster.id"
+      fi
       local i
       for i in $(seq 1 "$NODES"); do set_node "$i"; launch "$(cat "$CLUSTER_DATA/cluster.id")"; done
       for i in $(seq 1 "$NODES"); do set_node "$i"; wait_ready 120; done
