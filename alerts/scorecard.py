@@ -31,15 +31,18 @@ What a product manager reads (the formula, in words):
   earliest weeks precede any decline that began within the last four weeks,
   are whole weeks so weekly seasonality cancels, and are two of them so the
   reference's own noise is small next to the window's. A product (or store)
-  without two weeks before the window is compared with its first
-  ``young_reference_days`` (4) days, fixed: a reference that grew with it
-  would take in a decline that began at its start. Every day is scored against its own reference, so a day's
+  whose first day is within the lookback is compared with its first
+  ``young_reference_days`` (7) days, fixed: a reference that grew with it
+  would take in a decline that began at its start, and so would its first
+  two weeks (half of a decline over its first four weeks); a whole week so
+  weekly seasonality cancels. Every day is scored against its own reference, so a day's
   verdict depends on the data up to that day, not on when it is read: that is
   what keeps consecutive evaluations consistent. A decline older than the
   lookback is partly absorbed; the trend test and the release trend still see
   it fall.
-* **Dimension score** = weighted mean of its signals' scores; its interval's
-  ends are the same weighted means of the signals' ends. **Composite** =
+* **Dimension score** = weighted mean of its signals' scores; its interval
+  is MOVER's for a sum of independent estimates (each end's distance from the
+  point adds in squares over the signals). **Composite** =
   weighted mean of the dimensions. A signal without data (no NPS answers, a
   zero reference) has no score and is left out, never a crash. There is no
   minimum volume: a product with little data gets wide intervals, so it is
@@ -364,16 +367,21 @@ def _score_window(
 
 def _reference_days(series: _Series, day: date, cfg: ScorecardConfig) -> list[date]:
     """``day``'s reference: the earliest ``baseline_days`` days with data within the ``reference_lookback_days``
-    ending on ``day``, before ``day``'s window; for a product too young for that, its first ``young_reference_days``.
+    ending on ``day``, before ``day``'s window; for a product whose first day is within that lookback, its first
+    ``young_reference_days``.
 
     A young product's reference does not grow with it: "all its days before the window" would take in the days
-    of a decline that began at its start, and drift with it as the week before the period did.
+    of a decline that began at its start, and drift with it as the week before the period did. Nor does it
+    switch to "its earliest two weeks" once it has them before its window: those take in half of a decline that
+    began at its start, and a reference that moves in the middle of the period bends the trend the period is
+    tested for (28 days of a decline from the first day: the switch came on day 21).
     """
     first = day - timedelta(days=cfg.reference_lookback_days - 1)
     window_start = day - timedelta(days=cfg.window_days - 1)
     available = sorted(d for d in series.values if first <= d <= day)
-    before = [d for d in available if d < window_start][: cfg.baseline_days]
-    return before if len(before) >= cfg.baseline_days else available[: min(cfg.young_reference_days, cfg.baseline_days)]
+    if series.values and min(series.values) >= first:  # born within the lookback: its first days, fixed
+        return available[: min(cfg.young_reference_days, cfg.baseline_days)]
+    return [d for d in available if d < window_start][: cfg.baseline_days]
 
 
 def _eras(

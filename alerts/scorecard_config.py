@@ -105,7 +105,7 @@ class ScorecardConfig(BaseModel):
     window_days: int = Field(7, ge=1, le=28)
     baseline_days: int = Field(14, ge=1, le=90)
     reference_lookback_days: int = Field(42, ge=2, le=365)
-    young_reference_days: int = Field(4, ge=1, le=90)
+    young_reference_days: int = Field(7, ge=1, le=90)
     min_dimensions_below: int = Field(2, ge=1, le=len(DIMENSIONS))
     exit_margin: float = Field(5.0, ge=0, le=100)
     trend: TrendTest = Field(default_factory=TrendTest)

@@ -1,8 +1,8 @@
 """Redesign scorecards on a real chDB store filled with two weeks of the ``regression_and_decay`` scenario.
 
 The decaying product is healthy for its first days (the scenario's decay starts after 30% of the span): a
-product is scored against its own healthy level - its earliest two weeks, or for a store this young its first
-four days - so its decline is measured from there.
+product is scored against its own earliest level - its earliest two weeks, or for a store this young its first
+week, which takes in the decay's first days - so its decline is measured from there.
 
 The store also holds a crafted product, ``slowpoke``: healthy traffic whose request latencies are 20x - far
 over its SLO on every day - and nothing else wrong. It is bad on one dimension only, so it is not a candidate.

@@ -141,6 +141,22 @@ def test_the_slow_decay_reads_as_sentences() -> None:
     assert (last - first).days == CFG.baseline_days - 1 and last < END - timedelta(days=28)
 
 
+def test_a_young_products_reference_is_its_first_week_for_the_whole_period() -> None:
+    # 28 days of data, declining from the first (the held-out scenario's shape). Every evaluation of its last
+    # two weeks compares with its first week: the reference neither grows with it nor switches, on day 21, to
+    # its first two weeks - half of the decline, which bent the period's trend (then 2 of 20 seeds were
+    # flagged at the end, now 7: `tests/decisions/scorecard_sweep.py` tables it).
+    data = sim.simulate(sim.slow_decay(100), END, 28, 7)
+    born = min(data)
+    for back in range(14):
+        card = score_product("young-decay", data, _at(END - timedelta(days=back)), config=CFG)
+        assert card.reference == (born, born + timedelta(days=CFG.young_reference_days - 1)), back
+    # Once its first day leaves the lookback, the earliest two weeks of the lookback take over.
+    old = sim.simulate(sim.healthy(100), END, SPAN_DAYS, 7)
+    card = score_product("grown", old, _at(END), config=CFG)
+    assert card.reference is not None and (card.reference[1] - card.reference[0]).days == CFG.baseline_days - 1
+
+
 def test_one_bad_dimension_says_why_it_is_not_a_candidate() -> None:
     card = score_product("slow-latency-120", _data("slow-latency-120", 0), _at(END), config=CFG)
     assert not card.redesign_candidate and card.dimensions_below == ["performance"]

@@ -1,0 +1,80 @@
+"""The redesign flag over many seeds and data spans: how often the decays are flagged, and healthy products not.
+
+The suite (``test_scorecard_decisions.py``) asserts five seeds on 75 days of
+data. This sweep runs the same simulated products (:mod:`support.scorecard_sim`)
+over more seeds and shorter spans - a store that has only 28 days, with the
+decline starting on its first day, is the held-out scenario's shape - and
+prints, per span, the decays missed at the last evaluation and the healthy
+products flagged at any of three evaluations (13 and 6 days before the end,
+and at the end)::
+
+    PYTHONPATH=$PWD:$PWD/tests .venv/bin/python tests/decisions/scorecard_sweep.py --seeds 100 --spans 28,35,42,75
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, date, datetime, time, timedelta
+
+from support import scorecard_sim as sim
+
+from alerts.scorecard import score_product
+from alerts.scorecard_config import load_config
+
+END = date(2026, 12, 1)
+HEALTHY = {
+    "healthy-15": sim.healthy(15), "healthy-50": sim.healthy(50), "healthy-120": sim.healthy(120),
+    "healthy-400": sim.healthy(400), "healthy-2000": sim.healthy(2000), "slow-latency-120": sim.slow_latency(120),
+    "improving-120": sim.improving(120),
+}  # fmt: skip
+STRONG_DECAY_MIN_SPAN = 45  # the strong decay ends 22 days before the end, after 18 days of decline
+
+
+def _flagged(product: str, data: dict[date, dict[str, float]], days_back: int) -> bool:
+    now = datetime.combine(END - timedelta(days=days_back), time(6), UTC)
+    return score_product(product, data, now, config=load_config()).redesign_candidate
+
+
+def sweep(span: int, seeds: range) -> dict[str, list[int]]:
+    """Per case, the seeds it was judged wrong on."""
+    decays = {"slow-decay-100": sim.slow_decay(100, over_days=min(28, span))}
+    if span >= STRONG_DECAY_MIN_SPAN:
+        decays["strong-decay-70-30"] = sim.strong_decay()
+    wrong: dict[str, list[int]] = {name: [] for name in (*decays, *HEALTHY)}
+    for seed in seeds:
+        for name, scenario in decays.items():
+            if not _flagged(name, sim.simulate(scenario, END, span, seed * 1000 + 7), 0):
+                wrong[name].append(seed)
+        for name, scenario in HEALTHY.items():
+            data = sim.simulate(scenario, END, span, seed * 1000 + 7)
+            if any(_flagged(name, data, back) for back in (13, 6, 0)):
+                wrong[name].append(seed)
+        print(f"\rspan {span} d: seed {seed + 1 - seeds.start}/{len(seeds)}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    return wrong
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, default=20, help="seeds per span (default 20)")
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--spans", default="28,42,75", help="days of data before the end, comma-separated")
+    args = ap.parse_args(argv)
+    spans = [int(s) for s in args.spans.split(",")]
+    if args.seeds < 1 or any(s < 8 for s in spans):
+        ap.error("--seeds must be at least 1 and every span at least 8 days (one window and a reference)")
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    print(f"{'span':>5}  {'slow decay missed':>17}  {'strong decay missed':>19}  healthy flagged (of {len(HEALTHY)} "
+          f"products x {args.seeds} seeds)")  # fmt: skip
+    for span in spans:
+        wrong = sweep(span, seeds)
+        strong = f"{len(wrong['strong-decay-70-30'])}" if "strong-decay-70-30" in wrong else "-"
+        healthy = sum(len(wrong[n]) for n in HEALTHY)
+        named = ", ".join(f"{n} {wrong[n]}" for n in HEALTHY if wrong[n])
+        print(f"{span:>4}d  {len(wrong['slow-decay-100']):>17}  {strong:>19}  {healthy}{': ' + named if named else ''}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
