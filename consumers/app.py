@@ -15,8 +15,9 @@ without acking: a supervisor restarts it and the batch replays exactly.
 Other rooms add leader-only timers and read-only pages through
 :mod:`consumers.extensions` (:mod:`pipeline.usecases.worker` hands in the
 alert evaluator, the dashboards and the read API), so this module knows nothing of them.
-Timers share the sink's thread and client; pages run on a read pool with a read client of their own
-(:mod:`consumers.web`), so no read a user triggers delays ingestion. ``/healthz`` and ``/readyz``
+Timers run on a thread and client of their own (:class:`consumers.extensions.LeaderJobs`), pages on a read
+pool with a read client of their own (:mod:`consumers.web`), so neither a job nor a read a user triggers
+delays ingestion. ``/healthz`` and ``/readyz``
 (:mod:`consumers.health`) sit on the same web server, outside the pages' token and Host guard.
 """
 
@@ -37,7 +38,7 @@ import faust
 from consumers import decode_process, health, web
 from consumers.allocators import lean_allocators
 from consumers.batching import PACK_EVENTS, Batches
-from consumers.extensions import LeaderTimer, Page
+from consumers.extensions import LeaderJobs, LeaderTimer, Page
 from consumers.faust_adapter import PulseApp
 from consumers.ingest import Ingestor, StepHook
 from consumers.loop import RELEASE_BATCH, IngestLoop, ReleaseLoop
@@ -62,10 +63,12 @@ def create_app(
     pages: Sequence[Page] = (),
     on_step: StepHook | None = None,
     reads: ReadPool | None = None,
+    jobs: LeaderJobs | None = None,
 ) -> faust.App:
     """Build the Faust app: the ingest and release loops writing through ``sink``, timers and pages.
 
-    Pages run on ``reads`` (required when there are pages), never on the sink's thread (:mod:`consumers.web`).
+    Pages run on ``reads`` (required when there are pages), timers on ``jobs`` (required when there are
+    timers), never on the sink's thread (:mod:`consumers.web`, :class:`consumers.extensions.LeaderJobs`).
     ``on_step(k)`` is called just before step k of every batch's durable step
     (:meth:`consumers.ingest.Ingestor.process`); the fault tests stop the process there.
     """
@@ -107,7 +110,8 @@ def create_app(
     app.run_loop("releases", ReleaseLoop(app, releases, ingestor, settings).run)
 
     for timer in timers:
-        _schedule(app, sink, timer)
+        assert jobs is not None, "timers need the leader jobs' thread"
+        _schedule(app, jobs, timer)
     if pages and reads is None:
         raise ValueError("pages need a read pool")
     if settings.web_port:  # the probes' routes, outside the guard (consumers.health says why)
@@ -120,7 +124,7 @@ def create_app(
     return app
 
 
-def _schedule(app: faust.App, sink: ClickHouseSink, timer: LeaderTimer) -> None:
+def _schedule(app: faust.App, jobs: LeaderJobs, timer: LeaderTimer) -> None:
     """Run ``timer`` every interval while this worker leads the group; tell it when a term of leadership starts.
 
     Faust's ``on_leader=True`` skips the run on other workers but does not say when leadership came back, so the
@@ -141,7 +145,7 @@ def _schedule(app: faust.App, sink: ClickHouseSink, timer: LeaderTimer) -> None:
         leading = True
         started = time.monotonic()
         try:
-            await sink.run(timer.run, sink.client)
+            await jobs.run(timer.run)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - a failing timer is logged and counted by its owner; ingestion goes on
@@ -212,11 +216,12 @@ def run_worker(
     if pages and settings.web_port:
         limits = web.read_limits(settings.web_read_timeout_s, settings.web_read_max_rows)
         reads = ReadPool(
-            clickhouse.connect_reader(settings, limits), settings.web_read_threads, settings.web_read_queue
+            clickhouse.connect_another(settings, limits), settings.web_read_threads, settings.web_read_queue
         )
+    jobs = LeaderJobs(clickhouse.connect_another(settings)) if timers else None
     telemetry.serve_metrics(settings.metrics_port, settings.metrics_host)
 
-    app = create_app(settings, sink, timers, pages if reads else (), on_step, reads)
+    app = create_app(settings, sink, timers, pages if reads else (), on_step, reads, jobs)
     log.info(
         "event=worker_start topic=%s group=%s clickhouse=%s pid=%d",
         settings.events_topic,
@@ -235,4 +240,6 @@ def run_worker(
             probes.stop()
         if reads is not None:
             reads.close()  # cancels what waits; a read in flight is not waited for
+        if jobs is not None:
+            jobs.close()
         sink.close()

@@ -4,7 +4,7 @@ A read is something anybody who reaches the web port can trigger, so it must
 never delay ingestion, and never hold the worker:
 
 * Reads run on the :class:`ReadPool`'s threads (``web_read_threads``) with the
-  read client (:func:`pipeline.clickhouse.connect_reader`), never on the sink's
+  read client (:func:`pipeline.clickhouse.connect_another`), never on the sink's
   thread or with its client: an insert never queues behind a read.
 * At most ``web_read_threads`` reads run and ``web_read_queue`` wait; one more
   is answered 503 with ``Retry-After`` at once, so a flood costs a bounded

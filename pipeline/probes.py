@@ -106,7 +106,7 @@ class StoreProbe:
     def __call__(self) -> str:
         try:
             if self._client is None:
-                self._client = clickhouse.connect_reader(self._settings, {"max_execution_time": 5})
+                self._client = clickhouse.connect_another(self._settings, {"max_execution_time": 5})
             self._client.command("SELECT 1")
         except Exception:
             self._client = None

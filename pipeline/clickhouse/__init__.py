@@ -1,6 +1,6 @@
 """ClickHouse access: one client per process (:func:`connect`) and the schema migrations."""
 
-from pipeline.clickhouse.client import ClickHouseLocked, connect, connect_reader, opened, release
+from pipeline.clickhouse.client import ClickHouseLocked, connect, connect_another, opened, release
 from pipeline.clickhouse.migrations import MIGRATIONS, Migration, check_versions, migrate
 
 __all__ = [
@@ -9,7 +9,7 @@ __all__ = [
     "Migration",
     "check_versions",
     "connect",
-    "connect_reader",
+    "connect_another",
     "migrate",
     "opened",
     "release",

@@ -56,11 +56,12 @@ def _server_dsn(url: str, database: str) -> str:
     return url
 
 
-def connect_reader(settings: StoreSettings, limits: Mapping[str, object]) -> Client:
-    """A second client for reads that users trigger, every query of it bounded by ``limits`` (server settings
-    such as ``max_execution_time``, ``max_result_rows``).
+def connect_another(settings: StoreSettings, limits: Mapping[str, object] | None = None) -> Client:
+    """Another client of this process's store, every query of it bounded by ``limits`` when given (server
+    settings such as ``max_execution_time``, ``max_result_rows``): for reads that users trigger, and for the
+    leader's jobs.
 
-    It is a client of its own so that a read never queues behind an insert or holds the ingest client's
+    It is a client of its own so that its queries never queue behind an insert or hold the ingest client's
     session. chDB allows it: clients of one process on the same path share one engine and its data (each has
     its own connection handle and session settings), and their queries run side by side. The folder lock is
     this process's already (:func:`connect` first).
@@ -68,7 +69,7 @@ def connect_reader(settings: StoreSettings, limits: Mapping[str, object]) -> Cli
     url = settings.clickhouse_url
     if url.startswith("chdb://"):
         _lock(Path(url.removeprefix("chdb://")))
-    return clickhouse_connect.get_client(dsn=url, settings=dict(limits))
+    return clickhouse_connect.get_client(dsn=url, settings=dict(limits or {}))
 
 
 @contextmanager
