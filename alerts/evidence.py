@@ -143,10 +143,13 @@ def scorecard_sentences(card: Any) -> list[str]:
         if candidate.get("since"):
             entered = candidate.get("entered") or {}
             days = entered.get("days_below", {})
+            names = list(entered.get("dimensions", held))
+            counts = _and([str(days[n]) for n in names if n in days])
+            of = entered.get("of_days", policy.get("period_days", "?"))
             reasons.append(
-                _and([f"{n} ({days[n]} days)" if n in days else n for n in entered.get("dimensions", held)])
-                + f" stayed below their floors on at least {policy.get('min_days_below', '?')} of "
-                f"{entered.get('of_days', policy.get('period_days', '?'))} days"
+                _and(names)
+                + " went below their floors together"
+                + (f" (below on {counts} of the {of} days up to then)" if counts else "")
             )
         if "composite_declining_over_releases" in evidence:
             eras = evidence["composite_declining_over_releases"]["releases"]

@@ -55,15 +55,18 @@ What a product manager reads (the formula, in words):
   end of its score's interval is under the floor (confidently below), or when
   its point score is under the floor, its interval excludes recovery (upper
   end at most floor + ``exit_margin``) and the **trend test** finds it falling:
-  the least-squares slope of its daily scores over the trailing period, with a
-  standard error corrected for the windows' overlap, one-sided p <
+  the slope of its daily scores over the trailing period, fitted by
+  generalized least squares with the covariance that the windows' overlap
+  gives (so the test holds its level on week-long windows), one-sided p <
   ``trend.alpha`` and a fitted fall of at least ``trend.min_drop`` points -
   evidence before the interval has crossed.
 * **The flag, with hysteresis** (deterministic from the data, no stored state).
   The days of the period, and as many before them as warm-up, are walked in
   order. A product *becomes* a candidate on a day when at least
   ``min_dimensions_below`` (2) dimensions are below their floors on that day
-  and on at least ``min_days_below`` days of the trailing period. It *stays*
+  (and on at least ``min_days_below`` days of the trailing period: 1, since a
+  day's window shares six of its seven days with the day before's, so more
+  days would add delay rather than evidence). It *stays*
   one while at least that many of its dimensions have not recovered - a
   dimension recovers when it is no longer below and its point score is above
   floor + ``exit_margin``. A product is also a candidate when its composite
@@ -543,7 +546,7 @@ def _scorecard(
         if flag.candidate and flag.entered is not None:
             entered = flag.entered
             reasons.append(
-                f"since {entered['day']}: {len(entered['dimensions'])} dimensions below floor on >= "
+                f"since {entered['day']}: {len(entered['dimensions'])} dimensions below floor together, each on >= "
                 f"{cfg.min_days_below} of {entered['of_days']} days ("
                 + ", ".join(f"{d} {n} days" for d, n in entered["days_below"].items())
                 + f"); still not recovered: {', '.join(flag.held)}"

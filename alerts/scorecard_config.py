@@ -101,7 +101,7 @@ class ScorecardConfig(BaseModel):
 
     level: float = Field(0.95, gt=0.5, lt=1)
     period_days: int = Field(14, ge=1, le=90)
-    min_days_below: int = Field(3, ge=1)
+    min_days_below: int = Field(1, ge=1)
     window_days: int = Field(7, ge=1, le=28)
     baseline_days: int = Field(14, ge=1, le=90)
     reference_lookback_days: int = Field(42, ge=2, le=365)

