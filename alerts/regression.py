@@ -553,18 +553,28 @@ def regression_samples(
     return samples(verdicts)
 
 
+WORSE = 0.5  # a release's sample value when a rate is confidently worse but not severely: a ticket, not a page
+
+
 def samples(verdicts: Sequence[Verdict]) -> list[Sample]:
-    """Groups per-signal verdicts into one :class:`Sample` per release."""
+    """Groups per-signal verdicts into one :class:`Sample` per release.
+
+    Its value is 1.0 when any signal regressed severely (a page); ``WORSE`` when the crash or the error rate
+    is confidently worse (the two-sided ``alpha`` label, always-valid like the page) but not severely - a
+    crash rate x2 that no bound yet shows to be x1.3 - which the shipped rules make a ticket for on-call; 0.0
+    otherwise. Latency's label is left out of that: latency drifts by itself, and its bar is the severe one.
+    """
     groups: dict[tuple[str, str, str], list[Verdict]] = {}
     for v in verdicts:
         groups.setdefault((v.product, v.version, v.baseline_version), []).append(v)
     out = []
     for (product, version, baseline_version), vs in groups.items():
         crash = next((v for v in vs if v.signal == "crash_rate"), None)
+        worse = [v.signal for v in vs if v.verdict == "regression" and not v.severe and v.signal in RATES]
         out.append(
             Sample(
                 labels={"product": product, "version": version, "baseline_version": baseline_version},
-                value=1.0 if any(v.severe for v in vs) else 0.0,
+                value=1.0 if any(v.severe for v in vs) else WORSE if worse else 0.0,
                 volume=float(crash.candidate_volume if crash else 0),
                 evidence={
                     "released_at": vs[0].released_at.isoformat(),
@@ -573,6 +583,7 @@ def samples(verdicts: Sequence[Verdict]) -> list[Sample]:
                     "comparison": vs[0].comparison,
                     "arrival": vs[0].arrival,
                     "severe_signals": [v.signal for v in vs if v.severe],
+                    "worse_signals": worse,
                     "sentences": [v.sentence() for v in vs if v.verdict != "insufficient_data"],
                     "signals": {
                         v.signal: {

@@ -10,7 +10,8 @@ A file holds ``groups``; a group has a ``name``, an optional ``interval`` and
   success ratio such as ``crash_free_sessions``): burn = bad ratio / (1 - objective);
   the rule's value is the smaller of the two burns and it matches when that is
   over ``factor`` - both windows burn at once, the multiwindow alert of the SRE workbook;
-* ``signal`` - ``release_regression`` or ``redesign_candidate`` (1.0 = flagged).
+* ``signal`` - ``release_regression`` or ``redesign_candidate`` (1.0 = flagged; a release whose crash or
+  error rate is confidently worse, not severely, is 0.5: ``alerts/regression.py`` ``samples``).
 
 It compares the value with ``threshold`` using ``op`` (signals default to
 ``>= 1``, burn rates to ``> factor``); ``resolve_threshold`` adds hysteresis
@@ -57,7 +58,8 @@ SIGNAL_LABELS: dict[str, tuple[str, ...]] = {
 # real samples). Metric rules carry none. A field a source does not fill (yet) renders empty.
 EVIDENCE_FIELDS: dict[str, tuple[str, ...]] = {
     "release_regression": (
-        "released_at", "bake_s", "baseline_window", "comparison", "arrival", "severe_signals", "sentences", "signals",
+        "released_at", "bake_s", "baseline_window", "comparison", "arrival", "severe_signals", "worse_signals",
+        "sentences", "signals",
     ),
     "redesign_candidate": ("dimensions_below_floor", "composite", "scores", "evidence", "sentences"),
     "burn_rate": ("metric", "objective", "burn_long", "burn_short", "ratio_long", "ratio_short", "factor"),

@@ -2,8 +2,10 @@
 
 Looks are hourly for the first ``dense_h`` hours after each arrival (where
 detection delays are decided), then every ``sparse_h`` hours to the end of the
-lookback. A release *pages* at the first look at which any signal is severe;
-its delay is counted in event time from its release. The **least delay** next
+lookback. A release *pages* at the first look at which any signal is severe,
+and is *ticketed* at the first look at which it pages or its crash or error
+rate is a (non-severe) regression - the shipped ``ReleaseWorse`` ticket; each
+delay is counted in event time from its release. The **least delay** next
 to it is what the same test reaches on the expected counts (no noise): the
 floor that the volume, the effect and the false-alarm rate put on any delay.
 """
@@ -21,7 +23,7 @@ import numpy as np
 
 from alerts.harness.scenario import Product, Scenario, Truth, library
 from alerts.harness.simulate import Arriving, arriving, simulate
-from alerts.regression import RegressionConfig, choose_sides, judge_sides
+from alerts.regression import RATES, RegressionConfig, choose_sides, judge_sides
 from alerts.traffic import Arrival, ProductTraffic, arrivals
 
 DENSE_H, SPARSE_H = 72, 6
@@ -44,6 +46,7 @@ class Outcome:
     paged_after_h: float | None  # event-time delay of the first page
     least_h: float | None = None  # the same test on expected counts
     comparisons: set[str] = field(default_factory=set)
+    ticketed_after_h: float | None = None  # event-time delay of the first page or ReleaseWorse ticket
 
 
 def looks(arrival_h: int, hours: int, cfg: RegressionConfig) -> Iterable[int]:
@@ -53,20 +56,34 @@ def looks(arrival_h: int, hours: int, cfg: RegressionConfig) -> Iterable[int]:
     return [*dense, *sparse]
 
 
-def first_page(traffic: ProductTraffic | Arriving, arrival: Arrival, cfg: RegressionConfig
-               ) -> tuple[int | None, set[str]]:  # fmt: skip
-    """The first look that pages, and the comparisons used; each look sees the events that had arrived by then."""
-    seen: set[str] = set()
+@dataclass
+class Looks:
+    """What the looks at one release found: the first that paged, the first that ticketed, the comparisons."""
+
+    paged: int | None = None
+    ticketed: int | None = None
+    comparisons: set[str] = field(default_factory=set)
+
+
+def first_page(traffic: ProductTraffic | Arriving, arrival: Arrival, cfg: RegressionConfig) -> Looks:
+    """The first look that pages (and the first that tickets); each look sees the events that had arrived by then."""
+    found = Looks()
     view = traffic.as_of if isinstance(traffic, Arriving) else (lambda t: traffic)
     hours = traffic.final.hours if isinstance(traffic, Arriving) else traffic.hours
     for t in looks(arrival.hour, hours, cfg):
         at_t = view(t)
         sides = choose_sides(at_t, arrival, t, cfg)
-        seen.add(sides.comparison)
-        severe = [r for r in judge_sides(sides, at_t.bucket0, cfg).values() if r["severe"]]
+        found.comparisons.add(sides.comparison)
+        results = judge_sides(sides, at_t.bucket0, cfg)
+        severe = [r for r in results.values() if r["severe"]]
+        worse = any(results[s]["verdict"] == "regression" for s in RATES if s in results)
+        if found.ticketed is None and (severe or worse):
+            found.ticketed = t
         if severe:
-            return t, seen | {r.get("comparison", sides.comparison) for r in severe}
-    return None, seen
+            found.paged = t
+            found.comparisons |= {r.get("comparison", sides.comparison) for r in severe}
+            return found
+    return found
 
 
 def expected(scenario: Scenario, product: Product, seeds: int = 8) -> ProductTraffic:
@@ -96,23 +113,27 @@ def run_product(scenario: Scenario, product: Product, seed: int, cfg: Regression
             continue
         day = int(r.day * 24) // 24
         arrival = next((a for (v, d), a in found.items() if v == r.version and abs(d - day) <= 1), None)
-        paged = least_h = None
-        comparisons: set[str] = set()
+        least_h = None
+        looked = Looks()
         if arrival is not None:
-            t, comparisons = first_page(seen, arrival, cfg)
-            paged = None if t is None else t - r.day * 24
+            looked = first_page(seen, arrival, cfg)
             if mean is not None:
                 m_arrival = next((a for a in arrivals(mean) if a.version == r.version and abs(a.hour // 24 - day) <= 1),
                                  None)  # fmt: skip
                 if m_arrival is not None:
-                    tm, _ = first_page(mean, m_arrival, cfg)
+                    tm = first_page(mean, m_arrival, cfg).paged
                     least_h = None if tm is None else tm - r.day * 24
         prev = product.releases[i - 1]
         effect = _effect(r.crash / prev.crash, r.errors / prev.errors, r.latency / prev.latency)
         out.append(Outcome(scenario.name, product.name, r.version, seed, product.truth(i), product.users_per_day,
                            effect, len(r.rollout) > 1 or r.rollout[0][1] < 100, r.announced, arrival is not None,
-                           paged, least_h, comparisons))  # fmt: skip
+                           _after(looked.paged, r.day), least_h, looked.comparisons,
+                           _after(looked.ticketed, r.day)))  # fmt: skip
     return out
+
+
+def _after(look: int | None, day: float) -> float | None:
+    return None if look is None else look - day * 24
 
 
 def _effect(crash: float, errors: float, latency: float) -> str:
@@ -153,6 +174,9 @@ def summary(outcomes: list[Outcome], scenarios_days: float | None = None) -> dic
         "aa_paged": sum(o.paged_after_h is not None for o in aa),
         "aa_page_rate": (sum(o.paged_after_h is not None for o in aa) / len(aa)) if aa else math.nan,
         "aa_unjudged": sum(not o.judged for o in aa),
+        "aa_ticketed": sum(o.ticketed_after_h is not None for o in aa),
+        "aa_ticket_rate": (sum(o.ticketed_after_h is not None for o in aa) / len(aa)) if aa else math.nan,
+        "severe_ticketed": sum(o.ticketed_after_h is not None for o in severe),
         "healthy_products": len(products - bad_products),
         "healthy_products_paged": len(healthy_paged),
         "false_pages": len(false_pages),
@@ -172,11 +196,14 @@ def delay_table(outcomes: list[Outcome]) -> list[dict[str, Any]]:
     for (scenario, family, effect, users, staged), os_ in sorted(groups.items()):
         delays = [o.paged_after_h for o in os_ if o.paged_after_h is not None]
         least = [o.least_h for o in os_ if o.least_h is not None]
+        tickets = [o.ticketed_after_h for o in os_ if o.ticketed_after_h is not None]
         rows.append({
             "scenario": scenario, "product": family, "effect": effect, "users_per_day": users, "staged": staged,
             "paged": f"{len(delays)}/{len(os_)}",
             "median_h": round(float(np.median(delays)), 1) if delays else None,
             "max_h": round(max(delays), 1) if delays else None,
             "least_h": round(float(np.median(least)), 1) if least else None,
+            "ticketed": f"{len(tickets)}/{len(os_)}",
+            "ticket_median_h": round(float(np.median(tickets)), 1) if tickets else None,
         })  # fmt: skip
     return rows

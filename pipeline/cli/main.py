@@ -277,10 +277,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     s = result["summary"]
     print(f"{s['releases']} releases over seeds {seeds[0]}..{seeds[-1]}: {s['severe_paged']}/{s['severe']} severe "
           f"regressions paged (median {s['median_delay_h']:.1f} h after release); A/A releases paged "
-          f"{s['aa_paged']}/{s['aa_releases']}; healthy products paged {s['healthy_products_paged']}/"
-          f"{s['healthy_products']}; false pages per product-month {s['false_pages_per_product_month']:.3f}; "
-          f"releases never judged {s['severe_unjudged'] + s['aa_unjudged']}")  # fmt: skip
-    columns = ["scenario", "product", "effect", "users_per_day", "staged", "paged", "median_h", "max_h", "least_h"]
+          f"{s['aa_paged']}/{s['aa_releases']} (ticketed {s['aa_ticketed']}); healthy products paged "
+          f"{s['healthy_products_paged']}/{s['healthy_products']}; false pages per product-month "
+          f"{s['false_pages_per_product_month']:.3f}; releases never judged "
+          f"{s['severe_unjudged'] + s['aa_unjudged']}")  # fmt: skip
+    columns = ["scenario", "product", "effect", "users_per_day", "staged", "paged", "median_h", "max_h", "least_h",
+               "ticketed", "ticket_median_h"]  # fmt: skip
     render(columns, [tuple(_cell(r.get(c)) for c in columns) for r in result["delays"]])
     return 0
 

@@ -21,7 +21,7 @@ def amtool(*args: str) -> subprocess.CompletedProcess[str]:
 def test_amtool_check_config_passes() -> None:
     r = amtool("check-config", str(CONFIG))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "SUCCESS" in r.stdout and "2 inhibit rules" in r.stdout
+    assert "SUCCESS" in r.stdout and "3 inhibit rules" in r.stdout
 
 
 @pytest.mark.parametrize(
@@ -32,6 +32,7 @@ def test_amtool_check_config_passes() -> None:
         (["audience=pm", "product=x"], "pm"),
         (["audience=pm", "severity=ticket", "product=profile", "alertname=RedesignCandidate"], "pm"),
         (["severity=ticket", "audience=oncall", "product=x"], "default"),
+        (["severity=ticket", "audience=oncall", "product=search", "alertname=ReleaseWorse"], "default"),
     ],
 )
 def test_routes(labels: list[str], receiver: str) -> None:
@@ -73,6 +74,11 @@ def test_inhibition_mutes_pm_tickets_of_the_paged_product() -> None:
     config = yaml.safe_load(CONFIG.read_text())
     assert config["inhibit_rules"] == [
         {"source_matchers": ['severity="page"'], "target_matchers": ['audience="pm"'], "equal": ["product"]},
+        {
+            "source_matchers": ['alertname="ReleaseRegression"'],
+            "target_matchers": ['alertname="ReleaseWorse"'],
+            "equal": ["product", "version"],
+        },
         {
             "source_matchers": ['severity="page"', 'slo=~".+"'],
             "target_matchers": ['severity="ticket"', 'slo=~".+"'],

@@ -37,8 +37,8 @@ def alertmanager(tmp_path: Path, hooks: Hooks) -> Iterator[Alertmanager]:
         yield am
 
 
-def alert(alertname: str, product: str, *, resolved: bool = False) -> Notification:
-    labels = alert_labels(RULES.rule(alertname), {"product": product})
+def alert(alertname: str, product: str, *, resolved: bool = False, **series: str) -> Notification:
+    labels = alert_labels(RULES.rule(alertname), {"product": product, **series})
     now = datetime.now(UTC)
     return Notification(
         fingerprint=fingerprint(labels), status="resolved" if resolved else "firing", labels=labels,
@@ -87,3 +87,27 @@ def test_a_crash_free_page_holds_back_the_same_products_crash_free_ticket(
     )
     assert alertmanager.state(alertname="CrashFreeBudgetTicket", product="checkout") == "active"
     assert hooks.alerts("/oncall", alertname="CrashFreeBudgetTicket") == []
+
+
+def test_a_release_page_holds_back_the_same_releases_worse_ticket(alertmanager: Alertmanager, hooks: Hooks) -> None:
+    # The two rules read one signal (alerts/rules/product.yaml): a severe release is also "worse" - one notification.
+    assert RULES.rule("ReleaseWorse").rule.labels["severity"] == "ticket"
+    release = {"version": "1.10.0", "baseline_version": "1.9.0"}
+    send(
+        alertmanager,
+        alert("ReleaseRegression", "search", **release),
+        alert("ReleaseWorse", "search", **release),  # the same release: held back
+        alert("ReleaseWorse", "search", version="1.11.0", baseline_version="1.10.0"),  # another release: goes out
+        alert("ReleaseWorse", "feed", **release),  # another product: goes out
+    )
+    wait_for("the page at on-call", lambda: hooks.alerts("/oncall", alertname="ReleaseRegression"))
+    wait_for("feed's ticket", lambda: hooks.alerts("/default", alertname="ReleaseWorse", product="feed"))
+    wait_for("search 1.11.0's ticket", lambda: hooks.alerts("/default", alertname="ReleaseWorse", version="1.11.0"))
+    wait_for(
+        "search 1.10.0's ticket to be inhibited",
+        lambda: alertmanager.state(alertname="ReleaseWorse", product="search", version="1.10.0") == "suppressed",
+    )
+    assert alertmanager.state(alertname="ReleaseWorse", product="search", version="1.11.0") == "active"
+    time.sleep(3)  # several group intervals (1s): an uninhibited ticket would have been sent by now
+    sent = [a["labels"]["version"] for a in hooks.alerts("/default", alertname="ReleaseWorse", product="search")]
+    assert "1.11.0" in sent and "1.10.0" not in sent

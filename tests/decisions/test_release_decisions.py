@@ -43,6 +43,10 @@ def test_every_release_is_judged(outcomes: list[Outcome]) -> None:
 def test_aa_releases_rarely_page_and_healthy_products_never(outcomes: list[Outcome]) -> None:
     s = summary(outcomes)
     assert s["aa_page_rate"] <= 0.01, s
+    # ReleaseWorse tickets: two rate signals at 0.5% each (always-valid), 1% per release. Scenario-wide
+    # seasonality moves several products of one scenario at once: on seed 6 (not run here) three of aa-volumes'
+    # 400-a-day canaries were ticketed at the same hour, 3 of 244.
+    assert s["aa_ticket_rate"] <= 0.02, [o for o in outcomes if o.effect == "A/A" and o.ticketed_after_h]
     assert s["healthy_products_paged"] == 0, [o for o in outcomes if o.truth == "healthy" and o.paged_after_h]
 
 
