@@ -20,7 +20,10 @@ served just before; the label names the largest one and the evidence the mix.
   fast ramp leaves the old versions few sessions over those hours, so the
   rate signals are also tested before/after (below) and page on it when the
   old versions do not share the rise: the same before/after test, looked at
-  sooner (``details["during"]``).
+  sooner (``details["during"]``). Both ways round: a rate severe over the
+  same hours pages only if it is severe against the week before too (old
+  versions that drew few crashes by chance make an ordinary new version look
+  severe against them; ``details["severe_unconfirmed_by"]``).
 * **Before/after** - once the rollout is complete: the new version over its
   bake (up to ``max_bake``) against the predecessor mix over the
   ``baseline_days`` whole days before the arrival. Whole days keep the hours
@@ -327,14 +330,22 @@ def judge_sides(sides: Sides, bucket0: int, cfg: RegressionConfig) -> dict[str, 
     }.items():
         strata = sides.strata[signal] if sides.strata else None
         out[signal] = r = _rate_result(x1, n1, x0, n0, bar, page_bar, cfg, strata)
-        if r["severe"] or m0 <= 0:  # no week arm (not a canary, or no week before it), or not needed
+        if m0 <= 0:  # no week arm: not a canary, or no week before it
+            continue
+        week = _rate_result(x1, n1, w0, m0, bar, page_bar, cfg)
+        if r["severe"]:
+            # The same hours page only if the week before agrees: old versions that drew few crashes by chance
+            # over the canary's hours make an ordinary new version look severe against them, not against the
+            # product's week (an A/A canary, 8 of 281 crashed against 5 of 1,164 over the same hours, 121 of
+            # 11,796 the week before). Each arm holds its level, so both together do too.
+            if not week["severe"]:
+                out[signal] = {**r, "severe": False, "verdict": r["label"], "unconfirmed_by": "before/after"}
             continue
         # A canary whose old versions are thin (a fast ramp leaves few of them) is also compared with the week
         # before - the same test the release gets once rolled out, looked at sooner. It pages only if the old
         # versions do not share the rise: a rise every version shows (an incident) is not this release's. So
         # the same hours, hour by hour, favour "the new version is worse", and the old versions' own counts
         # over those hours favour "no rise" against their week (each a Bayes factor on the side of 1).
-        week = _rate_result(x1, n1, w0, m0, bar, page_bar, cfg)
         if not week["severe"]:
             continue
         worse = rate_evidence(*(strata or (x1, n1, x0, n0))) > 0
@@ -383,9 +394,9 @@ def _rate_result(x1: int, n1: int, x0: int, n0: int, bar: float, page_bar: float
     p0 = (x0 + 0.5) / (n0 + 1)
     rho0 = max(cfg.severe_rate_ratio, 1 + cfg.severe_rate_abs / p0)
     severe = rate_evidence(c1, e1, c0, e0, rho0) >= page_bar  # the bound alone decides: at least rho0 worse
-    verdict = "regression" if severe else _verdict(up, down, bar)
-    return _result(v1, v0, n1, n0, verdict, severe, p_value(max(up, down) - math.log(2)),
-                   counts=counts, severe_ratio=rho0)  # fmt: skip
+    label = _verdict(up, down, bar)
+    return _result(v1, v0, n1, n0, "regression" if severe else label, severe, p_value(max(up, down) - math.log(2)),
+                   counts=counts, severe_ratio=rho0, label=label)  # fmt: skip
 
 
 def _verdict(up: float, down: float, bar: float) -> VerdictName:
@@ -435,6 +446,8 @@ def judge_arrival(
             details["severe_if_ratio_at_least"] = round(float(r["severe_ratio"]), 3)
         if "over_line" in r:
             details["over_severe_line"] = r["over_line"]
+        if "unconfirmed_by" in r:  # severe over the same hours, not against the week before: no page
+            details["severe_unconfirmed_by"] = r["unconfirmed_by"]
         if since is not None and r["severe"]:
             details["severe_since"] = traffic.at(since).isoformat()
         if week:
