@@ -91,3 +91,27 @@ def test_the_same_hours_page_only_if_the_week_before_agrees() -> None:
     # The seventh crash (7 of 86): both say so, and it pages on the same hours.
     later = _crash_verdict(traffic, NEW + 44)
     assert (later.severe, later.comparison) == (True, "canary") and "severe_unconfirmed_by" not in later.details
+
+
+def _late_incident() -> ProductTraffic:
+    """1.0 alone for eight days (1% crashed), then a 48-hour canary: 1.0 8 sessions an hour, 2.0 4. In the last
+    six hours something hits both (an incident): 1.0 crashes once an hour, 2.0 twice; before it, neither."""
+    h = np.arange(NEW + 48)
+    incident = h >= NEW + 42
+    old_s = np.where(h < NEW, 10, 8).astype(np.int64)
+    new_s = np.where(h < NEW, 0, 4).astype(np.int64)
+    old_c = np.where(h < NEW, h % 10 == 0, incident).astype(np.int64)
+    new_c = np.where(incident, 2, 0).astype(np.int64)
+    return two_versions((old_s, old_c), (new_s, new_c))
+
+
+def test_an_incident_late_in_a_long_canary_vetoes_the_week_before() -> None:
+    # 2.0: 12 of 192 crashed, against 17 of 1,680 the week before - severe. 1.0: 6 of 384 over the canary's
+    # 48 hours, no rise against its week in those totals; but all 6 fell in the 48 sessions of the six hours
+    # 2.0 crashed in. The week is no baseline then, and the same hours alone (12 of 24 against 6 of 48 in
+    # them) are not severe.
+    traffic = _late_incident()
+    crash = _crash_verdict(traffic, NEW + 48)
+    assert (crash.candidate_volume, crash.baseline_volume) == (192, 384)
+    assert not crash.severe and crash.comparison == "canary"
+    assert "during" not in crash.details
