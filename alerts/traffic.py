@@ -61,6 +61,7 @@ class Counts:
         n = len(self.sessions) - 1
         a, b = max(0, min(a, n)), max(0, min(b, n))
         b = max(a, b)
+
         def total(c: np.ndarray) -> int:
             return int(round(float(c[b] - c[a])))  # exact for counts; the nearest for the harness' expected values
 
