@@ -385,10 +385,9 @@ def _shared_rise(x0: int, n0: int, w0: int, m0: int,
     Over all the canary's hours: a Bayes factor for "risen" above 1. An incident that began late in a long
     canary is diluted in those totals (seed 32 of ``incidents.yaml``: 4 of 180 old sessions crashed against
     1.2% the week before, a factor just under 1 - but all 4 in the 45 sessions of the hours the new version
-    crashed in), so
-    the hours the new version's own events fell in are read too, where the Bayes factor must pass 10: over a
-    few hours a single old crash where 0.3 were expected is already a factor above 1, and a bar of 1 there
-    delayed true regressions' worst pages by 5 to 8 hours in ``pulse eval``.
+    crashed in), so the hours the new version's own events fell in are read too, where the Bayes factor must
+    pass 10: over a few hours a single old crash where 0.3 were expected is already a factor above 1, and a
+    bar of 1 there delayed true regressions' worst pages by 5 to 8 hours in ``pulse eval``.
     """
     if rate_evidence(x0, n0, w0, m0) >= SHARED_RISE_BAR:
         return True
