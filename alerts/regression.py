@@ -216,6 +216,8 @@ def _none_if_not_finite(x: float) -> float | None:
 
 # ---------------------------------------------------------------------------------------------- the judge, pure
 
+Strata = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # per hour: x1, n1, x0, n0 of one rate signal
+
 
 @dataclass(frozen=True)
 class Sides:
@@ -231,7 +233,7 @@ class Sides:
     latency_baseline: Window | None = None  # before/after: latency's own, shorter sides (None: the rates')
     latency_candidate: Window | None = None
     # canary: per hour, (x1, n1, x0, n0) of each rate signal - the tests compare the same hours hour by hour
-    strata: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] | None = None
+    strata: dict[str, Strata] | None = None
     week: Window | None = None  # canary: the before/after baseline as well, for the rates (None: not a canary)
     week_hours: tuple[int, int] = (0, 0)
     week_mix: tuple[tuple[str, float], ...] = ()
@@ -266,8 +268,7 @@ def choose_sides(traffic: ProductTraffic, arrival: Arrival, now_h: int, cfg: Reg
 RATES = {"crash_rate": ("crashed", "sessions"), "error_rate": ("failed", "requests")}
 
 
-def _strata(traffic: ProductTraffic, version: str, a: int, b: int
-            ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:  # fmt: skip
+def _strata(traffic: ProductTraffic, version: str, a: int, b: int) -> dict[str, Strata]:
     """Per hour of ``a`` .. ``b``, each rate signal's events and exposure on ``version`` and on the others."""
     mine, total = traffic.versions[version], traffic.total
     n = len(total.sessions) - 1
@@ -378,8 +379,7 @@ SHARED_RISE_BAR = 0.0  # log evidence: the old versions over a canary's hours fa
 HIT_RISE_BAR = math.log(10)  # ... and over the hours the new version's own events fell in, not strongly "a rise"
 
 
-def _shared_rise(x0: int, n0: int, w0: int, m0: int,
-                 strata: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None) -> bool:  # fmt: skip
+def _shared_rise(x0: int, n0: int, w0: int, m0: int, strata: Strata | None) -> bool:
     """Did the old versions rise too over a canary's hours, against their own week? Then the week is no baseline.
 
     Over all the canary's hours: a Bayes factor for "risen" above 1. An incident that began late in a long
@@ -399,7 +399,7 @@ def _shared_rise(x0: int, n0: int, w0: int, m0: int,
 
 
 def _rate_result(x1: int, n1: int, x0: int, n0: int, bar: float, page_bar: float, cfg: RegressionConfig,
-                 strata: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
+                 strata: Strata | None = None,
                  ) -> dict[str, Any]:  # fmt: skip
     """One rate signal, ``x1`` of ``n1`` against ``x0`` of ``n0``: the verdict, severe, p-value and counts.
 
