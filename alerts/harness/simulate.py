@@ -17,6 +17,7 @@ each hour's events to arrive ``late_hours`` later, and its
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -70,8 +71,14 @@ def simulate(scenario: Scenario, product: Product, seed: int) -> ProductTraffic:
 Hourly = dict[str, tuple[dict[str, np.ndarray], np.ndarray]]  # per version: counts per field, latency histograms
 
 
+def stream(product: Product, seed: int, *salt: int) -> np.random.Generator:
+    """The product's own random numbers under ``seed``: products of one scenario, even the grid's replicas of
+    one volume, draw independently (with the seed alone, those replicas were copies of each other)."""
+    return np.random.default_rng((seed, zlib.crc32(product.name.encode()), *salt))
+
+
 def _hourly(scenario: Scenario, product: Product, seed: int) -> tuple[Hourly, dict[str, Announcement]]:
-    rng = np.random.default_rng(seed)
+    rng = stream(product, seed)
     hours = scenario.days * 24
     h = np.arange(hours)
     day = h // 24
@@ -160,7 +167,7 @@ def arriving(scenario: Scenario, product: Product, seed: int) -> Arriving:
     final = traffic_of(product.name, START, hours, BUCKET0, versions, announced)
     if product.late_share <= 0:
         return Arriving(final)
-    rng = np.random.default_rng((seed, 0x1A7E))
+    rng = stream(product, seed, 0x1A7E)
     delays = list(range(product.late_hours[0], product.late_hours[1] + 1))
     on_time: Hourly = {}
     late: list[Hourly] = [{} for _ in delays]
