@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from alerts.harness.scenario import Product, Scenario, Truth, library
-from alerts.harness.simulate import Arriving, arriving, simulate
+from alerts.harness.simulate import Arriving, arriving, peak_hour, simulate
 from alerts.regression import RATES, RegressionConfig, choose_sides, judge_sides
 from alerts.traffic import Arrival, ProductTraffic, arrivals
 
@@ -86,9 +86,10 @@ def first_page(traffic: ProductTraffic | Arriving, arrival: Arrival, cfg: Regres
     return found
 
 
-def expected(scenario: Scenario, product: Product, seeds: int = 8) -> ProductTraffic:
-    """The mean of several simulations (cumulative counts): close to the expected counts, for the least delay."""
-    runs = [simulate(scenario, product, 10_000 + s) for s in range(seeds)]
+def expected(scenario: Scenario, product: Product, peak: float, seeds: int = 8) -> ProductTraffic:
+    """The mean of several simulations with their traffic peaking at ``peak`` (cumulative counts): close to
+    the expected counts, for the least delay."""
+    runs = [simulate(scenario, product, 10_000 + s, peak) for s in range(seeds)]
     base = runs[0]
     for name in ("total", *[f"v:{v}" for v in base.versions]):
         counts = [r.total if name == "total" else r.versions[name[2:]] for r in runs]
@@ -106,7 +107,7 @@ def run_product(scenario: Scenario, product: Product, seed: int, cfg: Regression
     found: dict[tuple[str, int], Arrival] = {}
     for a in arrivals(traffic):
         found.setdefault((a.version, a.hour // 24), a)
-    mean = expected(scenario, product) if least else None
+    mean = expected(scenario, product, peak_hour(product, seed)) if least else None
     out = []
     for i, r in enumerate(product.releases):
         if r.day <= 0:

@@ -69,6 +69,9 @@ class Product(BaseModel):
     latency_sigma: float = Field(0.5, gt=0)  # of the lognormal
     latency_creep: float = Field(1.0, gt=0)  # latency multiplier reached at the end (geometric; no release)
     adopt_hours: float = Field(6.0, gt=0)  # users move to a new version with this time constant
+    # The hour of the day (UTC) its traffic peaks at, i.e. where its users live. None: drawn per seed (any hour),
+    # so a release's first hours fall in the evening, at night or in the morning of its users' day.
+    peak_hour: float | None = Field(None, ge=0, lt=24)
     # Late events: this share of each hour's events (of late_fields) reaches the store only 2..6 h later (each
     # delay in late_hours equally likely); the judge at a look sees what had arrived by then.
     late_share: float = Field(0.0, ge=0, lt=1)

@@ -1,7 +1,8 @@
 """A scenario's product as hourly traffic per version: the counts the worker would have stored.
 
 Per hour: sessions ~ Poisson(users x sessions per user, shaped by the hour of
-the day, the weekend dip and holidays), split over versions by the rollout
+the day - peaking at the product's ``peak_hour``, or at an hour drawn per seed
+(:func:`peak_hour`) - the weekend dip and holidays), split over versions by the rollout
 (each release takes its target share of users, who move with time constant
 ``adopt_hours``); crashes ~ Binomial(sessions, crash rate x effect); requests
 ~ Poisson(sessions x requests per session), failures ~ Binomial; latencies
@@ -34,9 +35,20 @@ BUCKET0 = math.ceil(math.log(LO_MS) / _LOG_GAMMA)
 BUCKETS = math.ceil(math.log(HI_MS) / _LOG_GAMMA) - BUCKET0 + 1
 
 
-def diurnal(hour_of_day: np.ndarray) -> np.ndarray:
-    """Traffic by the hour of the day: a peak in the afternoon, a trough at night (mean 1)."""
-    return 1.0 + 0.6 * np.sin((hour_of_day - 9.0) / 24.0 * 2 * math.pi)
+def diurnal(hour_of_day: np.ndarray, peak: float = 15.0) -> np.ndarray:
+    """Traffic by the hour of the day (UTC): a peak at ``peak``, a trough twelve hours later (mean 1)."""
+    return 1.0 + 0.6 * np.sin((hour_of_day - peak + 6.0) / 24.0 * 2 * math.pi)
+
+
+def peak_hour(product: Product, seed: int) -> float:
+    """The hour the product's traffic peaks at: its own ``peak_hour``, or one drawn from the seed and its name.
+
+    Drawn, every hour of the day is where some seed's releases begin: a release at its users' afternoon peak
+    and one that goes out into their night are judged on very different first hours.
+    """
+    if product.peak_hour is not None:
+        return product.peak_hour
+    return float(stream(product, seed, 0x9EA4).integers(24))
 
 
 def shares(product: Product, hours: int) -> dict[str, np.ndarray]:
@@ -62,9 +74,10 @@ def effects(product: Product, hours: int) -> dict[str, tuple[float, float, float
     return {r.version: (r.crash, r.errors, r.latency) for r in product.releases}
 
 
-def simulate(scenario: Scenario, product: Product, seed: int) -> ProductTraffic:
-    """The product's traffic once every event arrived (what the store holds in the end)."""
-    versions, announced = _hourly(scenario, product, seed)
+def simulate(scenario: Scenario, product: Product, seed: int, peak: float | None = None) -> ProductTraffic:
+    """The product's traffic once every event arrived (what the store holds in the end); ``peak``: see
+    :func:`peak_hour` (default: the seed's)."""
+    versions, announced = _hourly(scenario, product, seed, peak)
     return traffic_of(product.name, START, scenario.days * 24, BUCKET0, versions, announced)
 
 
@@ -77,13 +90,15 @@ def stream(product: Product, seed: int, *salt: int) -> np.random.Generator:
     return np.random.default_rng((seed, zlib.crc32(product.name.encode()), *salt))
 
 
-def _hourly(scenario: Scenario, product: Product, seed: int) -> tuple[Hourly, dict[str, Announcement]]:
+def _hourly(scenario: Scenario, product: Product, seed: int, peak: float | None = None
+            ) -> tuple[Hourly, dict[str, Announcement]]:  # fmt: skip
     rng = stream(product, seed)
     hours = scenario.days * 24
     h = np.arange(hours)
     day = h // 24
     weekend = np.isin((day + START.weekday()) % 7, (5, 6))
-    season = diurnal(h % 24) * np.where(weekend, 1 - scenario.weekly, 1.0)
+    season = diurnal(h % 24, peak_hour(product, seed) if peak is None else peak)
+    season = season * np.where(weekend, 1 - scenario.weekly, 1.0)
     season = season * np.where(np.isin(day, scenario.holidays), 0.5, 1.0)
     sessions = rng.poisson(product.users_per_day * product.sessions_per_user * season / 24)
     by_version = shares(product, hours)
@@ -154,7 +169,7 @@ class Arriving:
                               f.announced)  # fmt: skip
 
 
-def arriving(scenario: Scenario, product: Product, seed: int) -> Arriving:
+def arriving(scenario: Scenario, product: Product, seed: int, peak: float | None = None) -> Arriving:
     """The product's traffic with its late events (``late_share`` of each hour, ``late_hours`` late).
 
     The split draws from a generator of its own, so a product without late
@@ -162,7 +177,7 @@ def arriving(scenario: Scenario, product: Product, seed: int) -> Arriving:
     their latencies: the histograms are split, and the late request counts are
     their sums.
     """
-    versions, announced = _hourly(scenario, product, seed)
+    versions, announced = _hourly(scenario, product, seed, peak)
     hours = scenario.days * 24
     final = traffic_of(product.name, START, hours, BUCKET0, versions, announced)
     if product.late_share <= 0:

@@ -56,9 +56,9 @@ def test_every_release_is_judged(outcomes: list[Outcome]) -> None:
 def test_aa_releases_rarely_page(outcomes: list[Outcome]) -> None:
     s = summary(outcomes)
     assert s["aa_page_rate"] <= 0.01, s
-    # ReleaseWorse tickets: two rate signals at 0.5% each (always-valid), 1% per release. Scenario-wide
-    # seasonality moves several products of one scenario at once: on seed 6 (not run here) three of aa-volumes'
-    # 400-a-day canaries were ticketed at the same hour, 3 of 244.
+    # ReleaseWorse tickets: two rate signals at 0.5% each (always-valid), 1% per release. (Three of aa-volumes'
+    # 400-a-day canaries once ticketed at the same hour on seed 6: they were copies, before each product drew
+    # its own random numbers.)
     assert s["aa_ticket_rate"] <= 0.02, [o for o in outcomes if o.effect == "A/A" and o.ticketed_after_h]
 
 
