@@ -169,7 +169,7 @@ class Arriving:
                               f.announced)  # fmt: skip
 
 
-def arriving(scenario: Scenario, product: Product, seed: int, peak: float | None = None) -> Arriving:
+def arriving(scenario: Scenario, product: Product, seed: int) -> Arriving:
     """The product's traffic with its late events (``late_share`` of each hour, ``late_hours`` late).
 
     The split draws from a generator of its own, so a product without late
@@ -177,7 +177,7 @@ def arriving(scenario: Scenario, product: Product, seed: int, peak: float | None
     their latencies: the histograms are split, and the late request counts are
     their sums.
     """
-    versions, announced = _hourly(scenario, product, seed, peak)
+    versions, announced = _hourly(scenario, product, seed)
     hours = scenario.days * 24
     final = traffic_of(product.name, START, hours, BUCKET0, versions, announced)
     if product.late_share <= 0:
