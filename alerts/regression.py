@@ -325,10 +325,11 @@ def judge_sides(sides: Sides, bucket0: int, cfg: RegressionConfig) -> dict[str, 
     page_bar = math.log(1 / cfg.page_alpha)
     out: dict[str, dict[str, Any]] = {}
     w = sides.week
-    for signal, (x1, n1, x0, n0, w0, m0) in {
+    rates = {
         "crash_rate": (c.crashed, c.sessions, b.crashed, b.sessions, w.crashed if w else 0, w.sessions if w else 0),
         "error_rate": (c.failed, c.requests, b.failed, b.requests, w.failed if w else 0, w.requests if w else 0),
-    }.items():
+    }
+    for signal, (x1, n1, x0, n0, w0, m0) in rates.items():
         strata = sides.strata[signal] if sides.strata else None
         out[signal] = r = _rate_result(x1, n1, x0, n0, bar, page_bar, cfg, strata)
         if m0 <= 0:  # no week arm: not a canary, or no week before it
@@ -349,7 +350,7 @@ def judge_sides(sides: Sides, bucket0: int, cfg: RegressionConfig) -> dict[str, 
         if not week["severe"]:
             continue
         worse = rate_evidence(*(strata or (x1, n1, x0, n0))) > 0
-        if worse and not _shared_rise(x0, n0, w0, m0, strata):
+        if worse and not _shared_rise(x0, n0, w0, m0, strata) and not _other_rose(rates, signal):
             out[signal] = {**week, "comparison": "before/after"}
     b = sides.latency_baseline or b
     c = sides.latency_candidate or c
@@ -377,6 +378,7 @@ def judge_sides(sides: Sides, bucket0: int, cfg: RegressionConfig) -> dict[str, 
 
 SHARED_RISE_BAR = 0.0  # log evidence: the old versions over a canary's hours favour "no rise" (Bayes factor < 1)
 HIT_RISE_BAR = math.log(10)  # ... and over the hours the new version's own events fell in, not strongly "a rise"
+OTHER_RISE_BAR = math.log(3)  # ... and in the other rates, over all the canary's hours, not "a rise" (factor 3)
 
 
 def _shared_rise(x0: int, n0: int, w0: int, m0: int, strata: Strata | None) -> bool:
@@ -396,6 +398,18 @@ def _shared_rise(x0: int, n0: int, w0: int, m0: int, strata: Strata | None) -> b
     x1_h, _, x0_h, n0_h = strata
     hit = x1_h > 0
     return bool(hit.any()) and rate_evidence(x0_h[hit].sum(), n0_h[hit].sum(), w0, m0) >= HIT_RISE_BAR
+
+
+def _other_rose(rates: dict[str, tuple[int, int, int, int, int, int]], signal: str) -> bool:
+    """Did the old versions' other rates rise over a canary's hours against their week (a Bayes factor of 3)?
+
+    An incident seldom touches one rate alone: the old versions may draw few of its crashes (or failures) by
+    chance while their other rate shows it (seeds 20, 22, 26 and 38 of ``incidents.yaml``, where one rate alone
+    let the week page an A/A canary: the other rose at log evidence 1.9 to 10.8). The bar is above the signal's own
+    (a factor of 1) because a chance rise in any other rate would otherwise veto true regressions too: at a
+    factor of 1 it delayed crash x10 at 200 sessions a day by an hour's median in ``pulse eval``."""
+    return any(other != signal and m0 > 0 and rate_evidence(x0, n0, w0, m0) >= OTHER_RISE_BAR
+               for other, (_, _, x0, n0, w0, m0) in rates.items())  # fmt: skip
 
 
 def _rate_result(x1: int, n1: int, x0: int, n0: int, bar: float, page_bar: float, cfg: RegressionConfig,

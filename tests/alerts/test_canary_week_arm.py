@@ -22,15 +22,18 @@ NEW = 8 * 24  # 1.0 serves alone for eight days, then 2.0 takes half the traffic
 HOURS = NEW + 24
 
 
-def _traffic(old_crash_every_h_during_canary: int) -> ProductTraffic:
+def _traffic(old_crash_every_h_during_canary: int, old_failed_per_h_during_canary: int = 0) -> ProductTraffic:
     """10 sessions an hour; 1.0 crashes once every 10 hours (1%); from NEW, 2.0 gets 5 of them and crashes
-    once every 2 hours (10%), while 1.0's 5 crash once every ``old_crash_every_h_during_canary`` hours."""
+    once every 2 hours (10%), while 1.0's 5 crash once every ``old_crash_every_h_during_canary`` hours.
+    Each version makes as many requests as sessions; 1.0's fail once every 10 hours before NEW (1%), then
+    ``old_failed_per_h_during_canary`` of its 5 an hour; 2.0's never fail."""
     h = np.arange(HOURS)
     old_s = np.where(h < NEW, 10, 5).astype(np.int64)
     new_s = np.where(h < NEW, 0, 5).astype(np.int64)
     old_c = np.where(h < NEW, h % 10 == 0, (h - NEW) % old_crash_every_h_during_canary == 1).astype(np.int64)
     new_c = np.where(h < NEW, 0, (h - NEW) % 2 == 0).astype(np.int64)
-    return two_versions((old_s, old_c), (new_s, new_c))
+    old_f = np.where(h < NEW, h % 10 == 0, old_failed_per_h_during_canary).astype(np.int64)
+    return two_versions((old_s, old_c, old_s, old_f), (new_s, new_c, new_s, np.zeros_like(new_s)))
 
 
 def _crash_verdict(traffic: ProductTraffic, look_h: int):  # type: ignore[no-untyped-def]
@@ -55,6 +58,16 @@ def test_a_thin_canary_pages_on_the_week_before() -> None:
 
 def test_a_rise_every_version_shows_does_not_page_the_canary() -> None:
     traffic = _traffic(old_crash_every_h_during_canary=2)  # 1.0 crashes at 10% over the same hours too
+    crash = _crash_verdict(traffic, NEW + 12)
+    assert not crash.severe and crash.comparison == "canary"
+    assert "during" not in crash.details
+
+
+def test_old_versions_whose_failures_rose_veto_the_week_before_for_crashes_too() -> None:
+    # 1.0 draws no crash over the canary's hours, as in the first test, but its failed requests rise from 1%
+    # in its week to 20% (12 of 60). Something moved the old versions - an incident seldom touches one rate
+    # alone - so the week is no baseline for any rate, and the same hours alone are not severe yet.
+    traffic = _traffic(old_crash_every_h_during_canary=1_000, old_failed_per_h_during_canary=1)
     crash = _crash_verdict(traffic, NEW + 12)
     assert not crash.severe and crash.comparison == "canary"
     assert "during" not in crash.details
