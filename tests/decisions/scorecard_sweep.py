@@ -44,10 +44,10 @@ def sweep(span: int, seeds: range) -> dict[str, list[int]]:
     wrong: dict[str, list[int]] = {name: [] for name in (*decays, *HEALTHY)}
     for seed in seeds:
         for name, scenario in decays.items():
-            if not _flagged(name, sim.simulate(scenario, END, span, seed * 1000 + 7), 0):
+            if not _flagged(name, sim.simulate(scenario, END, span, sim.product_seed(name, seed)), 0):
                 wrong[name].append(seed)
         for name, scenario in HEALTHY.items():
-            data = sim.simulate(scenario, END, span, seed * 1000 + 7)
+            data = sim.simulate(scenario, END, span, sim.product_seed(name, seed))
             if any(_flagged(name, data, back) for back in (13, 6, 0)):
                 wrong[name].append(seed)
         print(f"\rspan {span} d: seed {seed + 1 - seeds.start}/{len(seeds)}", end="", file=sys.stderr, flush=True)

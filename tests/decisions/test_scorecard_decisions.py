@@ -21,7 +21,6 @@ once a day over the last 14 days, under five seeds. Truth:
 from __future__ import annotations
 
 import math
-import zlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -66,7 +65,7 @@ def _at(day: date, hour: int = 6) -> datetime:
 
 
 def _data(product: str, seed: int) -> dict[date, dict[str, float]]:
-    return sim.simulate(CASES[product].scenario, END, SPAN_DAYS, seed * 1000 + zlib.crc32(product.encode()) % 997)
+    return sim.simulate(CASES[product].scenario, END, SPAN_DAYS, sim.product_seed(product, seed))
 
 
 @pytest.fixture(scope="module")

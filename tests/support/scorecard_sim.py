@@ -14,6 +14,7 @@ day; a scenario is a function of the day's index returning one.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -106,6 +107,12 @@ def _csat_shares(mean: float) -> np.ndarray:
         w /= w.sum()
         centre += mean - float((w * grid).sum())
     return w
+
+
+def product_seed(product: str, seed: int) -> int:
+    """The random stream of ``product`` under ``seed``: each product its own, so products of one seed are not
+    copies of each other's noise."""
+    return seed * 1000 + zlib.crc32(product.encode()) % 997
 
 
 def simulate(scenario: Scenario, end: date, days: int, seed: int) -> dict[date, dict[str, float]]:
