@@ -59,7 +59,13 @@ What a product manager reads (the formula, in words):
   generalized least squares with the covariance that the windows' overlap
   gives (so the test holds its level on week-long windows), one-sided p <
   ``trend.alpha`` and a fitted fall of at least ``trend.min_drop`` points -
-  evidence before the interval has crossed.
+  evidence before the interval has crossed. A window that shares days with
+  its reference (a young store's first two weeks) is no point of the trend:
+  it is partly compared with itself, so it sits near 100 whatever its
+  reference drew, and after an unlucky first week the honest days that
+  follow read as a fall (17 of 800 healthy 21-day stores' dimensions
+  "fell" at p < 1%; 1 without those points). Its score is still shown, and
+  can still be confidently below (sharing days pulls it towards 100).
 * **The flag, with hysteresis** (deterministic from the data, no stored state).
   The days of the period, and as many before them as warm-up, are walked in
   order. A product *becomes* a candidate on a day when at least
@@ -319,6 +325,9 @@ class _WindowScore:
     dimensions: dict[str, Estimate | None]
     composite: Estimate | None
     signals: dict[str, tuple[SignalScore, ...]]
+    # The window shares days with its reference (a young store's first two weeks): its scores are pulled towards
+    # 100 by the shared days, so they are shown and can be confidently below, but are no point of a trend.
+    in_reference: bool = False
 
 
 def _weighted(pairs: list[tuple[Estimate, float]]) -> Estimate | None:
@@ -425,7 +434,10 @@ class _Status:
 def _status(dim: str, day: date, scored: Mapping[date, _WindowScore], cfg: ScorecardConfig, floor: float) -> _Status:
     est = scored[day].dimensions[dim]
     span = [day - timedelta(days=i) for i in range(cfg.period_days - 1, -1, -1)]
-    points = [(float(i), e.value) for i, d in enumerate(span) if d in scored and (e := scored[d].dimensions[dim])]
+    points = [
+        (float(i), e.value) for i, d in enumerate(span)
+        if d in scored and not scored[d].in_reference and (e := scored[d].dimensions[dim])
+    ]  # fmt: skip
     tr = trend(points, overlap=cfg.window_days) if len(points) >= cfg.trend.min_points else None
     declining = bool(
         tr is not None and tr.p < cfg.trend.alpha and -tr.slope * (points[-1][0] - points[0][0]) >= cfg.trend.min_drop
@@ -495,7 +507,8 @@ def _scorecard(
         ref_days = tuple(_reference_days(series, day, cfg))
         if ref_days not in cache:
             cache[ref_days] = _references(series, list(ref_days), cfg)
-        scored[day] = _score_window(series, window, cache[ref_days], cfg, product)
+        in_reference = not set(window).isdisjoint(ref_days)
+        scored[day] = replace(_score_window(series, window, cache[ref_days], cfg, product), in_reference=in_reference)
     reference = _reference_days(series, last, cfg)
     refs = cache[tuple(reference)]
     status = {day: {dim: _status(dim, day, scored, cfg, cfg.floors[dim]) for dim in DIMENSIONS} for day in walk}
@@ -511,7 +524,10 @@ def _scorecard(
             trend_p=s.trend.p if s.trend else None, declining=s.declining,
         )  # fmt: skip
     comp_floor = weighted_mean((cfg.floors[d], cfg.weights[d]) for d in DIMENSIONS) or 0.0
-    comp_points = [(float(i), c.value) for i, d in enumerate(period) if (c := scored[d].composite) is not None]
+    comp_points = [
+        (float(i), c.value) for i, d in enumerate(period)
+        if not scored[d].in_reference and (c := scored[d].composite) is not None
+    ]  # fmt: skip
     comp_trend = trend(comp_points, overlap=cfg.window_days)
     comp = today.composite
     composite = DimensionScore(
