@@ -7,4 +7,8 @@ got right: regressions paged and their delay in event time, false pages,
 pages on A/A releases (identical behaviour). The judge reads the same
 :class:`~alerts.traffic.ProductTraffic` here as from the store; only the
 source of the hours differs.
+
+It also runs the redesign flag over simulated products with known truth
+(:mod:`alerts.harness.redesign`, days from :mod:`alerts.harness.daily`):
+precision, recall and flag flips per product-month.
 """

@@ -284,7 +284,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     columns = ["scenario", "product", "effect", "users_per_day", "staged", "paged", "median_h", "max_h", "least_h",
                "ticketed", "ticket_median_h"]  # fmt: skip
     render(columns, [tuple(_cell(r.get(c)) for c in columns) for r in result["delays"]])
+    for span, r in result["redesign"].items():
+        f = r["summary"]
+        wrong = f"; wrong: {', '.join(f['wrong'])}" if f["wrong"] else ""
+        print(f"redesign flag on {f['products']} simulated products with {span} days of data, evaluated daily over "
+              f"the last 14: precision {_ratio(f['precision'])}, recall {_ratio(f['recall'])} ("
+              f"{f['candidates'] - f['missed']}/{f['candidates']} candidates flagged, {f['false_flags']} false flags); "
+              f"flag flips per product-month {f['flips_per_product_month']:.3f}{wrong}")  # fmt: skip
     return 0
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _print_records(records: list[dict[str, Any]], fmt: str, columns: list[str], empty: str) -> None:
@@ -600,7 +611,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulates every scenario file (YAML) under --scenarios for each seed, looks at every release "
         "hourly as the evaluator would, and prints severe regressions paged and their delay in event time, A/A "
         "releases paged, healthy products paged and false pages per product-month, then the delay table by effect "
-        "and volume (--least adds the delay the same test reaches on expected counts).",
+        "and volume (--least adds the delay the same test reaches on expected counts); then the redesign flag's "
+        "precision, recall and flag flips per product-month on simulated products with known truth, with 28 and 75 "
+        "days of data.",
     )
     from pipeline.usecases.decisions import DEFAULT_SCENARIOS
 

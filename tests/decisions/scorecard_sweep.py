@@ -1,7 +1,7 @@
 """The redesign flag over many seeds and data spans: how often the decays are flagged, and healthy products not.
 
 The suite (``test_scorecard_decisions.py``) asserts five seeds on 75 days of
-data. This sweep runs the same simulated products (:mod:`support.scorecard_sim`)
+data. This sweep runs the same simulated products (:mod:`alerts.harness.daily`)
 over more seeds and shorter spans - a store that has only 28 days, with the
 decline starting on its first day, is the held-out scenario's shape - and
 prints, per span, the decays missed at the last evaluation and the healthy
@@ -24,18 +24,14 @@ import argparse
 import sys
 from datetime import UTC, date, datetime, time, timedelta
 
-from support import scorecard_sim as sim
-
+from alerts.harness import daily as sim
+from alerts.harness import redesign
 from alerts.scorecard import score_product
 from alerts.scorecard_config import load_config
 
-END = date(2026, 12, 1)
-HEALTHY = {
-    "healthy-15": sim.healthy(15), "healthy-50": sim.healthy(50), "healthy-120": sim.healthy(120),
-    "healthy-400": sim.healthy(400), "healthy-2000": sim.healthy(2000), "slow-latency-120": sim.slow_latency(120),
-    "improving-120": sim.improving(120),
-}  # fmt: skip
-STRONG_DECAY_MIN_SPAN = 45  # the strong decay ends 22 days before the end, after 18 days of decline
+END = redesign.END
+HEALTHY = {name: case.scenario for name, case in redesign.CASES.items() if case.truth == "healthy"}
+STRONG_DECAY_MIN_SPAN = redesign.CASES["strong-decay-70-30"].min_span
 
 
 def _flagged(product: str, data: dict[date, dict[str, float]], days_back: int) -> bool:

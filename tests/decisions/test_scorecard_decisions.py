@@ -1,63 +1,33 @@
 """The redesign flag's decisions on simulated products with known truth (pure, no store, no Kafka).
 
-Each product is simulated day by day (:mod:`support.scorecard_sim`: Poisson
-users with weekly seasonality, binomial crashes and task successes, NPS and
-CSAT answers, Poisson tickets, requests with errors and log-normal latency) and
-scored through the scorecard's own arithmetic (:func:`alerts.scorecard.score_product`)
-once a day over the last 14 days, under five seeds. Truth:
-
-* healthy at 15, 50, 120, 400 and 2,000 users a day - never a candidate;
-* healthy but for p95 latency over its SLO, at 120 users a day - one bad
-  dimension is an alert, not a redesign: never a candidate;
-* improving (from a poor start to healthy) - never a candidate;
-* a strong decay, 70 -> 30 users a day with everything worse, finished three
-  weeks ago - a candidate on every evaluation (and at -48 h, -24 h, -12 h, now);
-* the issue's slow decay over the last four weeks at ~100 users a day (DAU
-  -45%, NPS +8 -> -69, tickets x2, task success -12 points) - a candidate by
-  the end; its truth changes during the 14 days, so it may turn on once and
-  never off.
+The products, their truth and how they are counted are :mod:`alerts.harness.redesign`'s, which ``pulse eval``
+prints too: each product simulated day by day (:mod:`alerts.harness.daily`: Poisson users with weekly seasonality,
+binomial crashes and task successes, NPS and CSAT answers, Poisson tickets, requests with errors and log-normal
+latency) and scored through the scorecard's own arithmetic (:func:`alerts.scorecard.score_product`) once a day over
+the last 14 days, here under five seeds with 75 days of data.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
-from support import scorecard_sim as sim
 
 from alerts.estimates import ESTIMATORS
 from alerts.evidence import scorecard_sentences
+from alerts.harness import daily as sim
+from alerts.harness import redesign
 from alerts.intervals import z_of
 from alerts.scorecard import score_product
 from alerts.scorecard_config import load_config
 from alerts.scoring import score_interval
 
-END = date(2026, 12, 1)  # evaluations at 06:00 UTC on the days up to this one
+END = redesign.END  # evaluations at 06:00 UTC on the days up to this one
 SPAN_DAYS = 75  # enough for the latest evaluation's walk and its references, 14 evaluations back
 SEEDS = range(5)
-EVALUATIONS = 14
+EVALUATIONS = redesign.EVALUATIONS
+CASES = redesign.CASES
 CFG = load_config()
-
-
-@dataclass(frozen=True)
-class Case:
-    scenario: sim.Scenario
-    truth: str  # "healthy" (never a candidate), "redesign" (always one) or "becomes" (one by the end, once turned on)
-
-
-CASES = {
-    "healthy-15": Case(sim.healthy(15), "healthy"),
-    "healthy-50": Case(sim.healthy(50), "healthy"),
-    "healthy-120": Case(sim.healthy(120), "healthy"),
-    "healthy-400": Case(sim.healthy(400), "healthy"),
-    "healthy-2000": Case(sim.healthy(2000), "healthy"),
-    "slow-latency-120": Case(sim.slow_latency(120), "healthy"),
-    "improving-120": Case(sim.improving(120), "healthy"),
-    "strong-decay-70-30": Case(sim.strong_decay(), "redesign"),
-    "slow-decay-100": Case(sim.slow_decay(100), "becomes"),
-}
 
 
 def _at(day: date, hour: int = 6) -> datetime:
@@ -65,54 +35,50 @@ def _at(day: date, hour: int = 6) -> datetime:
 
 
 def _data(product: str, seed: int) -> dict[date, dict[str, float]]:
-    return sim.simulate(CASES[product].scenario, END, SPAN_DAYS, sim.product_seed(product, seed))
+    return redesign.data(product, seed, SPAN_DAYS)
 
 
 @pytest.fixture(scope="module")
-def flags() -> dict[tuple[str, int], list[bool]]:
-    """Per product and seed: the flag on each of the last 14 daily evaluations, oldest first."""
-    out = {}
-    for seed in SEEDS:
-        for product in CASES:
-            data = _data(product, seed)
-            out[(product, seed)] = [
-                score_product(product, data, _at(END - timedelta(days=k)), config=CFG).redesign_candidate
-                for k in range(EVALUATIONS - 1, -1, -1)
-            ]
-    return out
+def runs() -> dict[int, list[redesign.FlagRun]]:
+    """Per seed: every product's flag on each of the last 14 daily evaluations."""
+    flagged = redesign.run(SEEDS, spans=(SPAN_DAYS,))
+    return {seed: [r for r in flagged if r.seed == seed] for seed in SEEDS}
 
 
-def _flips(series: list[bool]) -> int:
-    return sum(1 for a, b in zip(series, series[1:], strict=False) if a != b)
+def _report(runs: list[redesign.FlagRun]) -> dict[str, str]:
+    return {r.product: "".join("1" if f else "0" for f in r.flags) for r in runs}
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_redesign_precision_and_recall_are_one(flags: dict[tuple[str, int], list[bool]], seed: int) -> None:
+def test_redesign_precision_and_recall_are_one(runs: dict[int, list[redesign.FlagRun]], seed: int) -> None:
     # At the end every decaying product is a candidate and no other is; over the 14 days every product whose
     # truth is constant is judged right on every evaluation.
-    tp = fp = fn = 0
-    for product, case in CASES.items():
-        flagged = flags[(product, seed)]
-        truths = [case.truth != "healthy"] * len(flagged) if case.truth != "becomes" else [True]
-        judged = flagged if case.truth != "becomes" else flagged[-1:]
-        for truth, got in zip(truths, judged, strict=True):
-            tp += truth and got
-            fp += got and not truth
-            fn += truth and not got
-    precision = tp / (tp + fp) if tp + fp else math.nan
-    recall = tp / (tp + fn) if tp + fn else math.nan
-    report = {p: "".join("1" if f else "0" for f in flags[(p, seed)]) for p in CASES}
-    assert (precision, recall) == (1.0, 1.0), report
+    figures = redesign.summary(runs[seed])
+    assert figures["products"] == len(CASES) and figures["candidates"] == 1 + EVALUATIONS
+    assert (figures["precision"], figures["recall"]) == (1.0, 1.0), _report(runs[seed])
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_no_flag_flips_while_the_truth_holds(flags: dict[tuple[str, int], list[bool]], seed: int) -> None:
-    for product, case in CASES.items():
-        series = flags[(product, seed)]
-        if case.truth == "becomes":  # turns on once, at some day, and stays on
-            assert series[-1] and _flips(series) <= 1 and series == sorted(series), (product, series)
+def test_no_flag_flips_while_the_truth_holds(runs: dict[int, list[redesign.FlagRun]], seed: int) -> None:
+    for r in runs[seed]:
+        if r.truth == "becomes":  # turns on once, at some day, and stays on
+            assert r.flags[-1] and list(r.flags) == sorted(r.flags) and r.flips() == 0, (r.product, r.flags)
         else:
-            assert _flips(series) == 0, (product, series)
+            assert r.flips() == 0, (r.product, r.flags)
+    assert redesign.summary(runs[seed])["flips_per_product_month"] == 0
+
+
+def test_flips_and_misses_are_counted() -> None:
+    # What `pulse eval` prints is counted as stated: a healthy flag that comes and goes is two flips and two false
+    # flags; the slow decay's flag clearing once raised is a flip, and off at the end is a miss.
+    healthy = redesign.FlagRun("h", "healthy", 0, 75, (False, True, True, False))
+    decay = redesign.FlagRun("d", "becomes", 0, 75, (False, True, False, False))
+    figures = redesign.summary([healthy, decay])
+    assert (healthy.flips(), decay.flips()) == (2, 1)
+    assert (figures["false_flags"], figures["missed"], figures["candidates"], figures["flips"]) == (2, 1, 1, 3)
+    assert figures["recall"] == 0.0 and figures["precision"] == 0.0
+    assert figures["wrong"] == ["d seed 0", "h seed 0"]
+    assert figures["flips_per_product_month"] == 3 / (2 * redesign.EVALUATIONS / 30)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -176,8 +142,8 @@ def test_the_typical_draw_is_judged_right_at_every_span(span: int) -> None:
     # flagged from three weeks of data on (at 28 days its lowest upper end is 3.7 points under the floor, so a
     # seed's luck still decides about a third of them: `scorecard_sweep.py` tables both), and no healthy one.
     for name, case in CASES.items():
-        if name == "strong-decay-70-30" and span < 45:
-            continue  # its decline ends 22 days before the end, after 18 days
+        if span < case.min_span:
+            continue
         scenario = sim.slow_decay(100, over_days=min(28, span)) if name == "slow-decay-100" else case.scenario
         card = score_product(name, sim.simulate(scenario, END, span, 0, expected=True), _at(END), config=CFG)
         assert card.redesign_candidate == (case.truth != "healthy"), (name, span, card.sentences)

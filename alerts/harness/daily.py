@@ -1,4 +1,4 @@
-"""A daily-level product simulator with known truth, for the scorecard's decisions (pure, fast, no store).
+"""A daily-level product simulator with known truth, for the redesign flag's decisions (pure, fast, no store).
 
 Per product and day it draws what the catalog would report for that day:
 users ~ Poisson(volume x weekly season), sessions ~ Poisson(users x 1.6),
