@@ -129,7 +129,7 @@ def summary(runs: list[FlagRun]) -> dict[str, Any]:
     return {
         "products": len(runs),
         "evaluations": len(judged),
-        "candidates": tp + fn,
+        "candidates": tp + fn,  # evaluations at which the truth is "a candidate"
         "precision": tp / (tp + fp) if tp + fp else None,
         "recall": tp / (tp + fn) if tp + fn else None,
         "false_flags": fp,

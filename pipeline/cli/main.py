@@ -289,7 +289,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         wrong = f"; wrong: {', '.join(f['wrong'])}" if f["wrong"] else ""
         print(f"redesign flag on {f['products']} simulated products with {span} days of data, evaluated daily over "
               f"the last 14: precision {_ratio(f['precision'])}, recall {_ratio(f['recall'])} ("
-              f"{f['candidates'] - f['missed']}/{f['candidates']} candidates flagged, {f['false_flags']} false flags); "
+              f"{f['candidates'] - f['missed']}/{f['candidates']} candidate evaluations flagged, "
+              f"{f['false_flags']} false); "
               f"flag flips per product-month {f['flips_per_product_month']:.3f}{wrong}")  # fmt: skip
     return 0
 
