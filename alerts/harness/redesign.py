@@ -101,6 +101,18 @@ def flags(product: str, days: dict[date, dict[str, float]]) -> tuple[bool, ...]:
     )  # fmt: skip
 
 
+def typical(span: int) -> dict[str, Any]:
+    """The slow decay on its typical draw (every count at its mean, :class:`~alerts.harness.daily.ExpectedDraws`):
+    flagged or not at the end, and how far its two lowest dimensions' upper ends are under their floors (negative:
+    over). Flagged here but missed on a seed is that seed's luck - the flag's counterpart of the judge's least
+    delay."""
+    name = "slow-decay-100"
+    days = daily.simulate(daily.slow_decay(100, over_days=min(MIN_SPAN, span)), END, span, 0, expected=True)
+    card = score_product(name, days, datetime.combine(END, time(6), UTC), config=load_config())
+    margins = sorted(d.floor - d.score_high for d in card.dimensions.values() if d.score_high is not None)[-2:]
+    return {"flagged": card.redesign_candidate, "margins": [round(m, 1) for m in margins]}
+
+
 def run(
     seeds: Iterable[int], spans: Sequence[int] = SPANS, progress: Callable[[str], None] | None = None
 ) -> list[FlagRun]:

@@ -291,8 +291,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
               f"the last 14: precision {_ratio(f['precision'])}, recall {_ratio(f['recall'])} ("
               f"{f['candidates'] - f['missed']}/{f['candidates']} candidate evaluations flagged, "
               f"{f['false_flags']} false); "
-              f"flag flips per product-month {f['flips_per_product_month']:.3f}{wrong}")  # fmt: skip
+              f"flag flips per product-month {f['flips_per_product_month']:.3f}{wrong}; the slow decay on its "
+              f"typical draw (every count at its mean): {_typical(r['typical'])}")  # fmt: skip
     return 0
+
+
+def _typical(t: dict[str, Any]) -> str:
+    ends = " and ".join(f"{abs(m):.1f} {'under' if m > 0 else 'over'}" for m in t["margins"])
+    return f"{'flagged' if t['flagged'] else 'not flagged'}, its lowest upper ends {ends} their floors"
 
 
 def _ratio(value: float | None) -> str:

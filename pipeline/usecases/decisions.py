@@ -32,6 +32,7 @@ def evaluate(folder: Path, seeds: Sequence[int], *, least: bool = False) -> dict
     flagged = {
         span: {
             "summary": redesign.summary([r for r in flags if r.span == span]),
+            "typical": redesign.typical(span),
             "per_seed": {
                 seed: redesign.summary([r for r in flags if (r.span, r.seed) == (span, seed)]) for seed in seeds
             },

@@ -41,11 +41,8 @@ def _flagged(product: str, data: dict[date, dict[str, float]], days_back: int) -
 
 def typical(span: int) -> str:
     """The slow decay on its typical draw at ``span`` days: flagged or missed, and its dimensions' margins."""
-    name = "slow-decay-100"
-    data = sim.simulate(sim.slow_decay(100, over_days=min(28, span)), END, span, 0, expected=True)
-    card = score_product(name, data, datetime.combine(END, time(6), UTC), config=load_config())
-    margins = sorted(d.floor - d.score_high for d in card.dimensions.values() if d.score_high is not None)[-2:]
-    return f"{'flagged' if card.redesign_candidate else 'missed'} ({', '.join(f'{m:+.1f}' for m in margins)})"
+    t = redesign.typical(span)
+    return f"{'flagged' if t['flagged'] else 'missed'} ({', '.join(f'{m:+.1f}' for m in t['margins'])})"
 
 
 def sweep(span: int, seeds: range) -> dict[str, list[int]]:

@@ -38,6 +38,7 @@ def test_eval_prints_the_redesign_flags_figures(folder: Path, capsys: pytest.Cap
     for span in redesign.SPANS:
         line = next(t for t in out.splitlines() if t.startswith("redesign flag on ") and f" {span} days " in t)
         assert "precision" in line and "recall" in line and "flag flips per product-month" in line
+        assert "on its typical draw (every count at its mean): flagged" in line
 
 
 def test_eval_json_has_precision_recall_and_flips_per_span_and_seed(
@@ -55,5 +56,7 @@ def test_eval_json_has_precision_recall_and_flips_per_span_and_seed(
     )
     assert old["summary"]["precision"] == 1.0 and old["summary"]["flips_per_product_month"] == 0
     assert set(old["per_seed"]) == {"3"} and old["per_seed"]["3"]["recall"] == old["summary"]["recall"]
+    # Next to the seeds, the slow decay's typical draw: flagged with 75 days, its upper ends under both floors.
+    assert old["typical"]["flagged"] and len(old["typical"]["margins"]) == 2 and min(old["typical"]["margins"]) > 0
     # With 28 days the strong decay's story does not fit: it is left out, not judged on missing days.
     assert flags["28"]["summary"]["products"] == len(redesign.CASES) - 1
