@@ -19,12 +19,12 @@ from alerts.scorecard import compute_scorecards
 def test_healthy_products_at_60_users_a_day_are_neither_flagged_nor_paged(
     hour: int, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
+    end = end_at(hour)
     sc = open_scenario(
-        tmp_path_factory.mktemp("event-level-steady"), scenario="steady", days=DAYS, users_per_product=60,
-        end=end_at(hour), seed=2,
+        tmp_path_factory.mktemp("event-level-steady"), scenario="steady", days=DAYS, users_per_product=60, end=end,
+        seed=2,
     )  # fmt: skip
     try:
-        end = end_at(hour)
         for days_back in (0, 3, 6):
             cards = compute_scorecards(sc.client, sc.database, end - timedelta(days=days_back))
             assert len(cards) == len(sc.cfg.products)
