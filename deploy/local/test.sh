@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The test command: set up (Python packages, Kafka jars, the Debian packages of
-# Prometheus, Alertmanager and Chromium), start the local Kafka, run ruff, mypy and pytest,
-# stop what was started. Exits non-zero on any failure, including pytest
-# collecting no tests (its exit code 5). Extra arguments go to pytest. The fault
-# tests start and stop their own three-broker cluster (kafka.sh cluster, ports
-# 19092-19097), stopping first one that an aborted run left behind.
+# Prometheus, Alertmanager and Chromium), start the local Kafka, run ruff (lint
+# and format), mypy and pytest, stop what was started. Exits non-zero on any
+# failure, including pytest collecting no tests (its exit code 5). Extra
+# arguments go to pytest. The fault tests start and stop their own three-broker
+# cluster (kafka.sh cluster, ports 19092-19097), stopping first one that an
+# aborted run left behind.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash deploy/local/setup.sh
@@ -28,6 +29,7 @@ trap cleanup EXIT
 
 echo "== ruff"
 .venv/bin/ruff check pipeline consumers alerts dashboards tests
+.venv/bin/ruff format --check pipeline consumers alerts dashboards tests
 echo "== mypy"
 .venv/bin/mypy pipeline alerts
 echo "== pytest"
