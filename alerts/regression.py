@@ -25,7 +25,7 @@ served just before; the label names the largest one and the evidence the mix.
   versions that drew few crashes by chance make an ordinary new version look
   severe against them; ``details["severe_unconfirmed_by"]``).
 * **Before/after** - once the rollout is complete: the new version over its
-  bake (up to ``max_bake``) against the predecessor mix over the
+  bake against the predecessor mix over the
   ``baseline_days`` whole days before the arrival. Whole days keep the hours
   of the day balanced in the baseline; a week of it makes the baseline's
   count large, so the new version's few hours carry the uncertainty. Latency
@@ -41,6 +41,13 @@ requests): the conditional test on the two counts. Latency: the share of the
 new version's requests slower than the predecessor's p95, against the
 predecessor's own share (5%). No minimum volume: thin data cannot reach the
 evidence bar, and one more hour of data can.
+
+**How long** (the bake, :func:`bake_end`): the verdict moves until the next
+arrival of any version (a successor, a hotfix, a rollback) - from then on the
+question is the newcomer's, as the end of a canary ends Kayenta's analysis -
+and for ``max_bake`` (a week, the ``lookback``) at most. The test is
+always-valid, so looking longer costs no false-alarm guarantee: a crash x2 at
+a few hundred sessions a day reaches its bar in days, not hours.
 
 **Verdicts per signal.** ``insufficient_data`` when a side has no traffic;
 ``regression`` / ``improvement`` when the evidence for a higher / lower value
@@ -99,7 +106,7 @@ class RegressionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     lookback_s: int = Field(7 * 86_400, gt=0)  # versions that arrived this long before now are judged
-    max_bake_s: int = Field(72 * 3_600, gt=0)  # after three days the verdict stops moving
+    max_bake_s: int = Field(7 * 86_400, gt=0)  # the verdict moves for a week at most, or until the next arrival
     baseline_days: int = Field(7, ge=1, le=28)  # before/after: the predecessor over this many whole days
     alpha: float = Field(0.01, gt=0, lt=1)  # regression / improvement labels (two-sided, always valid)
     page_alpha: float = Field(0.01, gt=0, lt=1)  # the severity bound's level, per signal
@@ -239,10 +246,16 @@ class Sides:
     week_mix: tuple[tuple[str, float], ...] = ()
 
 
+def bake_end(arrival: Arrival, cfg: RegressionConfig) -> int:
+    """The hour the verdict stops moving: ``max_bake`` after the arrival, or the next arrival if that is sooner."""
+    end = arrival.hour + cfg.max_bake_s // 3600
+    return end if arrival.superseded is None else min(end, arrival.superseded)
+
+
 def choose_sides(traffic: ProductTraffic, arrival: Arrival, now_h: int, cfg: RegressionConfig) -> Sides:
     """Canary (same hours) while old and new serve together, else before/after; ``now_h`` hours are complete+."""
     a = arrival.hour
-    end = max(a, min(now_h, a + cfg.max_bake_s // 3600))
+    end = max(a, min(now_h, bake_end(arrival, cfg)))
     mine = traffic.versions[arrival.version]
     cand = mine.window(a, end)
     recent = max(a, end - cfg.canary_recent_h)
@@ -486,6 +499,8 @@ def judge_arrival(
             details["severe_since"] = traffic.at(since).isoformat()
         if week:
             details["during"] = sides.comparison
+        if arrival.superseded is not None and bake_end(arrival, cfg) == arrival.superseded <= now_h:
+            details["bake_ended_by_next_arrival"] = traffic.at(arrival.superseded).isoformat()
         out.append(Verdict(
             traffic.product, arrival.version, baseline_version, released_at, sides.bake_h * 3600, signal,
             r["candidate"], r["baseline"], r["n1"], r["n0"],
@@ -508,7 +523,7 @@ def first_severe_look(traffic: ProductTraffic, arrival: Arrival, now_h: int, cfg
     events count as at the look that sees them now). At most ``max_bake`` looks
     (later ones see the same capped window), each a few tests on window totals.
     """
-    last = min(now_h - 1, arrival.hour + cfg.max_bake_s // 3600)
+    last = min(now_h - 1, bake_end(arrival, cfg))
     for h in range(arrival.hour + 1, last + 1):
         if any(r["severe"] for r in judge_sides(choose_sides(traffic, arrival, h, cfg), traffic.bucket0, cfg).values()):
             return h

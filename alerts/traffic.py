@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -127,6 +127,7 @@ class Arrival:
     hour: int  # index of the first hour judged as the new version's
     how: str  # "first seen in traffic", "announced", "came back (rollback)"
     announcement: Announcement | None
+    superseded: int | None = None  # the hour the next arrival (of any version) starts, if one has
 
 
 def arrivals(traffic: ProductTraffic) -> list[Arrival]:
@@ -169,7 +170,8 @@ def arrivals(traffic: ProductTraffic) -> list[Arrival]:
             if h >= MIN_HISTORY_H and others > 0:
                 kept.append((h, how))
         out.extend(Arrival(version, h, how, note) for h, how in kept)
-    return sorted(out, key=lambda a: (a.hour, a.version))
+    out.sort(key=lambda a: (a.hour, a.version))
+    return [replace(a, superseded=next((b.hour for b in out if b.hour > a.hour), None)) for a in out]
 
 
 def _re_released(mine: np.ndarray, total: np.ndarray, first: int, hour: int, starts: list[tuple[int, str]]) -> bool:

@@ -8,10 +8,12 @@ A severe verdict stands once an hourly look reached it
 (:func:`alerts.regression.first_severe_look`): each evaluation re-makes the
 earlier looks of every release that is not severe now, from the hourly counts
 it already read. This fills an embedded store with ``regression_and_decay``
-(``tests/support/scenario_store.py``), then times ``release_verdicts`` 30 h
-after the bad release, alternating the shipped judge with one that skips the
-earlier looks (so the machine's noise hits both alike), and prints the median
-of each and their ratio. A measurement, not a test: nothing here asserts a time.
+(``tests/support/scenario_store.py``), then times ``release_verdicts``
+``--after`` hours (30) after the bad release, alternating the shipped judge
+with one that skips the earlier looks and one whose verdicts stop moving at
+72 h (the bake before a week; so the machine's noise hits all alike), and
+prints the median of each and their ratios. A measurement, not a test: nothing
+here asserts a time.
 """
 
 from __future__ import annotations
@@ -33,25 +35,29 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=14, help="days of traffic in the store (default 14)")
     parser.add_argument("--users", type=int, default=300, help="users per product (default 300)")
     parser.add_argument("--runs", type=int, default=6, help="timed evaluations of each kind (default 6)")
+    parser.add_argument("--after", type=float, default=30, help="hours after the bad release (default 30)")
     args = parser.parse_args()
     sc = open_scenario(Path(tempfile.mkdtemp()) / "store", days=args.days, users_per_product=args.users)
     try:
-        now = datetime.fromisoformat(sc.story["regression_released_at"]) + timedelta(hours=30)
+        now = datetime.fromisoformat(sc.story["regression_released_at"]) + timedelta(hours=args.after)
         shipped = judge.first_severe_look
-        times: dict[str, list[float]] = {"shipped": [], "latest look only": []}
+        three_days = judge.RegressionConfig(max_bake_s=72 * 3600)
+        times: dict[str, list[float]] = {"shipped": [], "latest look only": [], "72 h bake": []}
         verdicts = 0
         for _ in range(args.runs):
             for name in times:
-                judge.first_severe_look = shipped if name == "shipped" else (lambda *_: None)  # type: ignore[assignment]
+                judge.first_severe_look = shipped if name != "latest look only" else (lambda *_: None)  # type: ignore[assignment]
+                cfg = three_days if name == "72 h bake" else None
                 t = time.perf_counter()
-                verdicts = len(judge.release_verdicts(sc.client, sc.database, now))
+                verdicts = len(judge.release_verdicts(sc.client, sc.database, now, config=cfg))
                 times[name].append(time.perf_counter() - t)
         judge.first_severe_look = shipped
         med = {name: statistics.median(ts) * 1000 for name, ts in times.items()}
         releases = verdicts // len(judge.SIGNALS)
         for name, ms in med.items():
-            print(f"{name:>17}: {ms:7.1f} ms per evaluation (median of {args.runs}; {releases} releases judged)")
-        print(f"{'ratio':>17}: {med['shipped'] / med['latest look only']:.2f}")
+            print(f"{name:>26}: {ms:7.1f} ms per evaluation (median of {args.runs}; {releases} releases judged)")
+        for other in ("latest look only", "72 h bake"):
+            print(f"{'ratio to ' + other:>26}: {med['shipped'] / med[other]:.2f}")
     finally:
         close_scenario(sc)
 
