@@ -212,8 +212,13 @@ def verdict_sentence(v: Any) -> str:
     text += f"; n = {v.candidate_volume} vs {v.baseline_volume}; {v.verdict.replace('_', ' ')}"
     since = v.details.get("severe_since")
     if v.severe and since:  # severe at an earlier look: a sequential test's rejection stands
-        return text + f" - severe since {since[:16].replace('T', ' ')} UTC"
-    return text + (" - severe" if v.severe else "")
+        text += f" - severe since {since[:16].replace('T', ' ')} UTC"
+    elif v.severe:
+        text += " - severe"
+    ended = v.details.get("bake_ended_by_next_arrival")
+    if ended:  # a successor, hotfix or rollback arrived: this verdict no longer moves
+        text += f" (final: the next version arrived {ended[:16].replace('T', ' ')} UTC)"
+    return text
 
 
 def _x(r: float) -> str:

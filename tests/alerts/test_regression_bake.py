@@ -66,6 +66,7 @@ def test_the_next_arrival_ends_the_bake() -> None:
     crash = _crash(traffic, 160)  # 2.0 no longer serves: its verdict is the one at 3.0's arrival
     assert (crash.severe, crash.bake_s, crash.candidate_volume) == (False, 96 * 3600, 960)
     assert crash.details["bake_ended_by_next_arrival"] == traffic.at(NEW + 96).isoformat()
+    assert crash.sentence().endswith(f"(final: the next version arrived {traffic.at(NEW + 96):%Y-%m-%d %H:%M} UTC)")
     # Without a successor the same look reads 160 hours of 2.0 (and its bar is reached by then).
     assert "bake_ended_by_next_arrival" not in _crash(_traffic(), 160).details
 
