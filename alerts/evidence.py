@@ -208,7 +208,7 @@ def verdict_sentence(v: Any) -> str:
             f"{fmt.format(v.baseline_value)}{unit} on {mix}, {how}")  # fmt: skip
     lo, hi = v.bounds
     if math.isfinite(lo) and lo > 0 or math.isfinite(hi):
-        text += f"; ratio {_x(lo)} to {_x(hi)} (always-valid {1 - v.details.get('alpha', 0.01):.0%} CI)"
+        text += f"; ratio {ratio_range(lo, hi)} (always-valid {1 - v.details.get('alpha', 0.01):.0%} CI)"
     text += f"; n = {v.candidate_volume} vs {v.baseline_volume}; {v.verdict.replace('_', ' ')}"
     since = v.details.get("severe_since")
     if v.severe and since:  # severe at an earlier look: a sequential test's rejection stands
@@ -217,9 +217,22 @@ def verdict_sentence(v: Any) -> str:
         text += " - severe"
     ended = v.details.get("bake_ended_by_next_arrival")
     if ended:  # a successor, hotfix or rollback arrived: this verdict no longer moves
-        text += f" (final: the next version arrived {ended[:16].replace('T', ' ')} UTC)"
+        text += f" (final: the next version arrived {_utc(ended)})"
+    elif v.details.get("final"):  # the bake ran its course: later looks read the same hours
+        text += f" (final since {_utc(v.details['moves_until'])})"
     return text
 
 
+def _utc(iso: str) -> str:
+    return f"{iso[:16].replace('T', ' ')} UTC"
+
+
+def ratio_range(lo: float, hi: float) -> str:
+    """A ratio's bounds as ``x0.81 to x2.4`` (``x120`` above ten, not ``x1.2e+02``; ``xinf`` when unbounded)."""
+    return f"{_x(lo)} to {_x(hi)}"
+
+
 def _x(r: float) -> str:
-    return "x0" if r <= 0 else ("xinf" if not math.isfinite(r) else f"x{r:.2g}")
+    if r <= 0:
+        return "x0"
+    return "xinf" if not math.isfinite(r) else (f"x{r:.2g}" if r < 10 else f"x{r:.0f}")

@@ -253,6 +253,12 @@ def bake_end(arrival: Arrival, cfg: RegressionConfig) -> int:
     return end if arrival.superseded is None else min(end, arrival.superseded)
 
 
+def _moves_until(arrival: Arrival, signal: str, comparison: str, cfg: RegressionConfig) -> int:
+    """The hour after which a look no longer changes this signal's verdict (latency before/after: its first day)."""
+    end = bake_end(arrival, cfg)
+    return min(end, arrival.hour + cfg.latency_bake_h) if signal == "latency" and comparison != "canary" else end
+
+
 def choose_sides(traffic: ProductTraffic, arrival: Arrival, now_h: int, cfg: RegressionConfig) -> Sides:
     """Canary (same hours) while old and new serve together, else before/after; ``now_h`` hours are complete+."""
     a = arrival.hour
@@ -502,6 +508,9 @@ def judge_arrival(
             details["during"] = sides.comparison
         if arrival.superseded is not None and bake_end(arrival, cfg) == arrival.superseded <= now_h:
             details["bake_ended_by_next_arrival"] = traffic.at(arrival.superseded).isoformat()
+        moves_until = _moves_until(arrival, signal, comparison, cfg)
+        details["moves_until"] = traffic.at(moves_until).isoformat()  # what a later look can still change
+        details["final"] = moves_until <= now_h
         out.append(Verdict(
             traffic.product, arrival.version, baseline_version, released_at, sides.bake_h * 3600, signal,
             r["candidate"], r["baseline"], r["n1"], r["n0"],

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -256,11 +257,20 @@ def cmd_releases(args: argparse.Namespace) -> int:
     from pipeline.usecases import nodata
 
     verdicts = nodata.read(_settings(args), "releases", {"at": args.at} if args.at else {})
+    if args.format != "json":  # the bounds as a range; moves_until: when a later look no longer changes it
+        verdicts = [{**v, "ratio_bounds": _bounds(v.get("ratio_bounds")),
+                     "moves_until": "final" if v.get("final") else v.get("moves_until")} for v in verdicts]  # fmt: skip
     _print_records(verdicts, args.format, ["product", "version", "arrival", "baseline_version", "comparison",
                                            "signal", "candidate_value", "baseline_value", "ratio_bounds", "verdict",
-                                           "severe"],
+                                           "severe", "moves_until"],
                    empty="no releases to judge: no version started serving in the judged window")  # fmt: skip
     return 0
+
+
+def _bounds(bounds: list[float | None] | None) -> str | None:
+    from alerts.evidence import ratio_range
+
+    return ratio_range(*(math.inf if b is None else b for b in bounds)) if bounds else None
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -606,7 +616,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="table", choices=["table", "json"])
     p.set_defaults(fn=cmd_scorecard)
 
-    p = sub.add_parser("releases", help="recent releases against their predecessors: the regression verdicts")
+    p = sub.add_parser(
+        "releases",
+        help="recent releases against their predecessors: the regression verdicts",
+        description="One row per release and signal: how its baseline was chosen (arrival, baseline_version, "
+        "comparison: canary over the same hours, or before/after), both values, the ratio's always-valid bounds "
+        "and the verdict. moves_until is when a later look can no longer change it (the next version's arrival, "
+        "or a week after this one's; latency before/after: its first day); 'final' once that has passed.",
+    )
     _common(p)
     p.add_argument("--at", type=_time, help="judge at this time (ISO with timezone; default now)")
     p.add_argument("--format", default="table", choices=["table", "json"])

@@ -74,3 +74,21 @@ def test_the_next_arrival_ends_the_bake() -> None:
 def test_the_bake_stops_at_a_week() -> None:
     assert RegressionConfig().max_bake_s == RegressionConfig().lookback_s == 7 * 86_400
     assert _crash(_traffic(), 8 * 24 - 1).bake_s == 7 * 86_400  # a look a day later reads the same week
+
+
+def test_a_verdict_says_until_when_it_moves() -> None:
+    traffic = _traffic()
+    early, late = _crash(traffic, 72), _crash(traffic, 8 * 24 - 1)
+    week_on = traffic.at(NEW + 7 * 24).isoformat()
+    assert (early.details["moves_until"], early.details["final"]) == (week_on, False)
+    assert (late.details["moves_until"], late.details["final"]) == (week_on, True)
+    assert "final" not in early.sentence()
+    assert late.sentence().endswith(f"(final since {traffic.at(NEW + 7 * 24):%Y-%m-%d %H:%M} UTC)")
+    # Latency before/after compares the first day with the day before: final once that day is over.
+    (arrival,) = [a for a in arrivals(traffic) if a.version == "2.0"]
+    latency = {v.signal: v for v in judge_arrival(traffic, arrival, NEW + 30, RegressionConfig())}["latency"]
+    assert (latency.details["moves_until"], latency.details["final"]) == (traffic.at(NEW + 24).isoformat(), True)
+    # The next arrival ends it sooner, and the sentence names that arrival instead.
+    ended = _crash(_traffic(next_at=NEW + 96), 160)
+    assert (ended.details["moves_until"], ended.details["final"]) == (traffic.at(NEW + 96).isoformat(), True)
+    assert "final since" not in ended.sentence()

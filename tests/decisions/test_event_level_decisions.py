@@ -60,4 +60,4 @@ def test_the_regressing_release_pages_and_nothing_else_does(decay: Scenario) -> 
     product, version = decay.story["regressing_product"], decay.story["regressing_version"]
     assert {(p, v) for p, v, _ in pages} == {(product, version)}, pages
     assert pages[(product, version, "latency")] <= 24  # p95 x2 at ~200 sessions a day: within its first day
-    assert pages[(product, version, "crash_rate")] <= 72  # crashes x5 (1.5% -> 7.5%): within the bake
+    assert pages[(product, version, "crash_rate")] <= 72  # crashes x5 (1.5% -> 7.5%): within three days
