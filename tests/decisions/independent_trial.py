@@ -255,11 +255,11 @@ def report(first: Firings, start: datetime, scale: float) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=1, help="the generator's random numbers (default 1)")
     ap.add_argument("--end", type=datetime.fromisoformat, default=datetime.fromisoformat("2026-12-07T07:00:00Z"),
                     help="the end of the data (ISO with timezone; any hour of the day)")  # fmt: skip
     ap.add_argument("--scale", type=float, default=1.0, help="users a day x this (0.5: atlas 200, holly 750, ...)")
-    ap.add_argument("--data-dir", type=Path, help="where to build the store (default a temporary folder)")
+    ap.add_argument("--data-dir", type=Path, help="where to build the store (default: a new temporary folder, kept)")
     args = ap.parse_args(argv)
     if args.end.tzinfo is None:
         ap.error("--end needs a timezone, e.g. 2026-12-07T07:00:00Z")
